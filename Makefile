@@ -1,0 +1,43 @@
+# Every target sets up .venv by itself, so `make demo` and `make test` work on a fresh machine.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-unit lint completions bench peers clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test,lint]'
+	touch $(STAMP)
+
+## demo: build a small example image, import it, list it, extract it, export it again
+demo: $(STAMP)
+	$(BIN)/python examples/demo.py
+
+## peers: install skopeo, umoci, containerd and podman from Debian when missing (needs root)
+peers:
+	bash scripts/install-peers.sh
+
+## test: unit, CLI and interop tests (installs the peers first)
+test: $(STAMP) peers
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+## test-unit: everything but the interop tests, no peers needed
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -m "not interop" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check ctrpy tests bench examples
+	$(BIN)/mypy
+
+completions: $(STAMP)
+	$(BIN)/python -m ctrpy.cli.completion_gen completions
+
+bench: $(STAMP) peers
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

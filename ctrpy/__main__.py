@@ -1,0 +1,3 @@
+from ctrpy.cli.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The command line: click only, on top of ctrpy.Client."""

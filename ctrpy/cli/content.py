@@ -1,0 +1,123 @@
+"""``ctrpy content``: the blobs of the content store."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ctrpy.cli.context import App, pass_app
+from ctrpy.cli.group import AliasedGroup
+from ctrpy.cli.params import parse_labels
+from ctrpy.cli.render import age, json_envelope, labels_cell, table
+from ctrpy.content.blobs import CHUNK
+from ctrpy.oci import digest as _digest
+
+
+@click.group(cls=AliasedGroup)
+def content() -> None:
+    """Manage the content store: list, get, ingest, label and remove blobs.
+
+    \b
+    Example:
+      $ ctrpy content ls
+    """
+
+
+@content.command("ls", aliases=("list",))
+@click.option("-q", "--quiet", is_flag=True, help="Print only the digests.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON envelope instead of a table.")
+@pass_app
+def ls(app: App, quiet: bool, as_json: bool) -> None:
+    """List blobs: DIGEST SIZE AGE LABELS.
+
+    \b
+    Example:
+      $ ctrpy content ls -q
+    """
+    infos = app.client.content.list()
+    if quiet:
+        for info in infos:
+            click.echo(info.digest)
+    elif as_json:
+        click.echo(json_envelope("ContentList", [
+            {"digest": i.digest, "size": i.size, "labels": i.labels,
+             "createdAt": i.created_at, "updatedAt": i.updated_at}
+            for i in infos
+        ]))
+    else:
+        rows = [[i.digest, str(i.size), age(i.created_at), labels_cell(i.labels)] for i in infos]
+        table(sys.stdout, ["DIGEST", "SIZE", "AGE", "LABELS"], rows)
+
+
+@content.command("get")
+@click.argument("digest")
+@pass_app
+def get(app: App, digest: str) -> None:
+    """Write a blob's raw bytes to stdout (verified while read).
+
+    \b
+    Example:
+      $ ctrpy content get sha256:... | jq .
+    """
+    _digest.validate(digest)
+    out = click.get_binary_stream("stdout")
+    with app.client.content.open(digest) as f:
+        while chunk := f.read(CHUNK):
+            out.write(chunk)
+    out.flush()
+
+
+@content.command("ingest")
+@click.option("--expected-digest", default=None, help="Fail unless the bytes have this digest.")
+@click.option("--expected-size", type=click.IntRange(min=0), default=None, help="Fail unless exactly this many bytes arrive.")
+@click.option("--label", "labels", multiple=True, metavar="K=V", help="Label the blob (repeatable).")
+@click.argument("ref")
+@pass_app
+def ingest(app: App, expected_digest: str | None, expected_size: int | None, labels: tuple[str, ...], ref: str) -> None:
+    """Store the bytes on stdin as a blob and print its digest (REF names the ingest, as in ctr).
+
+    \b
+    Example:
+      $ echo hello | ctrpy content ingest hello
+    """
+    if expected_digest is not None:
+        _digest.validate(expected_digest)
+    label_map = parse_labels(labels)
+    info = app.client.content.ingest(
+        click.get_binary_stream("stdin"), expected_digest, expected_size, label_map
+    )
+    click.echo(info.digest)
+
+
+@content.command("rm", aliases=("remove", "delete", "del"))
+@click.argument("digests", nargs=-1, required=True)
+@pass_app
+def rm(app: App, digests: tuple[str, ...]) -> None:
+    """Remove blobs from this namespace (their bytes go when no namespace has them).
+
+    \b
+    Example:
+      $ ctrpy content rm sha256:...
+    """
+    for d in digests:
+        _digest.validate(d)
+    store = app.client.content
+    for d in digests:
+        store.delete(d)
+        click.echo(d)
+
+
+@content.command("label")
+@click.argument("digest")
+@click.argument("labels", nargs=-1)
+@pass_app
+def label(app: App, digest: str, labels: tuple[str, ...]) -> None:
+    """Set (k=v) or remove (k=) labels on a blob; prints the resulting labels.
+
+    \b
+    Example:
+      $ ctrpy content label sha256:... containerd.io/gc.root=keep
+    """
+    merged = app.client.content.set_labels(digest, parse_labels(labels, param="LABELS"))
+    click.echo(labels_cell(merged))

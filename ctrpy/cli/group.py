@@ -1,0 +1,64 @@
+"""A click Group whose commands have ctr's aliases (``ls|list``, ``rm|remove|delete|del``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+
+class AliasedGroup(click.Group):
+    """Commands carry ``aliases``; help lists ``ls, list``; unknown names list the valid ones."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._aliases: dict[str, str] = {}
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        super().add_command(cmd, name)
+        for alias in getattr(cmd, "aliases", ()):
+            self._aliases[alias] = name or cmd.name or ""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, self._aliases.get(cmd_name, cmd_name))
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        _name, cmd, rest = super().resolve_command(ctx, args)
+        return (cmd.name if cmd else None), cmd, rest
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is None or cmd.hidden:
+                continue
+            label = ", ".join([name, *getattr(cmd, "aliases", ())])
+            rows.append((label, cmd.get_short_help_str(limit=90)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def command(self, *args: Any, aliases: tuple[str, ...] = (), **kwargs: Any) -> Any:  # type: ignore[override]
+        decorator = super().command(*args, **kwargs)
+
+        def wrap(f: Any) -> click.Command:
+            cmd: click.Command = decorator(f)
+            cmd.aliases = aliases  # type: ignore[attr-defined]
+            self._aliases.update({a: cmd.name or "" for a in aliases})
+            return cmd
+
+        return wrap
+
+    def group(self, *args: Any, aliases: tuple[str, ...] = (), **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs.setdefault("cls", AliasedGroup)
+        decorator = super().group(*args, **kwargs)
+
+        def wrap(f: Any) -> click.Group:
+            grp: click.Group = decorator(f)
+            grp.aliases = aliases  # type: ignore[attr-defined]
+            self._aliases.update({a: grp.name or "" for a in aliases})
+            return grp
+
+        return wrap

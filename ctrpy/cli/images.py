@@ -1,0 +1,264 @@
+"""``ctrpy images``: list, tag, remove, label, inspect, import and export images."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import BinaryIO, cast
+
+import click
+
+from ctrpy.cli.context import App, pass_app
+from ctrpy.cli.group import AliasedGroup
+from ctrpy.cli.params import open_input, parse_labels
+from ctrpy.cli.render import human_size, json_envelope, labels_cell, table
+from ctrpy.errors import NotFound
+from ctrpy.formats import ExportOptions, ImportOptions, registry
+from ctrpy.oci import Matcher, mediatypes
+
+PLATFORM_HELP = "Platform to use, e.g. linux/arm64 (repeatable; strict match)."
+
+
+@click.group(cls=AliasedGroup)
+def images() -> None:
+    """Manage images: list, import, export, tag, label and remove them.
+
+    \b
+    Example:
+      $ ctrpy images ls
+    """
+
+
+images.aliases = ("image", "i")  # type: ignore[attr-defined]
+
+
+@images.command("ls", aliases=("list",))
+@click.option("-q", "--quiet", is_flag=True, help="Print only the image names.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON envelope instead of a table.")
+@pass_app
+def ls(app: App, quiet: bool, as_json: bool) -> None:
+    """List images: REF TYPE DIGEST SIZE PLATFORMS LABELS.
+
+    \b
+    Example:
+      $ ctrpy images ls -q
+    """
+    client = app.client
+    imgs = client.images.list()
+    if quiet:
+        for img in imgs:
+            click.echo(img.name)
+        return
+    summaries = [client.summarize(img) for img in imgs]
+    if as_json:
+        click.echo(json_envelope("ImageList", [
+            {
+                "name": s.image.name,
+                "target": s.image.target.to_json(),
+                "size": s.size,
+                "platforms": [str(p) for p in s.platforms],
+                "labels": s.image.labels,
+                "createdAt": s.image.created_at,
+                "updatedAt": s.image.updated_at,
+            }
+            for s in summaries
+        ]))
+        return
+    rows = [
+        [
+            s.image.name,
+            s.image.target.media_type,
+            s.image.target.digest,
+            human_size(s.size),
+            ",".join(str(p) for p in s.platforms) or "-",
+            labels_cell(s.image.labels),
+        ]
+        for s in summaries
+    ]
+    table(sys.stdout, ["REF", "TYPE", "DIGEST", "SIZE", "PLATFORMS", "LABELS"], rows)
+
+
+@images.command("tag")
+@click.option("--force", is_flag=True, help="Replace a target name that already exists.")
+@click.argument("source")
+@click.argument("targets", nargs=-1, required=True)
+@pass_app
+def tag(app: App, source: str, targets: tuple[str, ...], force: bool) -> None:
+    """Give an existing image more names.
+
+    \b
+    Example:
+      $ ctrpy images tag docker.io/library/busybox:latest busybox:mine
+    """
+    for img in app.client.images.tag(source, list(targets), force=force):
+        click.echo(img.name)
+
+
+@images.command("rm", aliases=("remove", "delete", "del"))
+@click.argument("refs", nargs=-1, required=True)
+@pass_app
+def rm(app: App, refs: tuple[str, ...]) -> None:
+    """Remove images by name (a missing one is a warning, as in ctr).
+
+    \b
+    Example:
+      $ ctrpy images rm docker.io/library/busybox:latest
+    """
+    store = app.client.images
+    for ref in refs:
+        try:
+            img = store.delete(ref)
+        except NotFound:
+            click.echo(f"ctrpy: warning: image {ref!r} not found", err=True)
+            continue
+        click.echo(img.name)
+
+
+@images.command("label")
+@click.argument("ref")
+@click.argument("labels", nargs=-1)
+@pass_app
+def label(app: App, ref: str, labels: tuple[str, ...]) -> None:
+    """Set (k=v) or remove (k=) labels on an image; prints the resulting labels.
+
+    \b
+    Example:
+      $ ctrpy images label busybox:latest team=infra
+    """
+    img = app.client.images.set_labels(ref, parse_labels(labels, param="LABELS"))
+    click.echo(labels_cell(img.labels))
+
+
+@images.command("inspect")
+@click.argument("ref")
+@pass_app
+def inspect(app: App, ref: str) -> None:
+    """Print an image's record, manifest and config as JSON.
+
+    \b
+    Example:
+      $ ctrpy images inspect busybox:latest
+    """
+    click.echo(json.dumps(app.client.inspect(ref), indent=2))
+
+
+@images.command("import")
+@click.option(
+    "--format", "fmt", default="auto", show_default=True,
+    help="Archive format: auto, oci.v1, docker.v1.2 (alias docker.v1.1), or a plugin's name.",
+)
+@click.option(
+    "--oci-name", "--base-name", "base_name", default=None,
+    help="Base image name for entries with a bare tag or no name [default: unknown/unknown].",
+)
+@click.option("--digests", is_flag=True, help="Also create NAME@DIGEST images for named entries.")
+@click.option(
+    "--skip-digest-for-named", is_flag=True,
+    help="With --digests: do not create digest images for entries that have a name.",
+)
+@click.option("--index-name", default=None, help="Also record an image for the archive's whole index.")
+@click.option("--label", "labels", multiple=True, metavar="K=V", help="Label every imported image (repeatable).")
+@click.option("--platform", "platforms", multiple=True, help=PLATFORM_HELP)
+@click.option("--all-platforms", is_flag=True, help="Import content for all platforms.")
+@click.option("--no-unpack", is_flag=True, help="Do not unpack the images into snapshots.")
+@click.option("--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", help="Snapshotter to unpack with.")
+@click.option(
+    "--compress-blobs", is_flag=True,
+    help="docker archives: gzip uncompressed layers while importing.",
+)
+@click.argument("archive", metavar="IN")
+@pass_app
+def import_cmd(
+    app: App,
+    fmt: str,
+    base_name: str | None,
+    digests: bool,
+    skip_digest_for_named: bool,
+    index_name: str | None,
+    labels: tuple[str, ...],
+    platforms: tuple[str, ...],
+    all_platforms: bool,
+    no_unpack: bool,
+    snapshotter: str | None,
+    compress_blobs: bool,
+    archive: str,
+) -> None:
+    """Import images from an archive file, or from stdin with '-'.
+
+    \b
+    Example:
+      $ ctrpy images import --platform linux/amd64 busybox.tar
+      $ skopeo copy docker://busybox oci-archive:/dev/stdout | ctrpy images import -
+    """
+    importer = registry.get_importer(fmt)
+    opts = ImportOptions(
+        base_name=base_name or "unknown/unknown",
+        base_name_given=base_name is not None,
+        digests=digests,
+        skip_digest_for_named=skip_digest_for_named,
+        index_name=index_name,
+        matcher=Matcher.from_options(platforms, all_platforms),
+        compress_blobs=compress_blobs,
+    )
+    label_map = parse_labels(labels)
+    stream, close = open_input(archive)
+    try:
+        imported = app.client.import_archive(cast(BinaryIO, stream), importer, opts, label_map)
+    finally:
+        if close:
+            cast(BinaryIO, stream).close()
+    for img in imported:
+        click.echo(img.name)
+
+
+@images.command("export")
+@click.option("--skip-manifest-json", is_flag=True, help="Do not write a Docker-compatible manifest.json.")
+@click.option("--skip-non-distributable", is_flag=True, help="Leave out non-distributable layers.")
+@click.option("--oci-ref-name", default=None, help="Override the org.opencontainers.image.ref.name annotation.")
+@click.option("--manifest", "manifest", default=None, metavar="DIGEST", help="Export this content digest instead of looking IMAGE up.")
+@click.option(
+    "--manifest-type", default=mediatypes.OCI_MANIFEST, show_default=True,
+    help="Media type of the --manifest digest.",
+)
+@click.option("--platform", "platforms", multiple=True, help=PLATFORM_HELP)
+@click.option("--all-platforms", is_flag=True, help="Export every platform (all must be in the store).")
+@click.argument("out", metavar="OUT")
+@click.argument("names", nargs=-1, metavar="IMAGE...")
+@pass_app
+def export_cmd(
+    app: App,
+    skip_manifest_json: bool,
+    skip_non_distributable: bool,
+    oci_ref_name: str | None,
+    manifest: str | None,
+    manifest_type: str,
+    platforms: tuple[str, ...],
+    all_platforms: bool,
+    out: str,
+    names: tuple[str, ...],
+) -> None:
+    """Export images as an OCI archive to a file, or to stdout with '-'.
+
+    \b
+    Example:
+      $ ctrpy images export busybox.tar docker.io/library/busybox:latest
+      $ ctrpy images export - busybox:latest | skopeo inspect oci-archive:/dev/stdin
+    """
+    if not names and manifest is None:
+        raise click.UsageError("name at least one IMAGE to export")
+    client = app.client
+    targets = client.export_targets(names, manifest, manifest_type, oci_ref_name)
+    opts = ExportOptions(
+        matcher=Matcher.from_options(platforms, all_platforms),
+        all_platforms=all_platforms,
+        skip_manifest_json=skip_manifest_json,
+        skip_non_distributable=skip_non_distributable,
+    )
+    if out == "-":
+        stdout = click.get_binary_stream("stdout")
+        client.export(targets, stdout, options=opts)
+        stdout.flush()
+    else:
+        client.export_to_path(targets, out, options=opts)
+
+

@@ -1,0 +1,133 @@
+"""The ``ctrpy`` command group, its global options, and the ONE place errors become exit codes.
+
+Exit codes: 0 success; 1 an error (one line on stderr: ``ctrpy: error: ...``); 2 a usage
+error (click's usage message); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import IO, Any, NoReturn
+
+import click
+
+import ctrpy
+from ctrpy.cli.context import App
+from ctrpy.cli.group import AliasedGroup
+from ctrpy.errors import CtrpyError
+from ctrpy.metadata import namespaces
+
+
+class CommandFailed(click.ClickException):
+    """A CtrpyError or OSError on its way to the user: one line, exit 1."""
+
+    exit_code = 1
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"ctrpy: error: {self.message}", err=True)
+
+
+def _describe_os_error(e: OSError) -> str:
+    text = e.strerror or str(e)
+    return f"{e.filename}: {text}" if e.filename else text
+
+
+class RootGroup(AliasedGroup):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except CtrpyError as e:
+            self._maybe_trace(ctx)
+            raise CommandFailed(str(e)) from e
+        except BrokenPipeError:
+            # the reader went away (`ctrpy ... | head`): not our error to report
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise click.exceptions.Exit(1) from None
+        except OSError as e:
+            self._maybe_trace(ctx)
+            raise CommandFailed(_describe_os_error(e)) from e
+        except KeyboardInterrupt:
+            click.echo("ctrpy: interrupted", err=True)
+            raise click.exceptions.Exit(130) from None
+        except Exception as e:
+            self._maybe_trace(ctx)
+            raise CommandFailed(f"internal error: {type(e).__name__}: {e} (run with --debug for details)") from e
+
+    @staticmethod
+    def _maybe_trace(ctx: click.Context) -> None:
+        app = ctx.find_object(App)
+        if app is not None and app.debug:
+            traceback.print_exc(file=sys.stderr)
+
+
+@click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--root",
+    envvar="CTRPY_ROOT",
+    type=click.Path(file_okay=False, path_type=str),
+    help="Root directory of the store [env CTRPY_ROOT; default /var/lib/ctrpy as root, "
+    "else $XDG_DATA_HOME/ctrpy].",
+)
+@click.option(
+    "-n",
+    "--namespace",
+    envvar=["CTRPY_NAMESPACE", "CONTAINERD_NAMESPACE"],
+    default=namespaces.DEFAULT,
+    show_default=True,
+    help="Namespace to use [env CTRPY_NAMESPACE, then CONTAINERD_NAMESPACE].",
+)
+@click.option("--debug", is_flag=True, envvar="CTRPY_DEBUG", help="Show tracebacks on errors.")
+@click.version_option(ctrpy.__version__, "--version", "-v", prog_name="ctrpy", message="%(prog)s version %(version)s")
+@click.pass_context
+def cli(ctx: click.Context, root: str | None, namespace: str, debug: bool) -> None:
+    """ctrpy: a daemonless, ctr-compatible container image tool.
+
+    Imports and exports image archives (OCI and docker save), keeps them in an embedded
+    store under one root directory, and unpacks them into snapshots. No daemon.
+
+    \b
+    Example:
+      $ ctrpy images import busybox.tar
+    """
+    namespaces.validate(namespace)
+    ctx.obj = App(root=root, namespace=namespace, debug=debug)
+    ctx.call_on_close(ctx.obj.close)
+
+
+@cli.command("version")
+def version_cmd() -> None:
+    """Print the version of ctrpy and of what it runs on.
+
+    \b
+    Example:
+      $ ctrpy version
+    """
+    import platform
+
+    click.echo(f"ctrpy:\n  Version:  {ctrpy.__version__}\n  Python:   {platform.python_version()}")
+    click.echo(f"  Platform: {platform.system().lower()}/{platform.machine()}")
+
+
+def _register() -> None:
+    from ctrpy.cli import content, images, namespaces_cmd
+
+    cli.add_command(images.images)
+    cli.add_command(content.content)
+    cli.add_command(namespaces_cmd.namespaces)
+
+
+_register()
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="ctrpy")
+    except SystemExit:
+        raise
+    sys.exit(0)

@@ -1,0 +1,92 @@
+"""``ctrpy namespaces``: list, create, label and remove namespaces."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ctrpy.cli.context import App, pass_app
+from ctrpy.cli.group import AliasedGroup
+from ctrpy.cli.params import parse_labels
+from ctrpy.cli.render import json_envelope, labels_cell, table
+from ctrpy.metadata import namespaces as ns_rules
+
+
+@click.group("namespaces", cls=AliasedGroup)
+def namespaces() -> None:
+    """Manage namespaces (images and content are kept per namespace).
+
+    \b
+    Example:
+      $ ctrpy namespaces ls
+    """
+
+
+namespaces.aliases = ("namespace", "ns")  # type: ignore[attr-defined]
+
+
+@namespaces.command("ls", aliases=("list",))
+@click.option("-q", "--quiet", is_flag=True, help="Print only the names.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON envelope instead of a table.")
+@pass_app
+def ls(app: App, quiet: bool, as_json: bool) -> None:
+    """List namespaces: NAME LABELS.
+
+    \b
+    Example:
+      $ ctrpy ns ls
+    """
+    items = app.client.namespaces.list()
+    if quiet:
+        for name, _labels in items:
+            click.echo(name)
+    elif as_json:
+        click.echo(json_envelope("NamespaceList", [{"name": n, "labels": lb} for n, lb in items]))
+    else:
+        table(sys.stdout, ["NAME", "LABELS"], [[n, labels_cell(lb)] for n, lb in items])
+
+
+@namespaces.command("create")
+@click.argument("name")
+@click.argument("labels", nargs=-1)
+@pass_app
+def create(app: App, name: str, labels: tuple[str, ...]) -> None:
+    """Create a namespace, optionally with k=v labels.
+
+    \b
+    Example:
+      $ ctrpy ns create ci team=infra
+    """
+    ns_rules.validate(name)
+    app.client.namespaces.create(name, parse_labels(labels, param="LABELS"))
+
+
+@namespaces.command("label")
+@click.argument("name")
+@click.argument("labels", nargs=-1)
+@pass_app
+def label(app: App, name: str, labels: tuple[str, ...]) -> None:
+    """Set (k=v) or remove (k=) labels on a namespace.
+
+    \b
+    Example:
+      $ ctrpy ns label ci team=
+    """
+    merged = app.client.namespaces.set_labels(name, parse_labels(labels, param="LABELS"))
+    click.echo(labels_cell(merged))
+
+
+@namespaces.command("rm", aliases=("remove", "delete", "del"))
+@click.argument("names", nargs=-1, required=True)
+@pass_app
+def rm(app: App, names: tuple[str, ...]) -> None:
+    """Remove namespaces; refuses one that still holds images or snapshots.
+
+    \b
+    Example:
+      $ ctrpy ns rm ci
+    """
+    for name in names:
+        app.client.namespaces.remove(name)
+        click.echo(name)

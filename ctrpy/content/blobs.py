@@ -1,0 +1,189 @@
+"""The bytes of the content store: ``content/blobs/sha256/<hex>``, written once.
+
+Writers hash while writing, fsync, check the expected size and digest, and rename into
+place.  An existing blob is never rewritten: its bytes are verified and dropped (dedup).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+from ctrpy.errors import DigestMismatch, NotFound, SizeMismatch, StoreError
+from ctrpy.oci import digest as _digest
+
+CHUNK = 1 << 20
+
+
+class BlobWriter:
+    """Write one blob.  Use as a context manager; call :meth:`commit` to keep it.
+
+    When ``expected`` names a blob that is already present, the bytes are only hashed
+    (to verify them) and never written to disk.
+    """
+
+    def __init__(
+        self,
+        blobs: BlobStore,
+        expected: str | None = None,
+        expected_size: int | None = None,
+    ):
+        self.blobs = blobs
+        self.expected = _digest.validate(expected) if expected else None
+        self.expected_size = expected_size
+        self.hash = hashlib.sha256()
+        self.size = 0
+        self._fd: int | None = None
+        self._tmp: str | None = None
+        self.verify_only = self.expected is not None and blobs.exists(self.expected)
+        if not self.verify_only:
+            ingest = blobs.ingest_dir
+            try:
+                ingest.mkdir(parents=True, exist_ok=True)
+                self._fd, self._tmp = tempfile.mkstemp(dir=ingest, prefix="ingest-")
+            except OSError as e:
+                raise StoreError(f"cannot write to content store {blobs.root}: {e.strerror}") from e
+
+    def write(self, data: bytes | memoryview) -> None:
+        n = len(data)
+        if self.expected_size is not None and self.size + n > self.expected_size:
+            raise SizeMismatch(
+                f"{self.expected or 'blob'}: more than the expected {self.expected_size} bytes"
+            )
+        self.hash.update(data)
+        self.size += n
+        if self._fd is not None:
+            view = memoryview(data)
+            try:
+                while view:
+                    written = os.write(self._fd, view)
+                    view = view[written:]
+            except OSError as e:
+                raise StoreError(f"cannot write to content store: {e.strerror}") from e
+
+    def copy_from(self, stream: BinaryIO, limit: int | None = None) -> None:
+        """Copy ``stream`` (up to ``limit`` bytes, else to EOF) into the blob."""
+        remaining = limit
+        while remaining is None or remaining > 0:
+            want = CHUNK if remaining is None else min(CHUNK, remaining)
+            chunk = stream.read(want)
+            if not chunk:
+                break
+            self.write(chunk)
+            if remaining is not None:
+                remaining -= len(chunk)
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self.hash.hexdigest()
+
+    def commit(self) -> tuple[str, int]:
+        """Verify, fsync, and move the blob into place; returns (digest, size)."""
+        dgst = self.digest
+        if self.expected_size is not None and self.size != self.expected_size:
+            raise SizeMismatch(
+                f"{self.expected or 'content'}: got {self.size} bytes, expected {self.expected_size}"
+            )
+        if self.expected is not None and dgst != self.expected:
+            raise DigestMismatch(f"content has digest {dgst}, expected {self.expected}")
+        if self._fd is not None and self._tmp is not None:
+            target = self.blobs.path(dgst)
+            try:
+                os.fchmod(self._fd, 0o444)
+                os.fsync(self._fd)
+                os.close(self._fd)
+                self._fd = None
+                if target.exists():
+                    os.unlink(self._tmp)
+                else:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.rename(self._tmp, target)
+                self._tmp = None
+            except OSError as e:
+                raise StoreError(f"cannot commit blob {dgst}: {e.strerror}") from e
+        return dgst, self.size
+
+    def abort(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._tmp is not None:
+            try:
+                os.unlink(self._tmp)
+            except OSError:
+                pass
+            self._tmp = None
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.abort()
+
+
+class BlobStore:
+    """Namespace-free bytes addressed by digest."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.blob_dir = root / "blobs" / "sha256"
+        self.ingest_dir = root / "ingest"
+
+    def path(self, dgst: str) -> Path:
+        return self.blob_dir / _digest.hex_of(dgst)
+
+    def exists(self, dgst: str) -> bool:
+        return self.path(dgst).is_file()
+
+    def size(self, dgst: str) -> int:
+        try:
+            return self.path(dgst).stat().st_size
+        except FileNotFoundError:
+            raise NotFound(f"content {dgst} not found") from None
+
+    def open(self, dgst: str) -> BinaryIO:
+        try:
+            return open(self.path(dgst), "rb")
+        except FileNotFoundError:
+            raise NotFound(f"content {dgst} not found") from None
+
+    def writer(self, expected: str | None = None, expected_size: int | None = None) -> BlobWriter:
+        return BlobWriter(self, expected, expected_size)
+
+    def delete(self, dgst: str) -> bool:
+        try:
+            self.path(dgst).unlink()
+            return True
+        except FileNotFoundError:
+            return False
+
+    def digests(self) -> list[str]:
+        if not self.blob_dir.is_dir():
+            return []
+        return sorted("sha256:" + p.name for p in self.blob_dir.iterdir() if _digest.is_valid("sha256:" + p.name))
+
+    def clean_ingest(self, older_than: float = 0.0) -> int:
+        """Remove leftover partial writes older than ``older_than`` seconds; returns the count."""
+        import time
+
+        removed = 0
+        if not self.ingest_dir.is_dir():
+            return 0
+        cutoff = time.time() - older_than
+        for p in self.ingest_dir.iterdir():
+            try:
+                if p.stat().st_mtime <= cutoff:
+                    p.unlink()
+                    removed += 1
+            except OSError:
+                pass
+        return removed

@@ -1,0 +1,213 @@
+"""The namespaced content store: bytes shared by all namespaces, visibility and labels per namespace."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from ctrpy.content.blobs import CHUNK, BlobStore, BlobWriter
+from ctrpy.errors import DigestMismatch, InvalidArchive, InvalidArgument, NotFound
+from ctrpy.metadata import namespaces
+from ctrpy.metadata.db import Database, dumps, loads_map, now
+from ctrpy.oci import digest as _digest
+
+MAX_JSON = 20 << 20  # containerd's cap on manifests/indexes/configs (CVE-2023-25153)
+_LABEL_KEY_MAX = 4096
+_LABELS_MAX = 4096 * 4
+
+
+@dataclass
+class Info:
+    digest: str
+    size: int
+    labels: dict[str, str] = field(default_factory=dict)
+    created_at: str = ""
+    updated_at: str = ""
+
+
+def validate_labels(labels: dict[str, str]) -> None:
+    """containerd's label rules: non-empty keys, key+value at most 4096 bytes."""
+    for k, v in labels.items():
+        if not k:
+            raise InvalidArgument("label key must not be empty")
+        if len(k.encode()) + len(v.encode()) > _LABEL_KEY_MAX:
+            raise InvalidArgument(f"label {k!r}: key and value longer than {_LABEL_KEY_MAX} bytes")
+
+
+class VerifyingReader:
+    """Reads a blob and raises DigestMismatch at EOF if it does not hash to its name."""
+
+    def __init__(self, f: BinaryIO, dgst: str, size: int):
+        self._f = f
+        self._digest = dgst
+        self._size = size
+        self._hash = hashlib.sha256()
+        self._read = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self._hash.update(data)
+        self._read += len(data)
+        if not data or n < 0 or self._read == self._size:
+            self._check(eof=not data or n < 0)
+        return data
+
+    def _check(self, eof: bool) -> None:
+        if self._read == self._size and "sha256:" + self._hash.hexdigest() != self._digest:
+            raise DigestMismatch(f"content {self._digest} in the store is corrupt")
+        if eof and self._read != self._size:
+            raise DigestMismatch(
+                f"content {self._digest} in the store has {self._read} bytes, expected {self._size}"
+            )
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> VerifyingReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ContentStore:
+    def __init__(self, blobs: BlobStore, db: Database, namespace: str):
+        self.blobs = blobs
+        self.db = db
+        self.namespace = namespace
+
+    # reading -------------------------------------------------------------
+    def info(self, dgst: str) -> Info:
+        _digest.validate(dgst)
+        rows = self.db.query(
+            "SELECT digest, size, labels, created_at, updated_at FROM content "
+            "WHERE namespace = ? AND digest = ?",
+            (self.namespace, dgst),
+        )
+        if not rows or not self.blobs.exists(dgst):
+            raise NotFound(f"content {dgst} not found")
+        r = rows[0]
+        return Info(r["digest"], r["size"], loads_map(r["labels"]), r["created_at"], r["updated_at"])
+
+    def exists(self, dgst: str) -> bool:
+        try:
+            self.info(dgst)
+            return True
+        except NotFound:
+            return False
+
+    def list(self) -> list[Info]:
+        rows = self.db.query(
+            "SELECT digest, size, labels, created_at, updated_at FROM content "
+            "WHERE namespace = ? ORDER BY digest",
+            (self.namespace,),
+        )
+        return [
+            Info(r["digest"], r["size"], loads_map(r["labels"]), r["created_at"], r["updated_at"])
+            for r in rows
+            if self.blobs.exists(r["digest"])
+        ]
+
+    def open(self, dgst: str) -> VerifyingReader:
+        info = self.info(dgst)
+        return VerifyingReader(self.blobs.open(dgst), dgst, info.size)
+
+    def read_all(self, dgst: str, limit: int = MAX_JSON) -> bytes:
+        """The whole blob, verified, refusing blobs larger than ``limit``."""
+        info = self.info(dgst)
+        if info.size > limit:
+            raise InvalidArchive(f"content {dgst} is {info.size} bytes, over the {limit} byte limit")
+        with self.blobs.open(dgst) as f:
+            data = f.read(limit + 1)
+        if _digest.of_bytes(data) != dgst:
+            raise DigestMismatch(f"content {dgst} in the store is corrupt")
+        return data
+
+    def read_json(self, dgst: str) -> Any:
+        data = self.read_all(dgst)
+        try:
+            return json.loads(data)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise InvalidArchive(f"content {dgst} is not valid JSON: {e}") from e
+
+    # writing -------------------------------------------------------------
+    def writer(self, expected: str | None = None, expected_size: int | None = None) -> BlobWriter:
+        return self.blobs.writer(expected, expected_size)
+
+    def ingest(
+        self,
+        stream: BinaryIO,
+        expected: str | None = None,
+        expected_size: int | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> Info:
+        """Stream bytes in, verify, and make them visible in this namespace."""
+        with self.writer(expected, expected_size) as w:
+            while chunk := stream.read(CHUNK):
+                w.write(chunk)
+            dgst, size = w.commit()
+        with self.db.transaction() as conn:
+            self.record(conn, [(dgst, size)], labels or {})
+        return self.info(dgst)
+
+    def record(
+        self,
+        conn: sqlite3.Connection,
+        blobs: Iterable[tuple[str, int]],
+        labels: dict[str, str] | None = None,
+    ) -> None:
+        """Within a transaction: make committed blobs visible in this namespace."""
+        namespaces.ensure(conn, self.namespace)
+        t = now()
+        for dgst, size in blobs:
+            conn.execute(
+                "INSERT INTO content (namespace, digest, size, labels, created_at, updated_at) "
+                "VALUES (?, ?, ?, '{}', ?, ?) ON CONFLICT (namespace, digest) DO NOTHING",
+                (self.namespace, dgst, size, t, t),
+            )
+            if labels:
+                self._merge_labels(conn, dgst, labels)
+
+    def _merge_labels(self, conn: sqlite3.Connection, dgst: str, labels: dict[str, str]) -> dict[str, str]:
+        row = conn.execute(
+            "SELECT labels FROM content WHERE namespace = ? AND digest = ?", (self.namespace, dgst)
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"content {dgst} not found")
+        merged = loads_map(row[0])
+        for k, v in labels.items():
+            if v:
+                merged[k] = v
+            else:
+                merged.pop(k, None)
+        validate_labels(merged)
+        conn.execute(
+            "UPDATE content SET labels = ?, updated_at = ? WHERE namespace = ? AND digest = ?",
+            (dumps(merged), now(), self.namespace, dgst),
+        )
+        return merged
+
+    def set_labels(self, dgst: str, labels: dict[str, str]) -> dict[str, str]:
+        """Merge labels (an empty value removes that label); returns the result."""
+        _digest.validate(dgst)
+        validate_labels(labels)
+        self.info(dgst)
+        with self.db.transaction() as conn:
+            return self._merge_labels(conn, dgst, labels)
+
+    def delete(self, dgst: str) -> None:
+        """Hide the blob in this namespace; its bytes go when no namespace sees them."""
+        _digest.validate(dgst)
+        with self.db.transaction() as conn:
+            cur = conn.execute(
+                "DELETE FROM content WHERE namespace = ? AND digest = ?", (self.namespace, dgst)
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"content {dgst} not found")
+            others = conn.execute("SELECT 1 FROM content WHERE digest = ? LIMIT 1", (dgst,)).fetchone()
+            if others is None:
+                self.blobs.delete(dgst)

@@ -1,0 +1,118 @@
+"""The Importer / Exporter protocols and the data they pass around."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, ClassVar, Protocol, runtime_checkable
+
+from ctrpy.content.blobs import BlobStore
+from ctrpy.content.store import MAX_JSON
+from ctrpy.errors import DigestMismatch, InvalidArchive, NotFound
+from ctrpy.oci import Descriptor, Matcher, digest
+from ctrpy.progress import Event, Sink, null_sink
+
+
+@dataclass
+class ImportOptions:
+    base_name: str = "unknown/unknown"
+    base_name_given: bool = False
+    digests: bool = False
+    skip_digest_for_named: bool = False
+    index_name: str | None = None
+    matcher: Matcher = field(default_factory=Matcher.default)
+    compress_blobs: bool = False
+
+
+@dataclass
+class ImportedImage:
+    name: str
+    target: Descriptor
+
+
+@dataclass
+class ImportResult:
+    images: list[ImportedImage] = field(default_factory=list)
+    blobs: dict[str, int] = field(default_factory=dict)  # every blob stored: digest -> size
+    blob_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+class ImportContext:
+    """What an importer may use: the raw blob store, options, a progress sink."""
+
+    def __init__(self, blobs: BlobStore, options: ImportOptions, progress: Sink = null_sink):
+        self.blobs = blobs
+        self.options = options
+        self.progress: Callable[[Event], None] = progress
+
+    def read_json(self, dgst: str) -> Any:
+        """A blob from the store, verified and size-capped, parsed as JSON."""
+        digest.validate(dgst)
+        try:
+            with self.blobs.open(dgst) as f:
+                data = f.read(MAX_JSON + 1)
+        except NotFound:
+            raise InvalidArchive(f"archive is missing blob {dgst}") from None
+        if len(data) > MAX_JSON:
+            raise InvalidArchive(f"blob {dgst} is larger than the {MAX_JSON} byte JSON limit")
+        if digest.of_bytes(data) != dgst:
+            raise DigestMismatch(f"blob {dgst} in the store is corrupt")
+        return parse_json(data, f"blob {dgst}")
+
+
+def parse_json(data: bytes, where: str) -> Any:
+    if len(data) > MAX_JSON:
+        raise InvalidArchive(f"{where} is larger than the {MAX_JSON} byte JSON limit")
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidArchive(f"{where} is not valid JSON: {e}") from e
+
+
+@dataclass
+class ExportTarget:
+    """One image to export: its descriptor and the name to record for it (if any)."""
+
+    descriptor: Descriptor
+    name: str | None = None
+    ref_name: str | None = None  # overrides the ref.name annotation
+
+
+@dataclass
+class ExportOptions:
+    matcher: Matcher = field(default_factory=Matcher.default)
+    all_platforms: bool = False
+    skip_manifest_json: bool = False
+    skip_non_distributable: bool = False
+
+
+class ExportSource(Protocol):
+    """Where an exporter reads content from (the namespaced content store)."""
+
+    def read_json(self, dgst: str) -> Any: ...
+
+    def open(self, dgst: str) -> Any: ...
+
+    def exists(self, dgst: str) -> bool: ...
+
+
+@runtime_checkable
+class Importer(Protocol):
+    name: ClassVar[str]
+
+    def import_stream(self, stream: BinaryIO, ctx: ImportContext) -> ImportResult: ...
+
+
+@runtime_checkable
+class Exporter(Protocol):
+    name: ClassVar[str]
+
+    def export(
+        self,
+        source: ExportSource,
+        targets: list[ExportTarget],
+        out: BinaryIO,
+        options: ExportOptions,
+        progress: Sink = null_sink,
+    ) -> None: ...

@@ -1,0 +1,184 @@
+"""One forward pass over an image archive: every regular file goes into the content store.
+
+``read_archive`` knows no format.  Files under ``blobs/sha256/`` are verified against their
+names; small metadata files (``*.json``, ``oci-layout``, ``repositories``, ``VERSION``) are kept
+in memory (capped at 20 MiB); every other file is stored as a blob under the digest of its
+bytes.  Links are recorded and resolved afterwards, so a docker layer that is a symlink to
+another member works even when the target comes later.  Member names are only ever used as
+dictionary keys, never as paths: ``../x`` and ``/x`` cannot write anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import stat
+import tarfile
+import zlib
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from ctrpy.content.store import MAX_JSON
+from ctrpy.errors import CtrpyError, InvalidArchive
+from ctrpy.formats.base import ImportContext, parse_json
+from ctrpy.progress import ArchiveRead, BlobStored
+
+_BLOB_NAME = re.compile(r"blobs/([a-z0-9]+)/([0-9a-f]{64})")
+_METADATA_BASENAMES = frozenset({"oci-layout", "repositories", "VERSION", "json"})
+_LINK_DEPTH = 16
+_BUF = 1 << 20
+
+
+def clean_name(name: str) -> str:
+    """A member name made relative and lexically cleaned; '' for the archive root."""
+    n = posixpath.normpath("/" + name.replace("\\", "/")).lstrip("/")
+    return "" if n == "." else n
+
+
+@dataclass
+class ArchiveContents:
+    blobs: dict[str, str] = field(default_factory=dict)  # member name -> digest
+    sizes: dict[str, int] = field(default_factory=dict)  # digest -> size
+    metadata: dict[str, bytes] = field(default_factory=dict)  # member name -> bytes
+    links: dict[str, str] = field(default_factory=dict)  # member name -> target member name
+    names: list[str] = field(default_factory=list)  # every member name, in order
+    bad_blob_names: list[str] = field(default_factory=list)
+
+    def has(self, name: str) -> bool:
+        return self._follow(name) is not None
+
+    def _follow(self, name: str) -> str | None:
+        for _ in range(_LINK_DEPTH):
+            if name in self.blobs or name in self.metadata:
+                return name
+            if name not in self.links:
+                return None
+            name = self.links[name]
+        raise InvalidArchive(f"archive member {name!r}: too many levels of links")
+
+    def metadata_bytes(self, name: str) -> bytes | None:
+        real = self._follow(clean_name(name))
+        return None if real is None else self.metadata.get(real)
+
+    def blob_digest(self, name: str) -> str | None:
+        real = self._follow(clean_name(name))
+        return None if real is None else self.blobs.get(real)
+
+    def json(self, name: str) -> object:
+        data = self.metadata_bytes(name)
+        if data is None:
+            raise InvalidArchive(f"archive has no {name}")
+        return parse_json(data, name)
+
+
+class _Counter:
+    """Counts bytes read from the raw input and reports progress now and then."""
+
+    def __init__(self, f: BinaryIO, ctx: ImportContext, total: int | None):
+        self.f = f
+        self.ctx = ctx
+        self.total = total
+        self.done = 0
+        self._next = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.done += len(data)
+        if self.done >= self._next or not data:
+            self._next = self.done + (8 << 20)
+            self.ctx.progress(ArchiveRead(self.done, self.total))
+        return data
+
+    def readinto(self, b: bytearray | memoryview) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
+
+def _input_size(stream: BinaryIO) -> int | None:
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, AttributeError, ValueError):
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+
+def _is_metadata_name(name: str) -> bool:
+    base = posixpath.basename(name)
+    return base.endswith(".json") or base in _METADATA_BASENAMES
+
+
+def read_archive(stream: BinaryIO, ctx: ImportContext) -> ArchiveContents:
+    """Read the whole archive once; every blob is in the store when this returns."""
+    from ctrpy.archive.compression import open_decompressed
+
+    counter = _Counter(stream, ctx, _input_size(stream))
+    out = ArchiveContents()
+    try:
+        _comp, raw = open_decompressed(counter)  # type: ignore[arg-type]
+        with tarfile.open(fileobj=raw, mode="r|", bufsize=_BUF) as tf:
+            for member in tf:
+                _read_member(tf, member, out, ctx)
+    except CtrpyError:
+        raise
+    except (tarfile.TarError, EOFError, zlib.error) as e:
+        raise InvalidArchive(f"not a valid tar archive, or truncated: {e}") from e
+    except UnicodeDecodeError as e:
+        raise InvalidArchive(f"archive member name is not valid: {e}") from e
+    if not out.names:
+        raise InvalidArchive("archive is empty")
+    counter.ctx.progress(ArchiveRead(counter.done, counter.total))
+    return out
+
+
+def _read_member(tf: tarfile.TarFile, m: tarfile.TarInfo, out: ArchiveContents, ctx: ImportContext) -> None:
+    name = clean_name(m.name)
+    out.names.append(name)
+    if m.issym():
+        out.links[name] = clean_name(posixpath.join(posixpath.dirname(name), m.linkname))
+        return
+    if m.islnk():
+        out.links[name] = clean_name(m.linkname)
+        return
+    if not m.isreg():
+        return
+    f = tf.extractfile(m)
+    assert f is not None
+    match = _BLOB_NAME.fullmatch(name)
+    if match:
+        alg, hexpart = match.groups()
+        if alg != "sha256":
+            raise InvalidArchive(f"archive member {m.name!r}: unsupported digest algorithm {alg!r}")
+        _store_blob(f, name, f"sha256:{hexpart}", m.size, out, ctx)
+    elif name.startswith("blobs/"):
+        raise InvalidArchive(f"archive member {m.name!r}: not a valid blob name")
+    elif _is_metadata_name(name) and m.size <= MAX_JSON:
+        data = f.read(m.size)
+        if len(data) != m.size:
+            raise InvalidArchive(f"archive member {m.name!r} is truncated")
+        out.metadata[name] = data
+    elif name in ("index.json", "manifest.json", "oci-layout"):
+        raise InvalidArchive(f"{name} is larger than the {MAX_JSON} byte JSON limit")
+    else:
+        _store_blob(f, name, None, m.size, out, ctx)
+
+
+def _store_blob(
+    f: BinaryIO, name: str, expected: str | None, size: int, out: ArchiveContents, ctx: ImportContext
+) -> None:
+    existed = expected is not None and ctx.blobs.exists(expected)
+    with ctx.blobs.writer(expected, size) as w:
+        w.copy_from(f, size)
+        if w.size != size:
+            raise InvalidArchive(f"archive member {name!r} is truncated")
+        try:
+            dgst, n = w.commit()
+        except InvalidArchive as e:
+            raise InvalidArchive(f"archive member {name!r}: {e}") from e
+    out.blobs[name] = dgst
+    out.sizes[dgst] = n
+    ctx.progress(BlobStored(dgst, n, name, new=not existed))

@@ -1,0 +1,82 @@
+"""Progress as plain data.  The library emits events; only ``ctrpy.cli`` renders them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ArchiveRead:
+    """Bytes of the input archive consumed so far (``total`` when the input is a file)."""
+
+    done: int
+    total: int | None
+
+
+@dataclass(frozen=True)
+class BlobStored:
+    digest: str
+    size: int
+    path: str  # the member name in the archive
+    new: bool  # False when the store already had these bytes
+
+
+@dataclass(frozen=True)
+class UnpackStarted:
+    image: str
+    digest: str
+    layers: int
+
+
+@dataclass(frozen=True)
+class LayerStarted:
+    image: str
+    index: int
+    count: int
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True)
+class LayerProgress:
+    image: str
+    index: int
+    compressed_done: int
+    entries: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class LayerDone:
+    image: str
+    index: int
+    chain_id: str
+    skipped: bool  # the snapshot existed already
+
+
+@dataclass(frozen=True)
+class UnpackDone:
+    image: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class BytesWritten:
+    done: int
+
+
+@dataclass(frozen=True)
+class Warning:
+    message: str
+
+
+Event = (
+    ArchiveRead | BlobStored | UnpackStarted | LayerStarted | LayerProgress | LayerDone
+    | UnpackDone | BytesWritten | Warning
+)
+Sink = Callable[[Event], None]
+
+
+def null_sink(event: Event) -> None:
+    """Drops every event."""
