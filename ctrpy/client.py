@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ctrpy.content import ContentStore
-from ctrpy.errors import InvalidArgument, NotFound
+from ctrpy import snapshots as _snapshots
+from ctrpy.content import ContentStore, RawContent
+from ctrpy.errors import CtrpyError, FailedPrecondition, InvalidArgument, NotFound
 from ctrpy.formats import (
-    ExportOptions,
     Exporter,
+    ExportOptions,
     ExportTarget,
     ImportContext,
     Importer,
@@ -26,6 +27,12 @@ from ctrpy.metadata import NamespaceStore, namespaces
 from ctrpy.oci import Descriptor, Matcher, Platform, digest, mediatypes
 from ctrpy.progress import Sink, null_sink
 from ctrpy.root import Root
+from ctrpy.snapshots import Snapshotter
+from ctrpy.snapshots.base import Usage
+from ctrpy.snapshots.mounts import mount_snapshot, require_root, unmount_snapshot
+from ctrpy.unpack import ImageLayers, Unpacker, flatten_layers, image_layers
+from ctrpy.unpack import extract as extract_layers
+from ctrpy.util import atomic_output
 
 
 @dataclass
@@ -35,6 +42,20 @@ class ImageSummary:
     image: Image
     size: int | None  # None when content is missing
     platforms: list[Platform]
+
+
+@dataclass
+class ImageCheck:
+    image: Image
+    present: int
+    required: int
+    size: int
+    required_size: int
+    unpacked: bool
+
+    @property
+    def complete(self) -> bool:
+        return self.present == self.required
 
 
 class Client:
@@ -64,6 +85,11 @@ class Client:
     @property
     def walker(self) -> Walker:
         return Walker(self.content.read_json)
+
+    def snapshotter(self, name: str | None = None) -> Snapshotter:
+        base = self.root.path / "snapshots"
+        self.root.ensure()
+        return _snapshots.get(name or _snapshots.default_name(base), base, self.root.db, self.namespace)
 
     def close(self) -> None:
         self.root.close()
@@ -112,20 +138,28 @@ class Client:
         importer: Importer | str = "auto",
         options: ImportOptions | None = None,
         labels: dict[str, str] | None = None,
+        unpack: bool = False,
+        snapshotter: str | None = None,
     ) -> list[Image]:
         """Read an archive into the store and record its images, all or nothing.
 
         Image records are written in one transaction after every blob they need is
-        stored and verified; an existing image keeps its created_at and labels, with
-        ``labels`` merged in.
+        stored and verified (and, with ``unpack``, after every image is unpacked); an
+        existing image keeps its created_at and labels, with ``labels`` merged in.
         """
         imp = get_importer(importer) if isinstance(importer, str) else importer
         opts = options or ImportOptions()
         if not opts.base_name.strip():
             raise InvalidArgument("--oci-name/--base-name must not be empty")
         self.root.ensure()
-        ctx = ImportContext(self.root.blobs, opts, self.progress)
+        ctx = ImportContext(self.root.blobs, opts, self.progress, self._find_labelled)
         result = imp.import_stream(stream, ctx)
+        if unpack and result.images:
+            unpacker = Unpacker(RawContent(self.root.blobs), self.snapshotter(snapshotter), self.progress)
+            for imported in result.images:
+                unpacker.unpack(imported.name, imported.target, opts.matcher)
+            for dgst, diff_id in unpacker.uncompressed.items():
+                result.blob_labels.setdefault(dgst, {})[mediatypes.LABEL_UNCOMPRESSED] = diff_id
         content = self.content
         images = self.images
         out: list[Image] = []
@@ -142,6 +176,115 @@ class Client:
                 merged.update(labels or {})
                 out.append(images.put(conn, Image(imported.name, imported.target, merged)))
         return out
+
+    # unpack, check -------------------------------------------------------------
+    def unpack(self, name: str, matcher: Matcher | None = None, snapshotter: str | None = None) -> str:
+        """Unpack an image into snapshots; returns the top chainID."""
+        img = self.image(name)
+        unpacker = Unpacker(self.content, self.snapshotter(snapshotter), self.progress)
+        top = unpacker.unpack(img.name, img.target, matcher or Matcher.default())
+        content = self.content
+        for dgst, diff_id in unpacker.uncompressed.items():
+            if content.info(dgst).labels.get(mediatypes.LABEL_UNCOMPRESSED) != diff_id:
+                content.set_labels(dgst, {mediatypes.LABEL_UNCOMPRESSED: diff_id})
+        return top
+
+    def layers(self, name: str, matcher: Matcher | None = None) -> ImageLayers:
+        img = self.image(name)
+        return image_layers(self.walker, img.target, matcher or Matcher.default())
+
+    def check(self, image: Image, matcher: Matcher | None = None, snapshotter: str | None = None) -> ImageCheck:
+        """ctr's ``images check``: which blobs are present, and is the image unpacked?"""
+        m = matcher or Matcher.default()
+        content = self.content
+        required: list[Descriptor] = []
+        present = 0
+        size = 0
+        required_size = 0
+        walker = self.walker
+        stack = [image.target]
+        seen: set[str] = set()
+        while stack:
+            d = stack.pop()
+            if d.digest in seen:
+                continue
+            seen.add(d.digest)
+            required.append(d)
+            required_size += d.size
+            if not content.exists(d.digest):
+                continue
+            present += 1
+            size += d.size
+            try:
+                if mediatypes.is_index(d.media_type):
+                    stack.extend(c for c in walker.children(d) if c.platform is None or m.match(c.platform))
+                elif mediatypes.is_manifest(d.media_type):
+                    stack.extend(walker.children(d))
+            except CtrpyError:
+                continue
+        unpacked = False
+        if present == len(required):
+            try:
+                unpacked = Unpacker(content, self.snapshotter(snapshotter)).is_unpacked(image.target, m)
+            except CtrpyError:
+                unpacked = False
+        return ImageCheck(image, present, len(required), size, required_size, unpacked)
+
+    def usage(
+        self, name: str, matcher: Matcher | None = None, snapshotter: str | None = None
+    ) -> list[tuple[str, Usage | None]]:
+        """Disk usage of each layer's snapshot (None where not unpacked), bottom first."""
+        info = self.layers(name, matcher)
+        sn = self.snapshotter(snapshotter)
+        out: list[tuple[str, Usage | None]] = []
+        for cid in info.chain_ids:
+            out.append((cid, sn.usage(cid) if sn.exists(cid) else None))
+        return out
+
+    # root filesystems -------------------------------------------------------------
+    def extract(self, name: str, dest: str | os.PathLike[str], matcher: Matcher | None = None) -> ImageLayers:
+        """Write the image's flattened root filesystem into ``dest`` (new or empty)."""
+        img = self.image(name)
+        path = Path(dest)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise FailedPrecondition(f"{path} exists and is not an empty directory")
+        return extract_layers(self.content, img.name, img.target, matcher or Matcher.default(), path, self.progress)
+
+    def flatten(self, name: str, out: BinaryIO, matcher: Matcher | None = None) -> None:
+        """The image's flattened root filesystem as one tar stream."""
+        img = self.image(name)
+        flatten_layers(self.content, img.name, img.target, matcher or Matcher.default(), out)
+
+    def flatten_to_path(self, name: str, path: str | os.PathLike[str], matcher: Matcher | None = None) -> None:
+        with atomic_output(Path(path)) as f:
+            self.flatten(name, f, matcher)
+
+    def mount(
+        self,
+        name: str,
+        target: str | os.PathLike[str],
+        *,
+        rw: bool = False,
+        matcher: Matcher | None = None,
+        snapshotter: str | None = None,
+    ) -> str:
+        """Mount the image's root filesystem on ``target`` (unpacking first if needed)."""
+        require_root("mounting")
+        sn = self.snapshotter(snapshotter)
+        top = self.unpack(name, matcher, sn.name)
+        return mount_snapshot(sn, top, Path(target), rw=rw)
+
+    def unmount(self, target: str | os.PathLike[str], *, remove: bool = False, snapshotter: str | None = None) -> None:
+        require_root("unmounting")
+        sn = self.snapshotter(snapshotter)
+        unmount_snapshot(sn, Path(target), remove=remove)
+
+    def _find_labelled(self, key: str, value: str) -> list[str]:
+        """Digests of blobs labelled ``key=value`` in any namespace (for importers)."""
+        rows = self.root.db.query(
+            "SELECT digest, labels FROM content WHERE instr(labels, ?) > 0", (json.dumps(value),)
+        )
+        return sorted({r["digest"] for r in rows if json.loads(r["labels"]).get(key) == value})
 
     # export -------------------------------------------------------------------
     def export_targets(
@@ -185,26 +328,7 @@ class Client:
         options: ExportOptions | None = None,
     ) -> None:
         """Export into ``path`` atomically: a failed export leaves no partial file."""
-        dest = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent or Path("."), prefix=f".{dest.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb", buffering=1 << 20) as f:
-                self.export(targets, f, exporter, options)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644 & ~_umask())
-            os.replace(tmp, dest)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+        with atomic_output(Path(path)) as f:
+            self.export(targets, f, exporter, options)
 
 

@@ -8,7 +8,7 @@ import click
 
 from ctrpy.cli.context import App, pass_app
 from ctrpy.cli.group import AliasedGroup
-from ctrpy.cli.params import parse_labels
+from ctrpy.cli.params import parse_labels, stdin_binary, stdout_binary
 from ctrpy.cli.render import age, json_envelope, labels_cell, table
 from ctrpy.content.blobs import CHUNK
 from ctrpy.oci import digest as _digest
@@ -61,7 +61,7 @@ def get(app: App, digest: str) -> None:
       $ ctrpy content get sha256:... | jq .
     """
     _digest.validate(digest)
-    out = click.get_binary_stream("stdout")
+    out = stdout_binary()
     with app.client.content.open(digest) as f:
         while chunk := f.read(CHUNK):
             out.write(chunk)
@@ -85,7 +85,7 @@ def ingest(app: App, expected_digest: str | None, expected_size: int | None, lab
         _digest.validate(expected_digest)
     label_map = parse_labels(labels)
     info = app.client.content.ingest(
-        click.get_binary_stream("stdin"), expected_digest, expected_size, label_map
+        stdin_binary(), expected_digest, expected_size, label_map
     )
     click.echo(info.digest)
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 
 import click
 
+from ctrpy.cli.progress import QuietRenderer
 from ctrpy.client import Client
-from ctrpy.progress import Event, Warning
+from ctrpy.progress import Event, Sink
 
 
 @dataclass
@@ -16,17 +16,23 @@ class App:
     root: str | None
     namespace: str
     debug: bool = False
+    snapshotter: str | None = None
     _client: Client | None = field(default=None, repr=False)
+
+    sink: Sink = field(default_factory=lambda: QuietRenderer())
 
     @property
     def client(self) -> Client:
         if self._client is None:
-            self._client = Client(self.root, self.namespace, progress=self.plain_sink)
+            self._client = Client(self.root, self.namespace, progress=self._emit)
         return self._client
 
-    def plain_sink(self, event: Event) -> None:
-        if isinstance(event, Warning):
-            click.echo(f"ctrpy: warning: {event.message}", err=True)
+    def _emit(self, event: Event) -> None:
+        self.sink(event)
+
+    def use_progress(self, sink: Sink) -> None:
+        """Route the client's progress events to ``sink`` from now on."""
+        self.sink = sink
 
     def close(self) -> None:
         if self._client is not None:

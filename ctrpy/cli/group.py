@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -40,7 +41,9 @@ class AliasedGroup(click.Group):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
-    def command(self, *args: Any, aliases: tuple[str, ...] = (), **kwargs: Any) -> Any:  # type: ignore[override]
+    def command(  # type: ignore[override]
+        self, *args: Any, aliases: tuple[str, ...] = (), **kwargs: Any
+    ) -> Callable[[Callable[..., Any]], click.Command]:
         decorator = super().command(*args, **kwargs)
 
         def wrap(f: Any) -> click.Command:
@@ -51,7 +54,9 @@ class AliasedGroup(click.Group):
 
         return wrap
 
-    def group(self, *args: Any, aliases: tuple[str, ...] = (), **kwargs: Any) -> Any:  # type: ignore[override]
+    def group(  # type: ignore[override]
+        self, *args: Any, aliases: tuple[str, ...] = (), **kwargs: Any
+    ) -> Callable[[Callable[..., Any]], click.Group]:
         kwargs.setdefault("cls", AliasedGroup)
         decorator = super().group(*args, **kwargs)
 

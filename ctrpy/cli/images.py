@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import BinaryIO, cast
 
 import click
 
 from ctrpy.cli.context import App, pass_app
 from ctrpy.cli.group import AliasedGroup
-from ctrpy.cli.params import open_input, parse_labels
+from ctrpy.cli.params import open_input, parse_labels, stdout_binary
+from ctrpy.cli.progress import PlainRenderer
 from ctrpy.cli.render import human_size, json_envelope, labels_cell, table
 from ctrpy.errors import NotFound
 from ctrpy.formats import ExportOptions, ImportOptions, registry
@@ -201,14 +201,21 @@ def import_cmd(
         compress_blobs=compress_blobs,
     )
     label_map = parse_labels(labels)
+    client = app.client
+    if not no_unpack:
+        client.snapshotter(snapshotter)  # an unknown snapshotter fails before any work
+        app.use_progress(PlainRenderer())
     stream, close = open_input(archive)
     try:
-        imported = app.client.import_archive(cast(BinaryIO, stream), importer, opts, label_map)
+        imported = client.import_archive(
+            stream, importer, opts, label_map, unpack=not no_unpack, snapshotter=snapshotter
+        )
     finally:
         if close:
-            cast(BinaryIO, stream).close()
-    for img in imported:
-        click.echo(img.name)
+            stream.close()
+    if no_unpack:
+        for img in imported:
+            click.echo(img.name)
 
 
 @images.command("export")
@@ -255,7 +262,7 @@ def export_cmd(
         skip_non_distributable=skip_non_distributable,
     )
     if out == "-":
-        stdout = click.get_binary_stream("stdout")
+        stdout = stdout_binary()
         client.export(targets, stdout, options=opts)
         stdout.flush()
     else:

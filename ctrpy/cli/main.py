@@ -115,11 +115,13 @@ def version_cmd() -> None:
 
 
 def _register() -> None:
-    from ctrpy.cli import content, images, namespaces_cmd
+    from ctrpy.cli import content, images, namespaces_cmd, rootfs, snapshots
 
+    del rootfs  # its commands join the images group on import
     cli.add_command(images.images)
     cli.add_command(content.content)
     cli.add_command(namespaces_cmd.namespaces)
+    cli.add_command(snapshots.snapshots)
 
 
 _register()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
+from typing import BinaryIO
 
 import click
 
@@ -18,8 +20,16 @@ def parse_labels(values: Iterable[str], *, param: str = "label") -> dict[str, st
     return out
 
 
-def open_input(path: str) -> tuple[object, bool]:
+def open_input(path: str) -> tuple[BinaryIO, bool]:
     """``-`` is stdin; anything else is opened for reading (errors become one line, exit 1)."""
     if path == "-":
-        return click.get_binary_stream("stdin"), False
+        return stdin_binary(), False
     return open(path, "rb"), True
+
+
+def stdin_binary() -> BinaryIO:
+    return sys.stdin.buffer
+
+
+def stdout_binary() -> BinaryIO:
+    return sys.stdout.buffer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 JSON_SCHEMA_VERSION = 1
@@ -54,10 +54,10 @@ def human_duration(seconds: float) -> str:
 
 def age(timestamp: str, now: datetime | None = None) -> str:
     try:
-        t = datetime.strptime(timestamp[:26], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=timezone.utc)
+        t = datetime.strptime(timestamp[:26], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=UTC)
     except ValueError:
         return "-"
-    return human_duration(((now or datetime.now(timezone.utc)) - t).total_seconds())
+    return human_duration(((now or datetime.now(UTC)) - t).total_seconds())
 
 
 def labels_cell(labels: dict[str, str]) -> str:

@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from ctrpy.errors import DigestMismatch, NotFound, SizeMismatch, StoreError
 from ctrpy.oci import digest as _digest
@@ -65,7 +65,7 @@ class BlobWriter:
             except OSError as e:
                 raise StoreError(f"cannot write to content store: {e.strerror}") from e
 
-    def copy_from(self, stream: BinaryIO, limit: int | None = None) -> None:
+    def copy_from(self, stream: IO[bytes], limit: int | None = None) -> None:
         """Copy ``stream`` (up to ``limit`` bytes, else to EOF) into the blob."""
         remaining = limit
         while remaining is None or remaining > 0:

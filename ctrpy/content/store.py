@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import sqlite3
@@ -74,6 +75,32 @@ class VerifyingReader:
         self.close()
 
 
+class RawContent:
+    """Read-only access to stored bytes regardless of namespace rows (used mid-import)."""
+
+    def __init__(self, blobs: BlobStore):
+        self.blobs = blobs
+
+    def open(self, dgst: str) -> VerifyingReader:
+        return VerifyingReader(self.blobs.open(dgst), dgst, self.blobs.size(dgst))
+
+    def exists(self, dgst: str) -> bool:
+        return self.blobs.exists(dgst)
+
+    def read_json(self, dgst: str) -> Any:
+        size = self.blobs.size(dgst)
+        if size > MAX_JSON:
+            raise InvalidArchive(f"content {dgst} is {size} bytes, over the {MAX_JSON} byte limit")
+        with self.blobs.open(dgst) as f:
+            data = f.read(MAX_JSON + 1)
+        if _digest.of_bytes(data) != dgst:
+            raise DigestMismatch(f"content {dgst} in the store is corrupt")
+        try:
+            return json.loads(data)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise InvalidArchive(f"content {dgst} is not valid JSON: {e}") from e
+
+
 class ContentStore:
     def __init__(self, blobs: BlobStore, db: Database, namespace: str):
         self.blobs = blobs
@@ -100,7 +127,7 @@ class ContentStore:
         except NotFound:
             return False
 
-    def list(self) -> list[Info]:
+    def list(self) -> builtins.list[Info]:
         rows = self.db.query(
             "SELECT digest, size, labels, created_at, updated_at FROM content "
             "WHERE namespace = ? ORDER BY digest",

@@ -1,0 +1,176 @@
+"""``ctrpy images unpack|extract|flatten|mount|unmount|check|usage``: images as root filesystems."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ctrpy.cli.context import App, pass_app
+from ctrpy.cli.images import PLATFORM_HELP, images
+from ctrpy.cli.params import stdout_binary
+from ctrpy.cli.progress import PlainRenderer
+from ctrpy.cli.render import human_size, json_envelope, table
+from ctrpy.oci import Matcher
+
+SNAPSHOTTER_HELP = "Snapshotter to use [env CTRPY_SNAPSHOTTER; default overlayfs where usable, else native]."
+
+
+def _matcher(platforms: tuple[str, ...]) -> Matcher:
+    return Matcher.from_options(platforms, False)
+
+
+@images.command("unpack")
+@click.option("--platform", "platforms", multiple=True, help=PLATFORM_HELP)
+@click.option("--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", help=SNAPSHOTTER_HELP)
+@click.argument("ref", metavar="IMAGE")
+@pass_app
+def unpack(app: App, platforms: tuple[str, ...], snapshotter: str | None, ref: str) -> None:
+    """Unpack an image's layers into snapshots (skipping layers already unpacked).
+
+    \b
+    Example:
+      $ ctrpy images unpack --snapshotter native busybox:latest
+    """
+    app.use_progress(PlainRenderer())
+    app.client.unpack(ref, _matcher(platforms), snapshotter)
+
+
+@images.command("extract")
+@click.option("--platform", "platforms", multiple=True, help=PLATFORM_HELP)
+@click.argument("ref", metavar="IMAGE")
+@click.argument("dest", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+@pass_app
+def extract(app: App, platforms: tuple[str, ...], ref: str, dest: Path) -> None:
+    """Write an image's flattened root filesystem into DIR (new or empty); works rootless.
+
+    \b
+    Example:
+      $ ctrpy images extract busybox:latest ./rootfs
+    """
+    app.client.extract(ref, dest, _matcher(platforms))
+
+
+@images.command("flatten")
+@click.option("--platform", "platforms", multiple=True, help=PLATFORM_HELP)
+@click.argument("ref", metavar="IMAGE")
+@click.argument("out", metavar="OUT")
+@pass_app
+def flatten(app: App, platforms: tuple[str, ...], ref: str, out: str) -> None:
+    """Write an image's flattened root filesystem as one tar to OUT, or stdout with '-'.
+
+    \b
+    Example:
+      $ ctrpy images flatten busybox:latest - | tar -t | head
+    """
+    client = app.client
+    if out == "-":
+        stdout = stdout_binary()
+        client.flatten(ref, stdout, _matcher(platforms))
+        stdout.flush()
+    else:
+        client.flatten_to_path(ref, Path(out), _matcher(platforms))
+
+
+@images.command("mount")
+@click.option("--rw", is_flag=True, help="Mount writable (changes go to a new active snapshot).")
+@click.option("--platform", "platforms", multiple=True, help=PLATFORM_HELP)
+@click.option("--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", help=SNAPSHOTTER_HELP)
+@click.argument("ref", metavar="IMAGE")
+@click.argument("target", metavar="TARGET", type=click.Path(file_okay=False, path_type=Path))
+@pass_app
+def mount(app: App, rw: bool, platforms: tuple[str, ...], snapshotter: str | None, ref: str, target: Path) -> None:
+    """Mount an image's root filesystem on TARGET (root only; unpacks first if needed).
+
+    \b
+    Example:
+      $ ctrpy images mount busybox:latest /mnt/busybox
+    """
+    click.echo(app.client.mount(ref, target, rw=rw, matcher=_matcher(platforms), snapshotter=snapshotter))
+
+
+@images.command("unmount")
+@click.option("--rm", "remove", is_flag=True, help="Also remove the writable snapshot of an --rw mount.")
+@click.option("--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", help=SNAPSHOTTER_HELP)
+@click.argument("target", metavar="TARGET", type=click.Path(file_okay=False, path_type=Path))
+@pass_app
+def unmount(app: App, remove: bool, snapshotter: str | None, target: Path) -> None:
+    """Unmount TARGET (mounted by `images mount`).
+
+    \b
+    Example:
+      $ ctrpy images unmount --rm /mnt/busybox
+    """
+    app.client.unmount(target, remove=remove, snapshotter=snapshotter)
+    click.echo(str(target))
+
+
+@images.command("check")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the names of complete images.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON envelope instead of a table.")
+@click.option("--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", help=SNAPSHOTTER_HELP)
+@pass_app
+def check(app: App, quiet: bool, as_json: bool, snapshotter: str | None) -> None:
+    """Check that images have all their content, and whether they are unpacked.
+
+    \b
+    Example:
+      $ ctrpy images check
+    """
+    client = app.client
+    checks = [client.check(img, snapshotter=snapshotter) for img in client.images.list()]
+    if quiet:
+        for c in checks:
+            if c.complete:
+                click.echo(c.image.name)
+        return
+    if as_json:
+        click.echo(json_envelope("ImageCheckList", [
+            {
+                "name": c.image.name,
+                "target": c.image.target.to_json(),
+                "complete": c.complete,
+                "present": c.present,
+                "required": c.required,
+                "size": c.size,
+                "requiredSize": c.required_size,
+                "unpacked": c.unpacked,
+            }
+            for c in checks
+        ]))
+        return
+    rows = [
+        [
+            c.image.name,
+            c.image.target.media_type,
+            c.image.target.digest,
+            f"{'complete' if c.complete else 'incomplete'} ({c.present}/{c.required})",
+            f"{human_size(c.size)}/{human_size(c.required_size)}",
+            "true" if c.unpacked else "false",
+        ]
+        for c in checks
+    ]
+    table(sys.stdout, ["REF", "TYPE", "DIGEST", "STATUS", "SIZE", "UNPACKED"], rows)
+
+
+@images.command("usage")
+@click.option("--platform", "platforms", multiple=True, help=PLATFORM_HELP)
+@click.option("--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", help=SNAPSHOTTER_HELP)
+@click.argument("ref", metavar="IMAGE")
+@pass_app
+def usage(app: App, platforms: tuple[str, ...], snapshotter: str | None, ref: str) -> None:
+    """Show the disk usage of an image's unpacked snapshots, layer by layer.
+
+    \b
+    Example:
+      $ ctrpy images usage busybox:latest
+    """
+    rows = app.client.usage(ref, _matcher(platforms), snapshotter)
+    total = sum(u.size for _c, u in rows if u is not None)
+    inodes = sum(u.inodes for _c, u in rows if u is not None)
+    cells = [
+        [cid, human_size(u.size) if u else "-", str(u.inodes) if u else "-"] for cid, u in rows
+    ]
+    cells.append(["TOTAL", human_size(total), str(inodes)])
+    table(sys.stdout, ["SNAPSHOT", "SIZE", "INODES"], cells)

@@ -1,0 +1,143 @@
+"""``ctrpy snapshots``: list, inspect, remove and measure snapshots."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ctrpy.cli.context import App, pass_app
+from ctrpy.cli.group import AliasedGroup
+from ctrpy.cli.render import human_size, json_envelope, table
+from ctrpy.snapshots import Snapshot, Snapshotter
+
+
+@click.group("snapshots", cls=AliasedGroup)
+@click.option(
+    "--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER",
+    help="Snapshotter [env CTRPY_SNAPSHOTTER; default overlayfs where usable, else native].",
+)
+@pass_app
+def snapshots(app: App, snapshotter: str | None) -> None:
+    """Manage snapshots: the unpacked layers of images.
+
+    \b
+    Example:
+      $ ctrpy snapshots --snapshotter native ls
+    """
+    app.snapshotter = snapshotter
+
+
+snapshots.aliases = ("snapshot",)  # type: ignore[attr-defined]
+
+
+def _sn(app: App) -> Snapshotter:
+    return app.client.snapshotter(app.snapshotter)
+
+
+def _info(s: Snapshot, snapshotter: str) -> dict[str, object]:
+    return {
+        "Kind": s.kind.capitalize(),
+        "Name": s.key,
+        "Parent": s.parent,
+        "Labels": s.labels,
+        "Created": s.created_at,
+        "Updated": s.updated_at,
+        "Snapshotter": snapshotter,
+    }
+
+
+@snapshots.command("ls", aliases=("list",))
+@click.option("-q", "--quiet", is_flag=True, help="Print only the keys.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON envelope instead of a table.")
+@pass_app
+def ls(app: App, quiet: bool, as_json: bool) -> None:
+    """List snapshots: KEY PARENT KIND.
+
+    \b
+    Example:
+      $ ctrpy snapshots ls
+    """
+    sn = _sn(app)
+    items = sn.list()
+    if quiet:
+        for s in items:
+            click.echo(s.key)
+    elif as_json:
+        click.echo(json_envelope("SnapshotList", [_info(s, sn.name) for s in items]))
+    else:
+        table(sys.stdout, ["KEY", "PARENT", "KIND"], [[s.key, s.parent, s.kind.capitalize()] for s in items])
+
+
+@snapshots.command("info")
+@click.argument("key")
+@pass_app
+def info(app: App, key: str) -> None:
+    """Print a snapshot's metadata as JSON.
+
+    \b
+    Example:
+      $ ctrpy snapshots info sha256:...
+    """
+    sn = _sn(app)
+    click.echo(json.dumps(_info(sn.stat(key), sn.name), indent=2))
+
+
+@snapshots.command("rm", aliases=("remove", "delete", "del"))
+@click.argument("keys", nargs=-1, required=True)
+@pass_app
+def rm(app: App, keys: tuple[str, ...]) -> None:
+    """Remove snapshots (children first: a snapshot with children is refused).
+
+    \b
+    Example:
+      $ ctrpy snapshots rm sha256:...
+    """
+    sn = _sn(app)
+    for key in keys:
+        sn.remove(key)
+        click.echo(key)
+
+
+@snapshots.command("tree")
+@pass_app
+def tree(app: App) -> None:
+    """Show snapshots as a tree of parents and children.
+
+    \b
+    Example:
+      $ ctrpy snapshots tree
+    """
+    items = _sn(app).list()
+    children: dict[str, list[str]] = {}
+    for s in items:
+        children.setdefault(s.parent, []).append(s.key)
+
+    def show(key: str, depth: int) -> None:
+        prefix = "" if depth == 0 else " " * (2 * depth - 1) + "\\_ "
+        click.echo(prefix + key)
+        for child in sorted(children.get(key, [])):
+            show(child, depth + 1)
+
+    for root in sorted(children.get("", [])):
+        show(root, 0)
+
+
+@snapshots.command("usage")
+@click.argument("keys", nargs=-1)
+@pass_app
+def usage(app: App, keys: tuple[str, ...]) -> None:
+    """Show disk usage of snapshots (all when no KEY is given): KEY SIZE INODES.
+
+    \b
+    Example:
+      $ ctrpy snapshots usage
+    """
+    sn = _sn(app)
+    names = list(keys) or [s.key for s in sn.list()]
+    rows = []
+    for key in names:
+        u = sn.usage(key)
+        rows.append([key, human_size(u.size), str(u.inodes)])
+    table(sys.stdout, ["KEY", "SIZE", "INODES"], rows)

@@ -1,0 +1,231 @@
+"""Snapshots: directory trees keyed by name, committed ones immutable and keyed by chainID.
+
+Every snapshotter keeps its metadata in the ``snapshots`` table (per namespace) and its
+trees under ``ROOT/snapshots/<name>/snapshots/<id>/``.  A snapshot is *active* while a
+layer is being applied into it (or while it is mounted read-write) and *committed* after;
+only committed rows are trusted by unpack, so a killed unpack leaves at most an active
+row and a directory that ``snapshots rm`` / ``snapshots prune`` removes.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import secrets
+import shutil
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from ctrpy.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from ctrpy.metadata import namespaces
+from ctrpy.metadata.db import Database, dumps, loads_map, now
+
+Kind = Literal["active", "committed", "view"]
+
+
+@dataclass
+class Snapshot:
+    key: str
+    parent: str
+    kind: Kind
+    labels: dict[str, str] = field(default_factory=dict)
+    dir: str = ""  # the snapshot's directory name under snapshots/
+    created_at: str = ""
+    updated_at: str = ""
+
+
+@dataclass
+class Usage:
+    size: int
+    inodes: int
+
+
+def dir_usage(path: Path) -> Usage:
+    """Bytes (allocated blocks) and inodes under ``path``; hardlinks counted once."""
+    seen: set[tuple[int, int]] = set()
+    size = inodes = 0
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in (*dirnames, *filenames, ""):
+            p = os.path.join(dirpath, name) if name else dirpath
+            if name == "" and dirpath != str(path):
+                continue
+            try:
+                st = os.lstat(p)
+            except OSError:
+                continue
+            ident = (st.st_dev, st.st_ino)
+            if ident in seen:
+                continue
+            seen.add(ident)
+            inodes += 1
+            size += st.st_blocks * 512
+    return Usage(size, inodes)
+
+
+class Snapshotter:
+    """Shared bookkeeping; subclasses say how a tree is prepared, applied to and mounted."""
+
+    name: ClassVar[str] = ""
+    whiteouts: ClassVar[Literal["delete", "overlay"]] = "delete"
+
+    def __init__(self, root: Path, db: Database, namespace: str):
+        self.root = root  # ROOT/snapshots/<name>
+        self.db = db
+        self.namespace = namespace
+
+    # paths ----------------------------------------------------------------
+    def snapshot_path(self, snap: Snapshot) -> Path:
+        return self.root / "snapshots" / snap.dir
+
+    def fs_path(self, snap: Snapshot) -> Path:
+        return self.snapshot_path(snap) / "fs"
+
+    # metadata ---------------------------------------------------------------
+    def _row(self, key: str) -> Snapshot | None:
+        rows = self.db.query(
+            "SELECT key, parent, kind, labels, dir, created_at, updated_at FROM snapshots "
+            "WHERE snapshotter = ? AND namespace = ? AND key = ?",
+            (self.name, self.namespace, key),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return Snapshot(r["key"], r["parent"], r["kind"], loads_map(r["labels"]), r["dir"],
+                        r["created_at"], r["updated_at"])
+
+    def stat(self, key: str) -> Snapshot:
+        snap = self._row(key)
+        if snap is None:
+            raise NotFound(f"snapshot {key!r} not found")
+        return snap
+
+    def exists(self, key: str, kind: Kind = "committed") -> bool:
+        snap = self._row(key)
+        return snap is not None and snap.kind == kind and self.fs_path(snap).is_dir()
+
+    def list(self) -> builtins.list[Snapshot]:
+        rows = self.db.query(
+            "SELECT key, parent, kind, labels, dir, created_at, updated_at FROM snapshots "
+            "WHERE snapshotter = ? AND namespace = ? ORDER BY key",
+            (self.name, self.namespace),
+        )
+        return [Snapshot(r["key"], r["parent"], r["kind"], loads_map(r["labels"]), r["dir"],
+                         r["created_at"], r["updated_at"]) for r in rows]
+
+    def chain(self, key: str) -> builtins.list[Snapshot]:
+        """The snapshot and its ancestors, topmost first."""
+        out: builtins.list[Snapshot] = []
+        while key:
+            snap = self.stat(key)
+            out.append(snap)
+            key = snap.parent
+            if len(out) > 1000:
+                raise FailedPrecondition("snapshot parent chain is too long (a cycle?)")
+        return out
+
+    # lifecycle ----------------------------------------------------------------
+    def prepare(self, key: str, parent: str = "", labels: dict[str, str] | None = None) -> Snapshot:
+        """Create an active snapshot on top of committed ``parent``; returns it with its dir."""
+        if not key:
+            raise InvalidArgument("snapshot key must not be empty")
+        if parent:
+            p = self.stat(parent)
+            if p.kind != "committed":
+                raise FailedPrecondition(f"parent snapshot {parent!r} is not committed")
+        dirname = secrets.token_hex(8)
+        snap = Snapshot(key, parent, "active", dict(labels or {}), dirname)
+        with self.db.transaction() as conn:
+            if self._exists_in(conn, key):
+                raise AlreadyExists(f"snapshot {key!r} already exists")
+            namespaces.ensure(conn, self.namespace)
+            t = now()
+            conn.execute(
+                "INSERT INTO snapshots (snapshotter, namespace, key, parent, kind, labels, dir, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?)",
+                (self.name, self.namespace, key, parent, dumps(snap.labels), dirname, t, t),
+            )
+        path = self.snapshot_path(snap)
+        try:
+            path.mkdir(parents=True)
+            self._populate(snap, parent)
+        except BaseException:
+            self._drop(snap)
+            raise
+        return snap
+
+    def _exists_in(self, conn: sqlite3.Connection, key: str) -> bool:
+        return conn.execute(
+            "SELECT 1 FROM snapshots WHERE snapshotter = ? AND namespace = ? AND key = ?",
+            (self.name, self.namespace, key),
+        ).fetchone() is not None
+
+    def commit(self, name: str, key: str, labels: dict[str, str] | None = None) -> Snapshot:
+        """Turn active ``key`` into committed ``name`` (one transaction)."""
+        snap = self.stat(key)
+        if snap.kind != "active":
+            raise FailedPrecondition(f"snapshot {key!r} is not active")
+        merged = {**snap.labels, **(labels or {})}
+        with self.db.transaction() as conn:
+            if self._exists_in(conn, name):
+                raise AlreadyExists(f"snapshot {name!r} already exists")
+            conn.execute(
+                "UPDATE snapshots SET key = ?, kind = 'committed', labels = ?, updated_at = ? "
+                "WHERE snapshotter = ? AND namespace = ? AND key = ?",
+                (name, dumps(merged), now(), self.name, self.namespace, key),
+            )
+        return self.stat(name)
+
+    def remove(self, key: str) -> None:
+        snap = self.stat(key)
+        with self.db.transaction() as conn:
+            child = conn.execute(
+                "SELECT key FROM snapshots WHERE snapshotter = ? AND namespace = ? AND parent = ? LIMIT 1",
+                (self.name, self.namespace, key),
+            ).fetchone()
+            if child is not None:
+                raise FailedPrecondition(f"snapshot {key!r} has a child {child[0]!r}; remove that first")
+            conn.execute(
+                "DELETE FROM snapshots WHERE snapshotter = ? AND namespace = ? AND key = ?",
+                (self.name, self.namespace, key),
+            )
+        self._remove_dir(snap)
+
+    def _drop(self, snap: Snapshot) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "DELETE FROM snapshots WHERE snapshotter = ? AND namespace = ? AND key = ?",
+                (self.name, self.namespace, snap.key),
+            )
+        self._remove_dir(snap)
+
+    def _remove_dir(self, snap: Snapshot) -> None:
+        path = self.snapshot_path(snap)
+        if path.exists():
+            _make_removable(path)
+            shutil.rmtree(path, ignore_errors=True)
+
+    def usage(self, key: str) -> Usage:
+        return dir_usage(self.fs_path(self.stat(key)))
+
+    # what subclasses provide --------------------------------------------------
+    def _populate(self, snap: Snapshot, parent: str) -> None:
+        """Fill a new snapshot's directory so a layer can be applied into ``fs``."""
+        raise NotImplementedError
+
+    def lowerdirs(self, key: str) -> builtins.list[Path]:
+        """Directories that, stacked (topmost first), give the committed snapshot's tree."""
+        raise NotImplementedError
+
+
+def _make_removable(path: Path) -> None:
+    """Directories with mode 0555 from an image would stop rmtree as non-root."""
+    if os.geteuid() == 0:
+        return
+    for dirpath, dirnames, _files in os.walk(path):
+        for d in dirnames:
+            try:
+                os.chmod(os.path.join(dirpath, d), 0o700)
+            except OSError:
+                pass

@@ -1,0 +1,226 @@
+"""Layers -> snapshot chain, and layers -> a plain directory (extract).
+
+For each layer: skip it when its chainID snapshot is committed, else decompress (by magic
+bytes), apply into a fresh active snapshot while hashing the uncompressed stream, check
+the diffID, and commit.  Anything that fails removes the active snapshot, so a later
+unpack never trusts half a layer.  The compressed blob is verified too (read to EOF
+through the content store's verifying reader).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from ctrpy.archive.apply import ApplyOptions, ApplyResult, apply_layer
+from ctrpy.archive.compression import open_decompressed
+from ctrpy.archive.flatten import flatten
+from ctrpy.content.blobs import CHUNK
+from ctrpy.errors import AlreadyExists, CtrpyError, UnpackError
+from ctrpy.images.walk import Config, Manifest, Walker
+from ctrpy.oci import Descriptor, Matcher, digest, mediatypes
+from ctrpy.progress import (
+    LayerDone,
+    LayerProgress,
+    LayerStarted,
+    Sink,
+    UnpackDone,
+    UnpackStarted,
+    Warning,
+    null_sink,
+)
+from ctrpy.snapshots import Snapshotter
+
+LABEL_SNAPSHOT_IMAGE = "ctrpy.io/unpacked-from"
+
+
+class ContentReader(Protocol):
+    """What unpacking reads: verified blob streams and JSON (a ContentStore or RawContent)."""
+
+    def open(self, dgst: str) -> Any: ...
+
+    def read_json(self, dgst: str) -> Any: ...
+
+
+@dataclass
+class ImageLayers:
+    manifest: Manifest
+    config: Config
+    layers: list[Descriptor]
+    diff_ids: list[str]
+    chain_ids: list[str]
+
+
+def image_layers(walker: Walker, target: Descriptor, matcher: Matcher) -> ImageLayers:
+    manifest, config = walker.resolve_manifest(target, matcher)
+    layers = [d for d in manifest.layers if mediatypes.is_layer(d.media_type)]
+    if len(layers) != len(config.diff_ids):
+        raise UnpackError("mismatched image rootfs and manifest layers")
+    return ImageLayers(manifest, config, layers, config.diff_ids, digest.chain_ids(config.diff_ids))
+
+
+def apply_blob(
+    content: ContentReader,
+    layer: Descriptor,
+    target_dir: Path,
+    options: ApplyOptions,
+) -> ApplyResult:
+    """Decompress and apply one stored layer blob into ``target_dir``; verify the blob."""
+    with content.open(layer.digest) as raw:
+        _comp, stream = open_decompressed(raw)  # type: ignore[arg-type]
+        result = apply_layer(target_dir, stream, options)
+        while raw.read(CHUNK):  # verify the compressed digest to the last byte
+            pass
+    return result
+
+
+class Unpacker:
+    def __init__(self, content: ContentReader, snapshotter: Snapshotter, progress: Sink = null_sink):
+        self.content = content
+        self.sn = snapshotter
+        self.progress = progress
+        self.uncompressed: dict[str, str] = {}  # layer blob digest -> diffID, to label
+
+    def unpack(self, name: str, target: Descriptor, matcher: Matcher) -> str:
+        """Unpack ``target`` for the platform; returns the top chainID."""
+        info = image_layers(Walker(self.content.read_json), target, matcher)
+        self.progress(UnpackStarted(name, target.digest, len(info.layers)))
+        parent = ""
+        for i, (layer, diff_id, chain_id) in enumerate(zip(info.layers, info.diff_ids, info.chain_ids, strict=True)):
+            self.progress(LayerStarted(name, i, len(info.layers), layer.digest, layer.size))
+            skipped = self.sn.exists(chain_id)
+            if not skipped:
+                self._apply(name, i, layer, diff_id, chain_id, parent)
+            if layer.digest != diff_id:
+                self.uncompressed[layer.digest] = diff_id
+            self.progress(LayerDone(name, i, chain_id, skipped))
+            parent = chain_id
+        self.progress(UnpackDone(name, target.digest))
+        return parent
+
+    def _apply(self, name: str, index: int, layer: Descriptor, diff_id: str, chain_id: str, parent: str) -> None:
+        key = f"extract-{secrets.token_hex(6)}-{chain_id}"
+        active = self.sn.prepare(key, parent)
+        try:
+            def on_progress(entries: int, size: int) -> None:
+                self.progress(LayerProgress(name, index, 0, entries, size))
+
+            def on_warning(message: str) -> None:
+                self.progress(Warning(message))
+
+            opts = ApplyOptions(
+                whiteouts=self.sn.whiteouts,
+                same_owner=os.geteuid() == 0,
+                on_warning=on_warning,
+                on_progress=on_progress,
+            )
+            try:
+                result = apply_blob(self.content, layer, self.sn.fs_path(active), opts)
+            except CtrpyError as e:
+                raise UnpackError(f"layer {index} ({layer.digest}) of {name}: {e}") from e
+            if result.diff_id != diff_id:
+                raise UnpackError(
+                    f"layer {index} ({layer.digest}) of {name}: uncompressed content has digest "
+                    f"{result.diff_id}, but the config says diffID {diff_id}"
+                )
+            try:
+                self.sn.commit(chain_id, key, {LABEL_SNAPSHOT_IMAGE: name})
+            except AlreadyExists:
+                self.sn.remove(key)  # someone else committed the same layer meanwhile
+        except BaseException:
+            try:
+                self.sn.remove(key)
+            except CtrpyError:
+                pass
+            raise
+
+    def is_unpacked(self, target: Descriptor, matcher: Matcher) -> bool:
+        try:
+            info = image_layers(Walker(self.content.read_json), target, matcher)
+        except CtrpyError:
+            return False
+        return not info.chain_ids or self.sn.exists(info.chain_ids[-1])
+
+
+def extract(
+    content: ContentReader,
+    name: str,
+    target: Descriptor,
+    matcher: Matcher,
+    dest: Path,
+    progress: Sink = null_sink,
+) -> ImageLayers:
+    """Apply every layer of the image, in order, straight into ``dest`` (umoci raw unpack)."""
+    info = image_layers(Walker(content.read_json), target, matcher)
+    dest.mkdir(parents=True, exist_ok=True)
+    progress(UnpackStarted(name, target.digest, len(info.layers)))
+    for i, (layer, diff_id) in enumerate(zip(info.layers, info.diff_ids, strict=True)):
+        progress(LayerStarted(name, i, len(info.layers), layer.digest, layer.size))
+
+        def on_progress(entries: int, size: int, _i: int = i) -> None:
+            progress(LayerProgress(name, _i, 0, entries, size))
+
+        opts = ApplyOptions(
+            whiteouts="delete",
+            same_owner=os.geteuid() == 0,
+            on_warning=lambda m: progress(Warning(m)),
+            on_progress=on_progress,
+        )
+        try:
+            result = apply_blob(content, layer, dest, opts)
+        except CtrpyError as e:
+            raise UnpackError(f"layer {i} ({layer.digest}) of {name}: {e}") from e
+        if result.diff_id != diff_id:
+            raise UnpackError(
+                f"layer {i} ({layer.digest}) of {name}: uncompressed content has digest "
+                f"{result.diff_id}, but the config says diffID {diff_id}"
+            )
+        progress(LayerDone(name, i, "", False))
+    progress(UnpackDone(name, target.digest))
+    return info
+
+
+class _HashingStream:
+    """Hashes what passes through; ``finish`` drains to EOF and returns the digest."""
+
+    def __init__(self, f: Any):
+        self.f = f
+        self.h = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data: bytes = self.f.read(n)
+        self.h.update(data)
+        return data
+
+    def finish(self) -> str:
+        while self.read(CHUNK):
+            pass
+        return "sha256:" + self.h.hexdigest()
+
+
+def flatten_layers(content: ContentReader, name: str, target: Descriptor, matcher: Matcher, out: BinaryIO) -> int:
+    """Stream the image's merged root filesystem as one tar (top layer read first)."""
+    info = image_layers(Walker(content.read_json), target, matcher)
+
+    def streams() -> Iterator[BinaryIO]:
+        for i in reversed(range(len(info.layers))):
+            layer = info.layers[i]
+            with content.open(layer.digest) as raw:
+                _comp, dec = open_decompressed(raw)
+                hashing = _HashingStream(dec)
+                yield hashing  # type: ignore[misc]
+                got = hashing.finish()
+                while raw.read(CHUNK):
+                    pass
+            if got != info.diff_ids[i]:
+                raise UnpackError(
+                    f"layer {i} ({layer.digest}) of {name}: uncompressed content has digest "
+                    f"{got}, but the config says diffID {info.diff_ids[i]}"
+                )
+
+    return flatten(streams(), out)
