@@ -2,8 +2,8 @@
 
 from ctrpy.formats import registry
 from ctrpy.formats.base import (
-    ExportOptions,
     Exporter,
+    ExportOptions,
     ExportTarget,
     ImportContext,
     ImportedImage,
@@ -12,10 +12,12 @@ from ctrpy.formats.base import (
     ImportResult,
 )
 from ctrpy.formats.detect import AutoFormat
+from ctrpy.formats.docker import DockerFormat
 from ctrpy.formats.oci import OCIFormat
 from ctrpy.formats.registry import get_exporter, get_importer, register
 
 register(OCIFormat)
+register(DockerFormat, aliases=("docker.v1.1",))
 register(AutoFormat)
 
 __all__ = [

@@ -38,13 +38,25 @@ class ImportResult:
     blob_labels: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
-class ImportContext:
-    """What an importer may use: the raw blob store, options, a progress sink."""
+# (label key, value) -> digests of stored blobs carrying that label, in any namespace
+LabelLookup = Callable[[str, str], list[str]]
 
-    def __init__(self, blobs: BlobStore, options: ImportOptions, progress: Sink = null_sink):
+
+class ImportContext:
+    """What an importer may use: the raw blob store, options, a progress sink, and (when
+    the caller has a metadata database) a lookup of blobs by content label."""
+
+    def __init__(
+        self,
+        blobs: BlobStore,
+        options: ImportOptions,
+        progress: Sink = null_sink,
+        find_labelled: LabelLookup | None = None,
+    ):
         self.blobs = blobs
         self.options = options
         self.progress: Callable[[Event], None] = progress
+        self.find_labelled = find_labelled
 
     def read_json(self, dgst: str) -> Any:
         """A blob from the store, verified and size-capped, parsed as JSON."""

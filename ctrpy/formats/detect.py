@@ -11,13 +11,17 @@ from typing import BinaryIO, ClassVar
 
 from ctrpy.errors import UnsupportedFormat
 from ctrpy.formats.base import ImportContext, ImportResult
+from ctrpy.formats.docker import MANIFEST_JSON, import_docker_save
 from ctrpy.formats.oci import import_oci_layout
 from ctrpy.formats.reader import ArchiveContents, read_archive
 
 ContentsImporter = Callable[[ArchiveContents, ImportContext], ImportResult]
 
 # name -> (marker file, importer of already-read contents), in order of preference
-DETECTORS: list[tuple[str, str, ContentsImporter]] = [("oci.v1", "oci-layout", import_oci_layout)]
+DETECTORS: list[tuple[str, str, ContentsImporter]] = [
+    ("oci.v1", "oci-layout", import_oci_layout),
+    ("docker.v1.2", MANIFEST_JSON, import_docker_save),
+]
 
 
 def detect(contents: ArchiveContents) -> tuple[str, ContentsImporter]:

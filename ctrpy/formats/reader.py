@@ -17,7 +17,7 @@ import stat
 import tarfile
 import zlib
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from ctrpy.content.store import MAX_JSON
 from ctrpy.errors import CtrpyError, InvalidArchive
@@ -168,7 +168,7 @@ def _read_member(tf: tarfile.TarFile, m: tarfile.TarInfo, out: ArchiveContents, 
 
 
 def _store_blob(
-    f: BinaryIO, name: str, expected: str | None, size: int, out: ArchiveContents, ctx: ImportContext
+    f: IO[bytes], name: str, expected: str | None, size: int, out: ArchiveContents, ctx: ImportContext
 ) -> None:
     existed = expected is not None and ctx.blobs.exists(expected)
     with ctx.blobs.writer(expected, size) as w:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -67,13 +68,13 @@ class ImageStore:
                 pass
         raise NotFound(f"image {name!r} not found")
 
-    def list(self) -> list[Image]:
+    def list(self) -> builtins.list[Image]:
         rows = self.db.query(
             f"SELECT {_COLUMNS} FROM images WHERE namespace = ? ORDER BY name", (self.namespace,)
         )
         return [_row_to_image(r) for r in rows]
 
-    def names(self) -> list[str]:
+    def names(self) -> builtins.list[str]:
         return [r["name"] for r in self.db.query(
             "SELECT name FROM images WHERE namespace = ? ORDER BY name", (self.namespace,)
         )]
@@ -119,11 +120,11 @@ class ImageStore:
                 raise AlreadyExists(f"image {image.name!r} already exists")
             return self.put(conn, image)
 
-    def put_all(self, images: Iterable[Image]) -> list[Image]:
+    def put_all(self, images: Iterable[Image]) -> builtins.list[Image]:
         with self.db.transaction() as conn:
             return [self.put(conn, img) for img in images]
 
-    def tag(self, source: str, targets: list[str], *, force: bool = False) -> list[Image]:
+    def tag(self, source: str, targets: builtins.list[str], *, force: bool = False) -> builtins.list[Image]:
         """Create (or with ``force`` replace) each of ``targets`` pointing where ``source`` does."""
         src = self.resolve(source)
         out = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 import sqlite3
 
@@ -34,7 +35,7 @@ class NamespaceStore:
     def __init__(self, db: Database):
         self.db = db
 
-    def list(self) -> list[tuple[str, dict[str, str]]]:
+    def list(self) -> builtins.list[tuple[str, dict[str, str]]]:
         rows = self.db.query("SELECT name, labels FROM namespaces ORDER BY name")
         return [(r["name"], loads_map(r["labels"])) for r in rows]
 

@@ -136,9 +136,9 @@ class Matcher:
             return True
         n = p.normalized()
         for want in self.platforms:
-            if want.os == n.os and want.architecture == n.architecture:
-                if not want.variant or want.variant == n.variant:
-                    return True
+            same_arch = want.os == n.os and want.architecture == n.architecture
+            if same_arch and (not want.variant or want.variant == n.variant):
+                return True
         return False
 
     def describe(self) -> str:
