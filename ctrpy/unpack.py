@@ -13,6 +13,7 @@ import hashlib
 import os
 import secrets
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -85,58 +86,109 @@ class Unpacker:
         self.sn = snapshotter
         self.progress = progress
         self.uncompressed: dict[str, str] = {}  # layer blob digest -> diffID, to label
+        self.workers = min(2, os.cpu_count() or 1)
 
     def unpack(self, name: str, target: Descriptor, matcher: Matcher) -> str:
-        """Unpack ``target`` for the platform; returns the top chainID."""
+        """Unpack ``target`` for the platform; returns the top chainID.
+
+        Snapshotters whose layers are independent directories (overlayfs) get their
+        missing layers applied side by side on ``workers`` threads; the commits still
+        happen bottom-up, each onto its committed parent.
+        """
         info = image_layers(Walker(self.content.read_json), target, matcher)
-        self.progress(UnpackStarted(name, target.digest, len(info.layers)))
-        parent = ""
-        for i, (layer, diff_id, chain_id) in enumerate(zip(info.layers, info.diff_ids, info.chain_ids, strict=True)):
-            self.progress(LayerStarted(name, i, len(info.layers), layer.digest, layer.size))
-            skipped = self.sn.exists(chain_id)
-            if not skipped:
-                self._apply(name, i, layer, diff_id, chain_id, parent)
-            if layer.digest != diff_id:
-                self.uncompressed[layer.digest] = diff_id
-            self.progress(LayerDone(name, i, chain_id, skipped))
-            parent = chain_id
+        count = len(info.layers)
+        self.progress(UnpackStarted(name, target.digest, count))
+        todo = [i for i, cid in enumerate(info.chain_ids) if not self.sn.exists(cid)]
+        for i, layer in enumerate(info.layers):
+            if layer.digest != info.diff_ids[i]:
+                self.uncompressed[layer.digest] = info.diff_ids[i]
+        if self.sn.independent_layers and len(todo) > 1 and self.workers > 1:
+            self._unpack_parallel(name, info, todo)
+        else:
+            parent = ""
+            for i, (layer, cid) in enumerate(zip(info.layers, info.chain_ids, strict=True)):
+                self.progress(LayerStarted(name, i, count, layer.digest, layer.size))
+                if i in todo:
+                    key = self._prepare(cid, parent)
+                    try:
+                        self._apply_into(name, i, info, self.sn.fs_path(self.sn.stat(key)))
+                    except BaseException:
+                        self._discard(key)
+                        raise
+                    self._commit(name, cid, key, parent)
+                self.progress(LayerDone(name, i, cid, i not in todo))
+                parent = cid
         self.progress(UnpackDone(name, target.digest))
-        return parent
+        return info.chain_ids[-1] if info.chain_ids else ""
 
-    def _apply(self, name: str, index: int, layer: Descriptor, diff_id: str, chain_id: str, parent: str) -> None:
-        key = f"extract-{secrets.token_hex(6)}-{chain_id}"
-        active = self.sn.prepare(key, parent)
+    def _unpack_parallel(self, name: str, info: ImageLayers, todo: list[int]) -> None:
+        keys: dict[int, str] = {}
         try:
-            def on_progress(entries: int, size: int) -> None:
-                self.progress(LayerProgress(name, index, 0, entries, size))
+            for i in todo:
+                keys[i] = self._prepare(info.chain_ids[i], "")
+            paths = {i: self.sn.fs_path(self.sn.stat(k)) for i, k in keys.items()}
+            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                futures = {}
+                for i in todo:
+                    layer = info.layers[i]
+                    self.progress(LayerStarted(name, i, len(info.layers), layer.digest, layer.size))
+                    futures[i] = pool.submit(self._apply_into, name, i, info, paths[i])
+                for i in todo:  # first failure in layer order wins
+                    futures[i].result()
+            parent = ""
+            for i, cid in enumerate(info.chain_ids):
+                if i in keys:
+                    self._commit(name, cid, keys.pop(i), parent)
+                self.progress(LayerDone(name, i, cid, i not in todo))
+                parent = cid
+        finally:
+            for key in keys.values():
+                self._discard(key)
 
-            def on_warning(message: str) -> None:
-                self.progress(Warning(message))
+    def _prepare(self, chain_id: str, parent: str) -> str:
+        key = f"extract-{secrets.token_hex(6)}-{chain_id}"
+        self.sn.prepare(key, parent)
+        return key
 
-            opts = ApplyOptions(
-                whiteouts=self.sn.whiteouts,
-                same_owner=os.geteuid() == 0,
-                on_warning=on_warning,
-                on_progress=on_progress,
+    def _discard(self, key: str) -> None:
+        try:
+            self.sn.remove(key)
+        except CtrpyError:
+            pass
+
+    def _apply_into(self, name: str, index: int, info: ImageLayers, fs: Path) -> None:
+        """Apply layer ``index`` into an active snapshot's directory (no database use:
+        this runs on worker threads)."""
+        layer, diff_id = info.layers[index], info.diff_ids[index]
+        def on_progress(entries: int, size: int) -> None:
+            self.progress(LayerProgress(name, index, 0, entries, size))
+
+        def on_warning(message: str) -> None:
+            self.progress(Warning(message))
+
+        opts = ApplyOptions(
+            whiteouts=self.sn.whiteouts,
+            same_owner=os.geteuid() == 0,
+            on_warning=on_warning,
+            on_progress=on_progress,
+        )
+        try:
+            result = apply_blob(self.content, layer, fs, opts)
+        except CtrpyError as e:
+            raise UnpackError(f"layer {index} ({layer.digest}) of {name}: {e}") from e
+        if result.diff_id != diff_id:
+            raise UnpackError(
+                f"layer {index} ({layer.digest}) of {name}: uncompressed content has digest "
+                f"{result.diff_id}, but the config says diffID {diff_id}"
             )
-            try:
-                result = apply_blob(self.content, layer, self.sn.fs_path(active), opts)
-            except CtrpyError as e:
-                raise UnpackError(f"layer {index} ({layer.digest}) of {name}: {e}") from e
-            if result.diff_id != diff_id:
-                raise UnpackError(
-                    f"layer {index} ({layer.digest}) of {name}: uncompressed content has digest "
-                    f"{result.diff_id}, but the config says diffID {diff_id}"
-                )
-            try:
-                self.sn.commit(chain_id, key, {LABEL_SNAPSHOT_IMAGE: name})
-            except AlreadyExists:
-                self.sn.remove(key)  # someone else committed the same layer meanwhile
+
+    def _commit(self, name: str, chain_id: str, key: str, parent: str) -> None:
+        try:
+            self.sn.commit(chain_id, key, {LABEL_SNAPSHOT_IMAGE: name}, parent=parent)
+        except AlreadyExists:
+            self._discard(key)  # someone else committed the same layer meanwhile
         except BaseException:
-            try:
-                self.sn.remove(key)
-            except CtrpyError:
-                pass
+            self._discard(key)
             raise
 
     def is_unpacked(self, target: Descriptor, matcher: Matcher) -> bool:

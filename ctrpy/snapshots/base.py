@@ -69,6 +69,9 @@ class Snapshotter:
 
     name: ClassVar[str] = ""
     whiteouts: ClassVar[Literal["delete", "overlay"]] = "delete"
+    # True when a layer is applied into an empty directory whatever its parent holds, so
+    # layers can be applied side by side and given their parents at commit time.
+    independent_layers: ClassVar[bool] = False
 
     def __init__(self, root: Path, db: Database, namespace: str):
         self.root = root  # ROOT/snapshots/<name>
@@ -161,19 +164,31 @@ class Snapshotter:
             (self.name, self.namespace, key),
         ).fetchone() is not None
 
-    def commit(self, name: str, key: str, labels: dict[str, str] | None = None) -> Snapshot:
-        """Turn active ``key`` into committed ``name`` (one transaction)."""
+    def commit(
+        self, name: str, key: str, labels: dict[str, str] | None = None, *, parent: str | None = None
+    ) -> Snapshot:
+        """Turn active ``key`` into committed ``name`` (one transaction).
+
+        ``parent`` re-parents the snapshot on commit; only snapshotters with
+        ``independent_layers`` allow it (their trees do not contain the parent's).
+        """
         snap = self.stat(key)
         if snap.kind != "active":
             raise FailedPrecondition(f"snapshot {key!r} is not active")
+        if parent is not None and parent != snap.parent:
+            if not self.independent_layers:
+                raise FailedPrecondition(f"snapshotter {self.name} cannot re-parent {key!r}")
+            if parent and self.stat(parent).kind != "committed":
+                raise FailedPrecondition(f"parent snapshot {parent!r} is not committed")
+        new_parent = snap.parent if parent is None else parent
         merged = {**snap.labels, **(labels or {})}
         with self.db.transaction() as conn:
             if self._exists_in(conn, name):
                 raise AlreadyExists(f"snapshot {name!r} already exists")
             conn.execute(
-                "UPDATE snapshots SET key = ?, kind = 'committed', labels = ?, updated_at = ? "
+                "UPDATE snapshots SET key = ?, parent = ?, kind = 'committed', labels = ?, updated_at = ? "
                 "WHERE snapshotter = ? AND namespace = ? AND key = ?",
-                (name, dumps(merged), now(), self.name, self.namespace, key),
+                (name, new_parent, dumps(merged), now(), self.name, self.namespace, key),
             )
         return self.stat(name)
 

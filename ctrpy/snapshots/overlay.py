@@ -72,6 +72,7 @@ def overlay_supported(base: Path) -> bool:
 class OverlaySnapshotter(Snapshotter):
     name: ClassVar[str] = "overlayfs"
     whiteouts: ClassVar[Literal["delete", "overlay"]] = "overlay"
+    independent_layers: ClassVar[bool] = True
 
     def _populate(self, snap: Snapshot, parent: str) -> None:
         path = self.snapshot_path(snap)
