@@ -194,41 +194,24 @@ class Client:
         return image_layers(self.walker, img.target, matcher or Matcher.default())
 
     def check(self, image: Image, matcher: Matcher | None = None, snapshotter: str | None = None) -> ImageCheck:
-        """ctr's ``images check``: which blobs are present, and is the image unpacked?"""
+        """ctr's ``images check``: are the platform manifest's config and layers present
+        (containerd's ``images.Check``), and is the image unpacked?  An unresolvable
+        manifest counts as the target itself missing (``incomplete (0/1)``)."""
         m = matcher or Matcher.default()
         content = self.content
-        required: list[Descriptor] = []
-        present = 0
-        size = 0
-        required_size = 0
-        walker = self.walker
-        stack = [image.target]
-        seen: set[str] = set()
-        while stack:
-            d = stack.pop()
-            if d.digest in seen:
-                continue
-            seen.add(d.digest)
-            required.append(d)
-            required_size += d.size
-            if not content.exists(d.digest):
-                continue
-            present += 1
-            size += d.size
-            try:
-                if mediatypes.is_index(d.media_type):
-                    stack.extend(c for c in walker.children(d) if c.platform is None or m.match(c.platform))
-                elif mediatypes.is_manifest(d.media_type):
-                    stack.extend(walker.children(d))
-            except CtrpyError:
-                continue
-        unpacked = False
-        if present == len(required):
-            try:
-                unpacked = Unpacker(content, self.snapshotter(snapshotter)).is_unpacked(image.target, m)
-            except CtrpyError:
-                unpacked = False
-        return ImageCheck(image, present, len(required), size, required_size, unpacked)
+        try:
+            manifest, _cfg = self.walker.resolve_manifest(image.target, m)
+        except CtrpyError:
+            return ImageCheck(image, 0, 1, 0, image.target.size, False)
+        required = [manifest.config, *manifest.layers]
+        have = [d for d in required if content.exists(d.digest)]
+        try:
+            unpacked = Unpacker(content, self.snapshotter(snapshotter)).is_unpacked(image.target, m)
+        except CtrpyError:
+            unpacked = False
+        return ImageCheck(
+            image, len(have), len(required), sum(d.size for d in have), sum(d.size for d in required), unpacked
+        )
 
     def usage(
         self, name: str, matcher: Matcher | None = None, snapshotter: str | None = None

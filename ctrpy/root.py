@@ -28,6 +28,8 @@ class Root:
     """Lazily created: nothing is written until a store is first used."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None):
+        # the default root's parents are created (XDG says so); a --root's parent must exist
+        self.create_parents = path is None
         self.path = Path(path) if path is not None else default_root()
         self.path = Path(os.path.abspath(self.path))
         self._db: Database | None = None
@@ -40,6 +42,11 @@ class Root:
             return
         if self.path.exists():
             raise StoreError(f"root {self.path} exists and is not a directory")
+        if self.create_parents:
+            try:
+                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(f"cannot create {self.path.parent}: {e.strerror}") from e
         if not self.path.parent.is_dir():
             raise StoreError(f"cannot create root {self.path}: parent directory {self.path.parent} does not exist")
         try:

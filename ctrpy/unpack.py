@@ -99,6 +99,8 @@ class Unpacker:
         count = len(info.layers)
         self.progress(UnpackStarted(name, target.digest, count))
         todo = [i for i, cid in enumerate(info.chain_ids) if not self.sn.exists(cid)]
+        for i in todo:
+            self.sn.forget_broken(info.chain_ids[i])
         for i, layer in enumerate(info.layers):
             if layer.digest != info.diff_ids[i]:
                 self.uncompressed[layer.digest] = info.diff_ids[i]

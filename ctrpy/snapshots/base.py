@@ -108,6 +108,22 @@ class Snapshotter:
         snap = self._row(key)
         return snap is not None and snap.kind == kind and self.fs_path(snap).is_dir()
 
+    def forget_broken(self, key: str) -> bool:
+        """Drop a committed row whose tree has gone (deleted by hand); True if one was dropped.
+
+        Its children keep their rows: re-applying the layer under the same key restores them.
+        """
+        snap = self._row(key)
+        if snap is None or self.fs_path(snap).is_dir():
+            return False
+        with self.db.transaction() as conn:
+            conn.execute(
+                "DELETE FROM snapshots WHERE snapshotter = ? AND namespace = ? AND key = ?",
+                (self.name, self.namespace, key),
+            )
+        self._remove_dir(snap)
+        return True
+
     def list(self) -> builtins.list[Snapshot]:
         rows = self.db.query(
             "SELECT key, parent, kind, labels, dir, created_at, updated_at FROM snapshots "

@@ -1,0 +1,398 @@
+"""Snapshotters: the bookkeeping every snapshotter shares, and how the default one is chosen.
+
+Both snapshotters run every lifecycle test (``overlayfs`` only as root, where it can be
+mounted). A snapshot is *active* while something is written into its ``fs`` directory and
+*committed* (immutable, usually keyed by a chainID) after; its row lives in the store's
+SQLite database, per namespace and per snapshotter.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ctrpy import snapshots
+from ctrpy.client import Client
+from ctrpy.errors import AlreadyExists, FailedPrecondition, InvalidArgument, MountError, NotFound
+from ctrpy.snapshots import Snapshotter
+from ctrpy.snapshots import overlay as overlay_mod
+
+NAMES = ["native", "overlayfs"]
+
+
+def overlay_usable(tmp_path: Path) -> bool:
+    return os.geteuid() == 0 and overlay_mod.overlay_supported(tmp_path / "probe")
+
+
+@pytest.fixture(autouse=True)
+def _no_env_snapshotter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CTRPY_SNAPSHOTTER", raising=False)
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[Client]:
+    c = Client(tmp_path / "root")
+    yield c
+    c.close()
+
+
+@pytest.fixture(params=NAMES)
+def sn(request: pytest.FixtureRequest, client: Client, tmp_path: Path) -> Snapshotter:
+    if request.param == "overlayfs" and not overlay_usable(tmp_path):
+        pytest.skip("overlayfs needs root and a mountable overlay filesystem")
+    return client.snapshotter(request.param)
+
+
+def committed(sn: Snapshotter, name: str, files: dict[str, bytes], parent: str = "") -> Path:
+    """Prepare on ``parent``, write ``files`` into the new tree, commit as ``name``."""
+    active = sn.prepare(f"active-{name}", parent)
+    fs = sn.fs_path(active)
+    for rel, data in files.items():
+        (fs / rel).parent.mkdir(parents=True, exist_ok=True)
+        (fs / rel).write_bytes(data)
+    sn.commit(name, f"active-{name}")
+    return fs
+
+
+def stacked_names(sn: Snapshotter, key: str) -> set[str]:
+    """Every relative path visible in the stack of a committed snapshot's directories."""
+    out: set[str] = set()
+    for d in sn.lowerdirs(key):
+        out |= {p.relative_to(d).as_posix() for p in d.rglob("*")}
+    return out
+
+
+def snapshot_dirs(sn: Snapshotter) -> list[str]:
+    base = sn.root / "snapshots"
+    return sorted(os.listdir(base)) if base.is_dir() else []
+
+
+# --------------------------------------------------------------------------- lifecycle
+def test_prepare_gives_an_active_snapshot_with_an_empty_tree(sn: Snapshotter) -> None:
+    active = sn.prepare("work")
+    assert sn.stat("work").kind == "active"
+    assert sn.fs_path(active).is_dir()
+    assert list(sn.fs_path(active).iterdir()) == []
+
+
+def test_commit_turns_the_active_snapshot_into_a_committed_one_under_the_new_name(sn: Snapshotter) -> None:
+    fs = committed(sn, "layer-0", {"etc/hostname": b"box\n"})
+    snap = sn.stat("layer-0")
+    assert snap.kind == "committed"
+    assert sn.fs_path(snap) == fs
+    assert (fs / "etc" / "hostname").read_bytes() == b"box\n"
+    with pytest.raises(NotFound):
+        sn.stat("active-layer-0")
+
+
+def test_commit_keeps_the_labels_of_prepare_and_adds_its_own(sn: Snapshotter) -> None:
+    sn.prepare("work", labels={"a": "1"})
+    sn.commit("done", "work", {"b": "2"})
+    assert sn.stat("done").labels == {"a": "1", "b": "2"}
+
+
+def test_a_committed_snapshot_cannot_be_committed_again(sn: Snapshotter) -> None:
+    committed(sn, "layer-0", {})
+    with pytest.raises(FailedPrecondition, match="not active"):
+        sn.commit("layer-0-again", "layer-0")
+
+
+def test_a_child_sees_its_parents_files_and_its_own(sn: Snapshotter) -> None:
+    committed(sn, "base", {"etc/base": b"base"})
+    committed(sn, "top", {"etc/top": b"top"}, parent="base")
+    assert sn.stat("top").parent == "base"
+    assert {"etc/base", "etc/top"} <= stacked_names(sn, "top")
+    assert "etc/top" not in stacked_names(sn, "base")
+
+
+def test_the_parent_must_be_committed(sn: Snapshotter) -> None:
+    sn.prepare("still-active")
+    with pytest.raises(FailedPrecondition, match="not committed"):
+        sn.prepare("child", "still-active")
+    with pytest.raises(NotFound):
+        sn.stat("child")
+
+
+def test_a_missing_parent_is_not_found(sn: Snapshotter) -> None:
+    with pytest.raises(NotFound):
+        sn.prepare("child", "sha256:" + "0" * 64)
+    assert sn.list() == []
+
+
+def test_keys_are_unique_among_active_and_committed_snapshots(sn: Snapshotter) -> None:
+    committed(sn, "layer-0", {})
+    sn.prepare("work")
+    with pytest.raises(AlreadyExists):
+        sn.prepare("work")
+    with pytest.raises(AlreadyExists):
+        sn.prepare("layer-0")
+    assert len(snapshot_dirs(sn)) == 2  # the refused prepares left no directory behind
+
+
+def test_committing_onto_an_existing_name_is_refused_and_keeps_the_active_snapshot(sn: Snapshotter) -> None:
+    committed(sn, "layer-0", {})
+    active = sn.prepare("work")
+    (sn.fs_path(active) / "kept").write_bytes(b"x")
+    with pytest.raises(AlreadyExists):
+        sn.commit("layer-0", "work")
+    assert sn.stat("work").kind == "active"
+    assert (sn.fs_path(sn.stat("work")) / "kept").read_bytes() == b"x"
+
+
+def test_an_empty_key_is_refused(sn: Snapshotter) -> None:
+    with pytest.raises(InvalidArgument):
+        sn.prepare("")
+
+
+def test_remove_deletes_the_row_and_the_directory(sn: Snapshotter) -> None:
+    fs = committed(sn, "layer-0", {"f": b"x"})
+    sn.remove("layer-0")
+    assert sn.list() == []
+    assert not fs.exists()
+    assert snapshot_dirs(sn) == []
+
+
+def test_remove_refuses_a_snapshot_with_children(sn: Snapshotter) -> None:
+    base_fs = committed(sn, "base", {"f": b"x"})
+    committed(sn, "top", {}, parent="base")
+    with pytest.raises(FailedPrecondition, match="child 'top'"):
+        sn.remove("base")
+    assert sn.stat("base").kind == "committed"
+    assert (base_fs / "f").read_bytes() == b"x"
+
+
+def test_an_active_child_also_protects_its_parent(sn: Snapshotter) -> None:
+    committed(sn, "base", {})
+    sn.prepare("work", "base")
+    with pytest.raises(FailedPrecondition):
+        sn.remove("base")
+
+
+def test_removing_children_first_then_the_parent_works(sn: Snapshotter) -> None:
+    committed(sn, "base", {})
+    committed(sn, "top", {}, parent="base")
+    sn.remove("top")
+    sn.remove("base")
+    assert sn.list() == []
+
+
+def test_removing_a_missing_snapshot_is_not_found(sn: Snapshotter) -> None:
+    with pytest.raises(NotFound):
+        sn.remove("nothing")
+
+
+# --------------------------------------------------------------------------- list, stat, usage
+def test_list_gives_every_snapshot_sorted_by_key_with_parent_and_kind(sn: Snapshotter) -> None:
+    committed(sn, "b-base", {})
+    committed(sn, "c-top", {}, parent="b-base")
+    sn.prepare("a-work", "c-top")
+    assert [(s.key, s.parent, s.kind) for s in sn.list()] == [
+        ("a-work", "c-top", "active"),
+        ("b-base", "", "committed"),
+        ("c-top", "b-base", "committed"),
+    ]
+
+
+def test_stat_gives_labels_and_timestamps(sn: Snapshotter) -> None:
+    sn.prepare("work", labels={"k": "v"})
+    snap = sn.stat("work")
+    assert snap.labels == {"k": "v"}
+    assert snap.created_at.endswith("Z")
+    assert snap.updated_at >= snap.created_at
+
+
+def test_stat_of_a_missing_snapshot_is_not_found(sn: Snapshotter) -> None:
+    with pytest.raises(NotFound, match="'nothing'"):
+        sn.stat("nothing")
+
+
+def test_exists_is_true_only_for_a_committed_snapshot_whose_tree_is_there(sn: Snapshotter) -> None:
+    fs = committed(sn, "layer-0", {})
+    sn.prepare("work")
+    assert sn.exists("layer-0")
+    assert not sn.exists("work")
+    assert sn.exists("work", kind="active")
+    assert not sn.exists("nothing")
+    fs.rmdir()  # a tree lost behind the database's back is not trusted
+    assert not sn.exists("layer-0")
+
+
+def test_usage_counts_allocated_bytes_and_inodes_with_hardlinks_once(sn: Snapshotter) -> None:
+    active = sn.prepare("work")
+    fs = sn.fs_path(active)
+    (fs / "big").write_bytes(os.urandom(1 << 20))
+    os.link(fs / "big", fs / "big-link")
+    (fs / "dir").mkdir()
+    sn.commit("layer-0", "work")
+    u = sn.usage("layer-0")
+    assert u.inodes == 3  # the tree's root, the file (two names), the directory
+    assert 1 << 20 <= u.size < 2 << 20
+
+
+def test_usage_of_a_missing_snapshot_is_not_found(sn: Snapshotter) -> None:
+    with pytest.raises(NotFound):
+        sn.usage("nothing")
+
+
+# --------------------------------------------------------------------------- failures
+class PopulateFailed(Exception):
+    pass
+
+
+def test_a_failed_populate_leaves_no_row_and_no_directory(
+    sn: Snapshotter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    committed(sn, "base", {"f": b"x"})
+    before = snapshot_dirs(sn)
+
+    def half_done(snap: object, parent: str) -> None:
+        fs = sn.root / "snapshots" / snap.dir / "fs"  # type: ignore[attr-defined]
+        fs.mkdir()
+        (fs / "partial").write_bytes(b"half")
+        raise PopulateFailed
+
+    monkeypatch.setattr(sn, "_populate", half_done)
+    with pytest.raises(PopulateFailed):
+        sn.prepare("child", "base")
+    assert [s.key for s in sn.list()] == ["base"]
+    assert snapshot_dirs(sn) == before
+
+
+def test_an_interrupted_populate_is_cleaned_up_too(sn: Snapshotter, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted(snap: object, parent: str) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sn, "_populate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sn.prepare("work")
+    assert sn.list() == []
+    assert snapshot_dirs(sn) == []
+
+
+def test_native_prepare_fails_cleanly_when_the_parent_tree_is_gone(client: Client) -> None:
+    sn = client.snapshotter("native")
+    fs = committed(sn, "base", {"f": b"x"})
+    (fs / "f").unlink()
+    fs.rmdir()
+    with pytest.raises(Exception, match="cannot copy snapshot"):
+        sn.prepare("child", "base")
+    assert [s.key for s in sn.list()] == ["base"]
+    assert len(snapshot_dirs(sn)) == 1
+
+
+# --------------------------------------------------------------------------- metadata
+def test_snapshot_rows_live_in_the_database_per_namespace_and_snapshotter(
+    sn: Snapshotter, client: Client
+) -> None:
+    committed(sn, "layer-0", {})
+    db = sqlite3.connect(client.root.path / "metadata.db")
+    try:
+        rows = db.execute("SELECT snapshotter, namespace, key, kind FROM snapshots").fetchall()
+    finally:
+        db.close()
+    assert rows == [(sn.name, "default", "layer-0", "committed")]
+
+
+def test_snapshots_outlive_the_client(sn: Snapshotter, tmp_path: Path) -> None:
+    committed(sn, "layer-0", {"f": b"x"})
+    again = Client(tmp_path / "root")
+    try:
+        reopened = again.snapshotter(sn.name)
+        assert [s.key for s in reopened.list()] == ["layer-0"]
+        assert (reopened.fs_path(reopened.stat("layer-0")) / "f").read_bytes() == b"x"
+    finally:
+        again.close()
+
+
+def test_other_namespaces_do_not_see_a_snapshot_and_may_use_the_same_key(
+    sn: Snapshotter, tmp_path: Path
+) -> None:
+    committed(sn, "layer-0", {"f": b"default"})
+    other = Client(tmp_path / "root", namespace="other")
+    try:
+        osn = other.snapshotter(sn.name)
+        assert osn.list() == []
+        with pytest.raises(NotFound):
+            osn.stat("layer-0")
+        ofs = committed(osn, "layer-0", {"f": b"other"})
+        assert (ofs / "f").read_bytes() == b"other"
+        osn.remove("layer-0")
+    finally:
+        other.close()
+    assert (sn.fs_path(sn.stat("layer-0")) / "f").read_bytes() == b"default"
+
+
+def test_each_snapshotter_has_its_own_snapshots(client: Client, tmp_path: Path) -> None:
+    native = client.snapshotter("native")
+    committed(native, "layer-0", {})
+    if overlay_usable(tmp_path):
+        assert client.snapshotter("overlayfs").list() == []
+    assert native.root == client.root.path / "snapshots" / "native"
+
+
+# --------------------------------------------------------------------------- choosing one
+def test_the_default_is_overlayfs_as_root_where_it_can_be_mounted(tmp_path: Path) -> None:
+    if not overlay_usable(tmp_path):
+        pytest.skip("needs root and a mountable overlay filesystem")
+    assert snapshots.default_name(tmp_path / "snapshots") == "overlayfs"
+
+
+def test_the_default_is_native_where_overlay_cannot_be_mounted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise MountError("cannot mount overlay: Operation not permitted")
+
+    monkeypatch.setattr(overlay_mod, "mount", refuse)
+    assert snapshots.default_name(tmp_path / "fresh-snapshots") == "native"
+
+
+def test_the_default_is_native_for_a_non_root_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert snapshots.default_name(tmp_path / "fresh-snapshots") == "native"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ctrpy_snapshotter_overrides_the_default(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CTRPY_SNAPSHOTTER", name)
+    assert snapshots.default_name(tmp_path / "snapshots") == name
+
+
+def test_the_client_uses_ctrpy_snapshotter(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CTRPY_SNAPSHOTTER", "native")
+    assert client.snapshotter().name == "native"
+
+
+def test_an_unknown_snapshotter_names_the_valid_ones(client: Client) -> None:
+    with pytest.raises(
+        InvalidArgument, match=r"unknown snapshotter 'zfs'; valid snapshotters: native, overlayfs"
+    ):
+        client.snapshotter("zfs")
+
+
+def test_an_unknown_snapshotter_from_the_environment_names_the_valid_ones(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CTRPY_SNAPSHOTTER", "btrfs")
+    with pytest.raises(InvalidArgument, match="valid snapshotters: native, overlayfs"):
+        client.snapshotter()
+
+
+def test_overlay_is_an_alias_of_overlayfs(client: Client, tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("overlayfs needs root")
+    assert client.snapshotter("overlay").name == "overlayfs"
+
+
+def test_overlayfs_for_a_non_root_user_is_a_clear_error(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(InvalidArgument, match="overlayfs snapshotter needs root; use --snapshotter native"):
+        client.snapshotter("overlayfs")
