@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -258,12 +259,16 @@ class _HashingStream:
 
 
 def flatten_layers(content: ContentReader, name: str, target: Descriptor, matcher: Matcher, out: BinaryIO) -> int:
-    """Stream the image's merged root filesystem as one tar (top layer read first)."""
+    """Stream the image's merged root filesystem as one tar (top layer read first).
+
+    Every time a layer is read to the end, its blob digest and diffID are checked."""
     info = image_layers(Walker(content.read_json), target, matcher)
 
-    def streams() -> Iterator[BinaryIO]:
-        for i in reversed(range(len(info.layers))):
-            layer = info.layers[i]
+    def opener(i: int) -> Callable[[], AbstractContextManager[BinaryIO]]:
+        layer = info.layers[i]
+
+        @contextmanager
+        def open_layer() -> Iterator[BinaryIO]:
             with content.open(layer.digest) as raw:
                 _comp, dec = open_decompressed(raw)
                 hashing = _HashingStream(dec)
@@ -277,4 +282,6 @@ def flatten_layers(content: ContentReader, name: str, target: Descriptor, matche
                     f"{got}, but the config says diffID {info.diff_ids[i]}"
                 )
 
-    return flatten(streams(), out)
+        return open_layer
+
+    return flatten([opener(i) for i in reversed(range(len(info.layers)))], out)

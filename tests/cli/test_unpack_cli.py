@@ -499,12 +499,6 @@ def test_flatten_applies_whiteouts_opaque_dirs_hardlinks_and_symlinks(run: Cli) 
     assert (t["etc/abs"].linkname, t["etc/rel"].linkname) == ("/bin-a", "../bin-a")
 
 
-@pytest.mark.xfail(
-    reason="ctrpy/archive/flatten.py (a documented limit, shared with crane): a lower-layer hardlink "
-    "whose target an upper layer replaced is written as a link to the upper file, so the flattened "
-    "tar gives it the new content; extract (and umoci, containerd) keep the old inode",
-    strict=True,
-)
 def test_flatten_keeps_a_lower_hardlink_to_a_file_an_upper_layer_replaced(run: Cli) -> None:
     lower = [file("a", b"old"), hardlink("b", "a")]
     upper = [file("a", b"new")]
