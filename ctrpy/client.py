@@ -23,6 +23,7 @@ from ctrpy.formats import (
     get_importer,
 )
 from ctrpy.images import Image, ImageStore, Walker
+from ctrpy.images.store import validate as validate_image
 from ctrpy.metadata import NamespaceStore, namespaces
 from ctrpy.oci import Descriptor, Matcher, Platform, digest, mediatypes
 from ctrpy.progress import Sink, null_sink
@@ -94,6 +95,11 @@ class Client:
     def close(self) -> None:
         self.root.close()
 
+    def remove_namespace(self, name: str) -> None:
+        """Remove an empty namespace, and the bytes of blobs no other namespace holds."""
+        for dgst in self.namespaces.remove(name):
+            self.root.blobs.delete(dgst)
+
     # images -------------------------------------------------------------------
     def image(self, name: str) -> Image:
         return self.images.resolve(name)
@@ -154,6 +160,9 @@ class Client:
         self.root.ensure()
         ctx = ImportContext(self.root.blobs, opts, self.progress, self._find_labelled)
         result = imp.import_stream(stream, ctx)
+        wanted = {k: v for k, v in (labels or {}).items() if v}  # `k=` sets nothing on import
+        for imported in result.images:  # refuse bad names and labels before unpacking anything
+            validate_image(Image(imported.name, imported.target, wanted))
         if unpack and result.images:
             unpacker = Unpacker(RawContent(self.root.blobs), self.snapshotter(snapshotter), self.progress)
             for imported in result.images:
@@ -173,7 +182,7 @@ class Client:
                     (self.namespace, imported.name),
                 ).fetchone()
                 merged = dict(images.get(imported.name).labels) if row else {}
-                merged.update(labels or {})
+                merged.update(wanted)
                 out.append(images.put(conn, Image(imported.name, imported.target, merged)))
         return out
 

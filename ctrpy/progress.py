@@ -63,7 +63,10 @@ class UnpackDone:
 
 @dataclass(frozen=True)
 class BytesWritten:
+    """Bytes of the output archive written so far (``total`` when known in advance)."""
+
     done: int
+    total: int | None = None
 
 
 @dataclass(frozen=True)

@@ -57,8 +57,7 @@ class Root:
     @property
     def db(self) -> Database:
         if self._db is None:
-            self.ensure()
-            self._db = Database(self.path / "metadata.db")
+            self._db = Database(self.path / "metadata.db", before_open=self.ensure)
         return self._db
 
     def snapshot_dir(self, snapshotter: str) -> Path:

@@ -104,6 +104,8 @@ def rm(app: App, digests: tuple[str, ...]) -> None:
         _digest.validate(d)
     store = app.client.content
     for d in digests:
+        store.info(d)  # all must exist before any is removed
+    for d in digests:
         store.delete(d)
         click.echo(d)
 

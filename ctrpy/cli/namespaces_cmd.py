@@ -88,5 +88,5 @@ def rm(app: App, names: tuple[str, ...]) -> None:
       $ ctrpy ns rm ci
     """
     for name in names:
-        app.client.namespaces.remove(name)
+        app.client.remove_namespace(name)
         click.echo(name)

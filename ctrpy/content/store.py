@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from ctrpy.content.blobs import CHUNK, BlobStore, BlobWriter
-from ctrpy.errors import DigestMismatch, InvalidArchive, InvalidArgument, NotFound
+from ctrpy.errors import DigestMismatch, InvalidArchive, NotFound
 from ctrpy.metadata import namespaces
 from ctrpy.metadata.db import Database, dumps, loads_map, now
+from ctrpy.metadata.labels import merge as merge_labels
+from ctrpy.metadata.labels import validate as validate_labels
 from ctrpy.oci import digest as _digest
 
 MAX_JSON = 20 << 20  # containerd's cap on manifests/indexes/configs (CVE-2023-25153)
-_LABEL_KEY_MAX = 4096
-_LABELS_MAX = 4096 * 4
 
 
 @dataclass
@@ -28,15 +28,6 @@ class Info:
     labels: dict[str, str] = field(default_factory=dict)
     created_at: str = ""
     updated_at: str = ""
-
-
-def validate_labels(labels: dict[str, str]) -> None:
-    """containerd's label rules: non-empty keys, key+value at most 4096 bytes."""
-    for k, v in labels.items():
-        if not k:
-            raise InvalidArgument("label key must not be empty")
-        if len(k.encode()) + len(v.encode()) > _LABEL_KEY_MAX:
-            raise InvalidArgument(f"label {k!r}: key and value longer than {_LABEL_KEY_MAX} bytes")
 
 
 class VerifyingReader:
@@ -205,13 +196,7 @@ class ContentStore:
         ).fetchone()
         if row is None:
             raise NotFound(f"content {dgst} not found")
-        merged = loads_map(row[0])
-        for k, v in labels.items():
-            if v:
-                merged[k] = v
-            else:
-                merged.pop(k, None)
-        validate_labels(merged)
+        merged = merge_labels(loads_map(row[0]), labels)
         conn.execute(
             "UPDATE content SET labels = ?, updated_at = ? WHERE namespace = ? AND digest = ?",
             (dumps(merged), now(), self.namespace, dgst),
@@ -221,7 +206,7 @@ class ContentStore:
     def set_labels(self, dgst: str, labels: dict[str, str]) -> dict[str, str]:
         """Merge labels (an empty value removes that label); returns the result."""
         _digest.validate(dgst)
-        validate_labels(labels)
+        validate_labels({k: v for k, v in labels.items() if v})
         self.info(dgst)
         with self.db.transaction() as conn:
             return self._merge_labels(conn, dgst, labels)

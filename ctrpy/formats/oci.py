@@ -52,7 +52,12 @@ def required_blobs(walker: Walker, target: Descriptor, matcher: Matcher) -> Iter
 
 
 def check_complete(ctx: ImportContext, image: ImportedImage, sizes: dict[str, int]) -> None:
-    """Raise unless every blob ``image`` needs is in the store with the announced size."""
+    """Raise unless every blob ``image`` needs is in the store with the announced size.
+
+    A needed blob the archive did not carry but the store already holds (verified when it
+    was written, perhaps by another namespace) is added to ``sizes``, so the import makes
+    it visible in this namespace too.
+    """
     walker = Walker(ctx.read_json)
     for desc in required_blobs(walker, image.target, ctx.options.matcher):
         if not ctx.blobs.exists(desc.digest):
@@ -62,7 +67,7 @@ def check_complete(ctx: ImportContext, image: ImportedImage, sizes: dict[str, in
             raise InvalidArchive(f"archive is missing {kind} {desc.digest} of image {image.name}")
         size = sizes.get(desc.digest)
         if size is None:
-            size = ctx.blobs.size(desc.digest)
+            size = sizes[desc.digest] = ctx.blobs.size(desc.digest)
         if size != desc.size:
             raise InvalidArchive(
                 f"blob {desc.digest} of image {image.name} has {size} bytes, "
@@ -117,9 +122,9 @@ def import_oci_layout(contents: ArchiveContents, ctx: ImportContext) -> ImportRe
         if not ctx.blobs.exists(entry.digest):
             raise InvalidArchive(f"archive is missing {_kind(entry.media_type)} {entry.digest}")
         names = names_for_entry(entry, opts)
-        if entry.platform is not None and not opts.matcher.match(entry.platform):
-            continue
-        if not has_platform(walker, entry, opts.matcher):
+        if (entry.platform is not None and not opts.matcher.match(entry.platform)) or not has_platform(
+            walker, entry, opts.matcher
+        ):
             ctx.progress(Warning(
                 f"skipping {names[0]}: no manifest for {opts.matcher.describe()} "
                 "(use --platform or --all-platforms)"
@@ -137,6 +142,10 @@ def import_oci_layout(contents: ArchiveContents, ctx: ImportContext) -> ImportRe
         result.images.append(ImportedImage(
             opts.index_name, Descriptor(media_type or mediatypes.OCI_INDEX, dgst, size)
         ))
+    if not result.images:
+        raise InvalidArchive(
+            f"the archive has no image for {opts.matcher.describe()} (use --platform or --all-platforms)"
+        )
     for image in result.images:
         check_complete(ctx, image, result.blobs)
     return result
@@ -223,17 +232,19 @@ def _collect(
     while stack:
         desc = stack.pop()
         if mediatypes.is_index(desc.media_type):
-            for child in walker.children(desc):
-                if child.platform is not None and not matcher.match(child.platform):
-                    continue
+            chosen = [c for c in walker.children(desc) if c.platform is None or matcher.match(c.platform)]
+            if not chosen and desc is target:
+                raise NotFound(f"image {label} has no manifest for {matcher.describe()}")
+            for child in chosen:
                 if not source.exists(child.digest):
-                    if options.all_platforms:
-                        raise NotFound(
-                            f"image {label}: manifest {child.digest} for "
-                            f"{child.platform or 'an unnamed platform'} is not in the store "
-                            "(--all-platforms needs every platform's content)"
-                        )
-                    continue
+                    hint = (
+                        "--all-platforms needs every platform's content" if options.all_platforms
+                        else "import it with --platform or --all-platforms"
+                    )
+                    raise NotFound(
+                        f"image {label}: manifest {child.digest} for "
+                        f"{child.platform or 'an unnamed platform'} is not in the store ({hint})"
+                    )
                 blobs[child.digest] = child.size
                 stack.append(child)
         elif mediatypes.is_manifest(desc.media_type):
@@ -295,6 +306,16 @@ def write_layout_tar(source: ExportSource, plan: ExportPlan, out: BinaryIO, prog
         files["manifest.json"] = _json_bytes(plan.manifest_json)
     for dgst, size in plan.blobs.items():
         files["blobs/sha256/" + digest.hex_of(dgst)] = (dgst, size)
+    dirs = [_header("blobs/", 0, directory=True), _header("blobs/sha256/", 0, directory=True)]
+    headers = {
+        name: _header(name, len(item) if isinstance(item, bytes) else item[1]) for name, item in files.items()
+    }
+    # the size of the whole tar, known before the first byte: for progress with a total
+    total = sum(map(len, dirs)) + 2 * tarfile.BLOCKSIZE
+    for name, item in files.items():
+        size = len(item) if isinstance(item, bytes) else item[1]
+        total += len(headers[name]) + size + len(_pad(size))
+    total += -total % tarfile.RECORDSIZE
     written = 0
 
     def emit(data: bytes) -> None:
@@ -302,17 +323,18 @@ def write_layout_tar(source: ExportSource, plan: ExportPlan, out: BinaryIO, prog
         out.write(data)
         written += len(data)
 
-    emit(_header("blobs/", 0, directory=True))
-    emit(_header("blobs/sha256/", 0, directory=True))
+    progress(BytesWritten(0, total))
+    for header in dirs:
+        emit(header)
     next_report = 0
     for name in sorted(files):
         item = files[name]
         if isinstance(item, bytes):
-            emit(_header(name, len(item)))
+            emit(headers[name])
             emit(item + _pad(len(item)))
             continue
         dgst, size = item
-        emit(_header(name, size))
+        emit(headers[name])
         copied = 0
         with source.open(dgst) as f:
             while chunk := f.read(CHUNK):
@@ -320,7 +342,7 @@ def write_layout_tar(source: ExportSource, plan: ExportPlan, out: BinaryIO, prog
                 copied += len(chunk)
                 if written >= next_report:
                     next_report = written + (8 << 20)
-                    progress(BytesWritten(written))
+                    progress(BytesWritten(written, total))
         if copied != size:
             raise InvalidArchive(f"content {dgst} has {copied} bytes, expected {size}")
         emit(_pad(size))
@@ -328,5 +350,5 @@ def write_layout_tar(source: ExportSource, plan: ExportPlan, out: BinaryIO, prog
     rest = -written % tarfile.RECORDSIZE
     if rest:
         emit(b"\0" * rest)
-    progress(BytesWritten(written))
+    progress(BytesWritten(written, total))
 

@@ -19,14 +19,18 @@ import zlib
 from dataclasses import dataclass, field
 from typing import IO, BinaryIO
 
+from ctrpy.content.blobs import BlobStore
 from ctrpy.content.store import MAX_JSON
-from ctrpy.errors import CtrpyError, InvalidArchive
+from ctrpy.errors import CtrpyError, DigestMismatch, InvalidArchive
 from ctrpy.formats.base import ImportContext, parse_json
+from ctrpy.oci import digest
 from ctrpy.progress import ArchiveRead, BlobStored
 
 _BLOB_NAME = re.compile(r"blobs/([a-z0-9]+)/([0-9a-f]{64})")
 _METADATA_BASENAMES = frozenset({"oci-layout", "repositories", "VERSION", "json"})
 _LINK_DEPTH = 16
+_KEEP_ONE = 1 << 20  # metadata files up to this size are kept in memory...
+_KEEP_ALL = 32 << 20  # ... up to this much in all; the rest go to the store like any file
 _BUF = 1 << 20
 
 
@@ -43,7 +47,8 @@ class ArchiveContents:
     metadata: dict[str, bytes] = field(default_factory=dict)  # member name -> bytes
     links: dict[str, str] = field(default_factory=dict)  # member name -> target member name
     names: list[str] = field(default_factory=list)  # every member name, in order
-    bad_blob_names: list[str] = field(default_factory=list)
+    store: BlobStore | None = None  # where metadata too large to keep in memory went
+    kept: int = 0  # bytes of metadata held in memory
 
     def has(self, name: str) -> bool:
         return self._follow(name) is not None
@@ -58,8 +63,20 @@ class ArchiveContents:
         raise InvalidArchive(f"archive member {name!r}: too many levels of links")
 
     def metadata_bytes(self, name: str) -> bytes | None:
+        """A metadata file's bytes (from memory, or read back from the store, 20 MiB cap)."""
         real = self._follow(clean_name(name))
-        return None if real is None else self.metadata.get(real)
+        if real is None:
+            return None
+        if real in self.metadata:
+            return self.metadata[real]
+        dgst = self.blobs[real]
+        if self.sizes[dgst] > MAX_JSON or self.store is None:
+            raise InvalidArchive(f"{name} is larger than the {MAX_JSON} byte JSON limit")
+        with self.store.open(dgst) as f:
+            data = f.read(MAX_JSON + 1)
+        if digest.of_bytes(data) != dgst:
+            raise DigestMismatch(f"{name}: blob {dgst} in the store is corrupt")
+        return data
 
     def blob_digest(self, name: str) -> str | None:
         real = self._follow(clean_name(name))
@@ -117,7 +134,7 @@ def read_archive(stream: BinaryIO, ctx: ImportContext) -> ArchiveContents:
     from ctrpy.archive.compression import open_decompressed
 
     counter = _Counter(stream, ctx, _input_size(stream))
-    out = ArchiveContents()
+    out = ArchiveContents(store=ctx.blobs)
     try:
         _comp, raw = open_decompressed(counter)  # type: ignore[arg-type]
         with tarfile.open(fileobj=raw, mode="r|", bufsize=_BUF) as tf:
@@ -156,13 +173,12 @@ def _read_member(tf: tarfile.TarFile, m: tarfile.TarInfo, out: ArchiveContents, 
         _store_blob(f, name, f"sha256:{hexpart}", m.size, out, ctx)
     elif name.startswith("blobs/"):
         raise InvalidArchive(f"archive member {m.name!r}: not a valid blob name")
-    elif _is_metadata_name(name) and m.size <= MAX_JSON:
+    elif _is_metadata_name(name) and m.size <= _KEEP_ONE and out.kept + m.size <= _KEEP_ALL:
         data = f.read(m.size)
         if len(data) != m.size:
             raise InvalidArchive(f"archive member {m.name!r} is truncated")
         out.metadata[name] = data
-    elif name in ("index.json", "manifest.json", "oci-layout"):
-        raise InvalidArchive(f"{name} is larger than the {MAX_JSON} byte JSON limit")
+        out.kept += m.size
     else:
         _store_blob(f, name, None, m.size, out, ctx)
 

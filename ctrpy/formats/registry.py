@@ -6,7 +6,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 from typing import Any
 
-from ctrpy.errors import AlreadyExists, InvalidArgument
+from ctrpy.errors import AlreadyExists, CtrpyError, InvalidArgument
 from ctrpy.formats.base import Exporter, Importer
 
 ENTRY_POINT_GROUP = "ctrpy.formats"
@@ -14,7 +14,7 @@ ENTRY_POINT_GROUP = "ctrpy.formats"
 _importers: dict[str, type[Any]] = {}
 _exporters: dict[str, type[Any]] = {}
 _aliases: dict[str, str] = {}
-_loaded_entry_points = False
+_loaded_entry_points: bool | CtrpyError = False
 
 
 def register(cls: type[Any], *, aliases: tuple[str, ...] = ()) -> type[Any]:
@@ -46,12 +46,24 @@ def unregister(name: str) -> None:
 
 
 def _load_entry_points() -> None:
+    """Register the plugins once.  A plugin that cannot load, or clashes with a name already
+    registered, is an error that names it, on every lookup (never silently half-loaded)."""
     global _loaded_entry_points
-    if _loaded_entry_points:
+    if _loaded_entry_points is True:
         return
-    _loaded_entry_points = True
+    if isinstance(_loaded_entry_points, CtrpyError):
+        raise _loaded_entry_points
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        register(ep.load())
+        try:
+            cls = ep.load()
+            if cls not in _importers.values() and cls not in _exporters.values():
+                register(cls)
+        except Exception as e:
+            kind = type(e) if isinstance(e, CtrpyError) else InvalidArgument
+            err = kind(f"format plugin {ep.name!r} ({ep.value}) cannot be registered: {e}")
+            _loaded_entry_points = err
+            raise err from e
+    _loaded_entry_points = True
 
 
 def importer_names() -> list[str]:

@@ -7,10 +7,11 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from ctrpy.content.store import validate_labels
 from ctrpy.errors import AlreadyExists, InvalidArgument, NotFound
 from ctrpy.metadata import namespaces
 from ctrpy.metadata.db import Database, dumps, loads_map, now
+from ctrpy.metadata.labels import merge as merge_labels
+from ctrpy.metadata.labels import validate as validate_labels
 from ctrpy.oci import Descriptor, digest, reference
 
 
@@ -140,12 +141,7 @@ class ImageStore:
 
     def set_labels(self, name: str, labels: dict[str, str]) -> Image:
         img = self.resolve(name)
-        merged = dict(img.labels)
-        for k, v in labels.items():
-            if v:
-                merged[k] = v
-            else:
-                merged.pop(k, None)
+        merged = merge_labels(img.labels, labels)
         with self.db.transaction() as conn:
             return self.put(conn, replace(img, labels=merged))
 

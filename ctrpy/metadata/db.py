@@ -8,12 +8,14 @@ that touches more than one row goes through :meth:`Database.transaction`.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ctrpy.errors import StoreError
 
@@ -86,9 +88,11 @@ def loads_map(text: str) -> dict[str, str]:
 class Database:
     """A handle on ``metadata.db``; cheap to create, opened lazily."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, before_open: Callable[[], None] | None = None):
         self.path = path
+        self._before_open = before_open
         self._conn: sqlite3.Connection | None = None
+        self.read_only = False
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -97,6 +101,9 @@ class Database:
         return self._conn
 
     def _open(self) -> sqlite3.Connection:
+        if self._before_open is not None:
+            self._before_open()
+        conn: sqlite3.Connection | None = None
         try:
             conn = sqlite3.connect(
                 self.path, timeout=30.0, isolation_level=None, check_same_thread=False
@@ -106,7 +113,32 @@ class Database:
             conn.execute("PRAGMA foreign_keys=ON")
             self._migrate(conn)
         except sqlite3.Error as e:
+            if conn is not None:
+                conn.close()
+            if self.path.exists() and not os.access(self.path.parent, os.W_OK):
+                return self._open_read_only()
             raise StoreError(f"cannot open metadata database {self.path}: {e}") from e
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
+        return conn
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """A root we cannot write (a read-only mount): reads work, writes fail clearly."""
+        uri = "file:" + quote(str(self.path)) + "?immutable=1"
+        try:
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot open metadata database {self.path}: {e}") from e
+        if version != SCHEMA_VERSION:
+            conn.close()
+            raise StoreError(
+                f"metadata database {self.path} is read-only and has schema version {version}, "
+                f"this ctrpy needs {SCHEMA_VERSION}"
+            )
+        self.read_only = True
         return conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
@@ -139,6 +171,8 @@ class Database:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
         conn = self.conn
+        if self.read_only:
+            raise StoreError(f"cannot write metadata database {self.path}: the root is read-only")
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:

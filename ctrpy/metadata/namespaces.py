@@ -8,6 +8,7 @@ import sqlite3
 
 from ctrpy.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from ctrpy.metadata.db import Database, dumps, loads_map, now
+from ctrpy.metadata.labels import merge as merge_labels
 
 _NAME = re.compile(r"[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*")
 MAX_NAME = 76
@@ -41,12 +42,13 @@ class NamespaceStore:
 
     def create(self, name: str, labels: dict[str, str] | None = None) -> None:
         validate(name)
+        initial = merge_labels({}, labels or {})
         with self.db.transaction() as conn:
             if conn.execute("SELECT 1 FROM namespaces WHERE name = ?", (name,)).fetchone():
                 raise AlreadyExists(f"namespace {name!r} already exists")
             conn.execute(
                 "INSERT INTO namespaces (name, labels, created_at) VALUES (?, ?, ?)",
-                (name, dumps(labels or {}), now()),
+                (name, dumps(initial), now()),
             )
 
     def set_labels(self, name: str, labels: dict[str, str]) -> dict[str, str]:
@@ -54,16 +56,13 @@ class NamespaceStore:
             row = conn.execute("SELECT labels FROM namespaces WHERE name = ?", (name,)).fetchone()
             if row is None:
                 raise NotFound(f"namespace {name!r} not found")
-            merged = loads_map(row[0])
-            for k, v in labels.items():
-                if v:
-                    merged[k] = v
-                else:
-                    merged.pop(k, None)
+            merged = merge_labels(loads_map(row[0]), labels)
             conn.execute("UPDATE namespaces SET labels = ? WHERE name = ?", (dumps(merged), name))
             return merged
 
-    def remove(self, name: str) -> None:
+    def remove(self, name: str) -> builtins.list[str]:
+        """Remove an empty namespace; returns the digests no other namespace holds any more
+        (the caller deletes their bytes)."""
         with self.db.transaction() as conn:
             if not conn.execute("SELECT 1 FROM namespaces WHERE name = ?", (name,)).fetchone():
                 raise NotFound(f"namespace {name!r} not found")
@@ -75,5 +74,11 @@ class NamespaceStore:
                     raise FailedPrecondition(
                         f"namespace {name!r} must be empty, but it still has {n} {what}"
                     )
+            orphans = [r[0] for r in conn.execute(
+                "SELECT digest FROM content WHERE namespace = ? AND digest NOT IN "
+                "(SELECT digest FROM content WHERE namespace != ?)",
+                (name, name),
+            )]
             conn.execute("DELETE FROM content WHERE namespace = ?", (name,))
             conn.execute("DELETE FROM namespaces WHERE name = ?", (name,))
+            return orphans

@@ -17,7 +17,6 @@ _ARCH_ALIASES = {
     "x86-64": "amd64",
     "aarch64": "arm64",
     "armhf": "arm",
-    "armel": "arm",
     "i386": "386",
     "i686": "386",
 }
@@ -32,8 +31,10 @@ _KNOWN_ARCH = frozenset(
 
 
 def _norm_arch(arch: str, variant: str) -> tuple[str, str]:
-    arch = _ARCH_ALIASES.get(arch.lower(), arch.lower())
-    variant = variant.lower()
+    arch, variant = arch.lower(), variant.lower()
+    if arch == "armel":  # containerd: armel is arm/v6
+        arch, variant = "arm", variant or "v6"
+    arch = _ARCH_ALIASES.get(arch, arch)
     if arch == "arm64" and variant in ("8", "v8"):
         variant = ""
     elif arch == "arm" and variant in ("", "7"):
@@ -136,8 +137,7 @@ class Matcher:
             return True
         n = p.normalized()
         for want in self.platforms:
-            same_arch = want.os == n.os and want.architecture == n.architecture
-            if same_arch and (not want.variant or want.variant == n.variant):
+            if (want.os, want.architecture, want.variant) == (n.os, n.architecture, n.variant):
                 return True
         return False
 

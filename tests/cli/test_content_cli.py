@@ -1,0 +1,273 @@
+"""``ctrpy content``: ls, get, ingest, rm, label."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import Cli
+
+HELLO = b"hello\n"
+HELLO_DIGEST = "sha256:" + hashlib.sha256(HELLO).hexdigest()
+OTHER = b"other bytes"
+OTHER_DIGEST = "sha256:" + hashlib.sha256(OTHER).hexdigest()
+ABSENT = "sha256:" + "0" * 64
+
+
+def blob_file(root: Path, dgst: str) -> Path:
+    return root / "content" / "blobs" / "sha256" / dgst.split(":", 1)[1]
+
+
+@pytest.fixture
+def hello(run: Cli) -> str:
+    """A store holding HELLO in the default namespace."""
+    run.ok("content", "ingest", "hello", input=HELLO)
+    return HELLO_DIGEST
+
+
+# --------------------------------------------------------------------------- ingest
+def test_ingest_stores_stdin_and_prints_its_digest(run: Cli) -> None:
+    r = run.ok("content", "ingest", "hello", input=HELLO)
+    assert r.stdout == HELLO_DIGEST + "\n"
+    assert r.stderr == ""
+    assert run.digests() == [HELLO_DIGEST]
+
+
+def test_ingest_with_the_right_expected_digest_and_size(run: Cli) -> None:
+    r = run.ok(
+        "content", "ingest", "--expected-digest", HELLO_DIGEST, "--expected-size", str(len(HELLO)), "ref",
+        input=HELLO,
+    )
+    assert r.stdout == HELLO_DIGEST + "\n"
+    assert run.digests() == [HELLO_DIGEST]
+
+
+def test_ingest_with_a_wrong_expected_digest_fails_and_stores_nothing(run: Cli, hello: str, root: Path) -> None:
+    before = run.state()
+    run.fails("content", "ingest", "--expected-digest", ABSENT, "ref", input=OTHER, match=ABSENT)
+    run.assert_unchanged(before)
+    assert not blob_file(root, OTHER_DIGEST).exists()
+    assert not blob_file(root, ABSENT).exists()
+    assert list((root / "content" / "ingest").iterdir()) == []
+
+
+def test_ingest_with_fewer_bytes_than_expected_fails(run: Cli, hello: str, root: Path) -> None:
+    before = run.state()
+    run.fails("content", "ingest", "--expected-size", str(len(OTHER) + 1), "ref", input=OTHER)
+    run.assert_unchanged(before)
+    assert not blob_file(root, OTHER_DIGEST).exists()
+
+
+def test_ingest_with_more_bytes_than_expected_fails(run: Cli, hello: str, root: Path) -> None:
+    before = run.state()
+    run.fails("content", "ingest", "--expected-size", str(len(OTHER) - 1), "ref", input=OTHER)
+    run.assert_unchanged(before)
+    assert not blob_file(root, OTHER_DIGEST).exists()
+
+
+@pytest.mark.parametrize("bad", ["sha256:../../x", "sha256:" + "A" * 64, "md5:" + "a" * 32, "nope"])
+def test_ingest_with_an_invalid_expected_digest_fails(run: Cli, hello: str, bad: str) -> None:
+    before = run.state()
+    run.fails("content", "ingest", "--expected-digest", bad, "ref", input=OTHER, match="invalid digest")
+    run.assert_unchanged(before)
+
+
+def test_ingest_with_a_negative_expected_size_is_a_usage_error(run: Cli) -> None:
+    run.usage_error("content", "ingest", "--expected-size", "-1", "ref", input=OTHER)
+
+
+def test_ingest_of_bytes_already_stored_keeps_the_blob_file(run: Cli, hello: str, root: Path) -> None:
+    st = blob_file(root, hello).stat()
+    assert run.ok("content", "ingest", "again", input=HELLO).stdout == HELLO_DIGEST + "\n"
+    assert blob_file(root, hello).stat().st_ino == st.st_ino
+    assert blob_file(root, hello).stat().st_mtime_ns == st.st_mtime_ns
+    assert run.digests() == [HELLO_DIGEST]
+
+
+def test_ingest_with_labels(run: Cli) -> None:
+    run.ok("content", "ingest", "--label", "a=1", "--label", "b=2", "ref", input=HELLO)
+    (item,) = json.loads(run.ok("content", "ls", "--json").stdout)["items"]
+    assert item["labels"] == {"a": "1", "b": "2"}
+
+
+def test_ingest_with_a_malformed_label_is_a_usage_error(run: Cli) -> None:
+    run.usage_error("content", "ingest", "--label", "novalue", "ref", input=HELLO)
+    assert run.digests() == []
+
+
+def test_ingest_without_a_ref_is_a_usage_error(run: Cli) -> None:
+    run.usage_error("content", "ingest", input=HELLO)
+
+
+def test_ingest_of_empty_stdin_stores_the_empty_blob(run: Cli) -> None:
+    empty = "sha256:" + hashlib.sha256(b"").hexdigest()
+    assert run.ok("content", "ingest", "empty", input=b"").stdout == empty + "\n"
+
+
+# --------------------------------------------------------------------------- ls
+def test_ls_table_has_digest_size_age_labels(run: Cli) -> None:
+    run.ok("content", "ingest", "--label", "k=v", "ref", input=HELLO)
+    header, row = run.ok("content", "ls").stdout.splitlines()
+    assert header.split() == ["DIGEST", "SIZE", "AGE", "LABELS"]
+    cells = row.split()
+    assert cells[0] == HELLO_DIGEST
+    assert cells[1] == str(len(HELLO))
+    assert cells[-1] == "k=v"
+
+
+def test_ls_shows_a_dash_for_no_labels(run: Cli, hello: str) -> None:
+    _header, row = run.ok("content", "ls").stdout.splitlines()
+    assert row.split()[-1] == "-"
+
+
+def test_ls_quiet_prints_only_digests_sorted(run: Cli) -> None:
+    run.ok("content", "ingest", "a", input=OTHER)
+    run.ok("content", "ingest", "b", input=HELLO)
+    assert run.ok("content", "ls", "-q").stdout == "".join(d + "\n" for d in sorted([HELLO_DIGEST, OTHER_DIGEST]))
+
+
+def test_ls_json_is_a_versioned_envelope(run: Cli, hello: str) -> None:
+    out = json.loads(run.ok("content", "ls", "--json").stdout)
+    assert out["schemaVersion"] == 1
+    assert out["kind"] == "ContentList"
+    assert [(i["digest"], i["size"], i["labels"]) for i in out["items"]] == [(HELLO_DIGEST, len(HELLO), {})]
+
+
+def test_ls_of_an_empty_store_prints_only_the_header(run: Cli) -> None:
+    assert run.ok("content", "ls").stdout.split() == ["DIGEST", "SIZE", "AGE", "LABELS"]
+    assert run.ok("content", "ls", "-q").stdout == ""
+
+
+def test_list_is_an_alias_of_ls(run: Cli, hello: str) -> None:
+    assert run.ok("content", "list", "-q").stdout == run.ok("content", "ls", "-q").stdout
+
+
+def test_ls_shows_only_this_namespace(run: Cli, hello: str) -> None:
+    run.ok("-n", "other", "content", "ingest", "x", input=OTHER)
+    assert run.digests() == [HELLO_DIGEST]
+    assert run.digests("other") == [OTHER_DIGEST]
+
+
+# --------------------------------------------------------------------------- get
+def test_get_writes_the_raw_bytes_to_stdout(run: Cli, hello: str) -> None:
+    r = run.ok("content", "get", hello)
+    assert r.stdout_bytes == HELLO
+    assert r.stderr == ""
+
+
+def test_get_of_a_large_blob_is_byte_exact(run: Cli) -> None:
+    data = bytes(range(256)) * 9000  # more than one read chunk
+    dgst = run.ok("content", "ingest", "big", input=data).stdout.strip()
+    assert run.ok("content", "get", dgst).stdout_bytes == data
+
+
+def test_get_of_a_missing_blob_fails(run: Cli, hello: str) -> None:
+    run.fails("content", "get", ABSENT, match=(ABSENT, "not found"))
+
+
+def test_get_of_a_blob_of_another_namespace_fails(run: Cli, hello: str) -> None:
+    run.fails("-n", "other", "content", "get", hello, match="not found")
+
+
+@pytest.mark.parametrize("bad", ["sha256:../../../etc/passwd", "sha256:" + "A" * 64, "../metadata.db"])
+def test_get_of_an_invalid_digest_fails(run: Cli, hello: str, bad: str) -> None:
+    run.fails("content", "get", bad, match="invalid digest")
+
+
+def test_get_of_a_corrupted_blob_fails(run: Cli, hello: str, root: Path) -> None:
+    path = blob_file(root, hello)
+    path.chmod(0o644)
+    path.write_bytes(b"HELLO\n")
+    run.fails("content", "get", hello, match=(hello, "corrupt"))
+
+
+# --------------------------------------------------------------------------- rm
+def test_rm_removes_the_blob_and_prints_its_digest(run: Cli, hello: str, root: Path) -> None:
+    r = run.ok("content", "rm", hello)
+    assert r.stdout == hello + "\n"
+    assert run.digests() == []
+    assert not blob_file(root, hello).exists()
+
+
+def test_rm_of_several_blobs(run: Cli, hello: str) -> None:
+    run.ok("content", "ingest", "x", input=OTHER)
+    run.ok("content", "rm", hello, OTHER_DIGEST)
+    assert run.digests() == []
+
+
+@pytest.mark.parametrize("alias", ["remove", "delete", "del"])
+def test_rm_aliases(run: Cli, hello: str, alias: str) -> None:
+    run.ok("content", alias, hello)
+    assert run.digests() == []
+
+
+def test_rm_keeps_the_bytes_another_namespace_still_has(run: Cli, hello: str, root: Path) -> None:
+    run.ok("-n", "other", "content", "ingest", "x", input=HELLO)
+    run.ok("content", "rm", hello)
+    assert blob_file(root, hello).exists()
+    assert run.ok("-n", "other", "content", "get", hello).stdout_bytes == HELLO
+    run.ok("-n", "other", "content", "rm", hello)
+    assert not blob_file(root, hello).exists()
+
+
+def test_rm_of_a_missing_blob_fails_and_changes_nothing(run: Cli, hello: str) -> None:
+    before = run.state()
+    run.fails("content", "rm", ABSENT, match=(ABSENT, "not found"))
+    run.assert_unchanged(before)
+
+
+def test_rm_of_an_invalid_digest_fails_before_removing_anything(run: Cli, hello: str) -> None:
+    before = run.state()
+    run.fails("content", "rm", hello, "sha256:../../metadata.db", match="invalid digest")
+    run.assert_unchanged(before)
+
+
+def test_rm_without_a_digest_is_a_usage_error(run: Cli) -> None:
+    run.usage_error("content", "rm")
+
+
+# --------------------------------------------------------------------------- label
+def test_label_sets_labels_and_prints_them_all(run: Cli, hello: str) -> None:
+    assert run.ok("content", "label", hello, "b=2", "a=1").stdout == "a=1,b=2\n"
+
+
+def test_label_merges_with_existing_labels(run: Cli, hello: str) -> None:
+    run.ok("content", "label", hello, "a=1")
+    assert run.ok("content", "label", hello, "b=2").stdout == "a=1,b=2\n"
+
+
+def test_label_with_an_empty_value_removes_it(run: Cli, hello: str) -> None:
+    run.ok("content", "label", hello, "a=1", "b=2")
+    assert run.ok("content", "label", hello, "a=").stdout == "b=2\n"
+    assert run.ok("content", "label", hello, "b=").stdout == "-\n"
+
+
+def test_labels_show_in_ls(run: Cli, hello: str) -> None:
+    run.ok("content", "label", hello, "containerd.io/gc.root=keep")
+    _header, row = run.ok("content", "ls").stdout.splitlines()
+    assert row.split()[-1] == "containerd.io/gc.root=keep"
+
+
+def test_label_of_a_missing_blob_fails(run: Cli, hello: str) -> None:
+    before = run.state()
+    run.fails("content", "label", ABSENT, "a=1", match="not found")
+    run.assert_unchanged(before)
+
+
+def test_label_of_an_invalid_digest_fails(run: Cli, hello: str) -> None:
+    run.fails("content", "label", "sha256:../x", "a=1", match="invalid digest")
+
+
+def test_malformed_label_is_a_usage_error(run: Cli, hello: str) -> None:
+    before = run.state()
+    run.usage_error("content", "label", hello, "novalue")
+    run.assert_unchanged(before)
+
+
+def test_label_too_long_fails(run: Cli, hello: str) -> None:
+    before = run.state()
+    run.fails("content", "label", hello, "k=" + "v" * 4096, match="4096")
+    run.assert_unchanged(before)
