@@ -33,7 +33,7 @@ class Root:
         self.path = Path(path) if path is not None else default_root()
         self.path = Path(os.path.abspath(self.path))
         self._db: Database | None = None
-        self.blobs = BlobStore(self.path / "content")
+        self.blobs = BlobStore(self.path / "content", before_write=self.ensure)
 
     def ensure(self) -> None:
         if self.path.is_dir():

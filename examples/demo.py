@@ -1,6 +1,8 @@
 """`make demo`: build the example archive, import it, list it, extract it, export it again.
 
-Runs against a private root under ./demo-out, so it never touches a real store.
+Runs against a private root under ./demo-out, so it never touches a real store.  The commands
+run as they would in your shell: in a terminal, imports and exports show progress bars on
+stderr; piped or in CI, only ctr's plain lines.
 """
 
 from __future__ import annotations
@@ -16,10 +18,28 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "demo-out"
 
 
+def ctrpy(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ctrpy", "--root", str(OUT / "root"), *args]
+
+
+def shown(args: tuple[str, ...]) -> str:
+    return "ctrpy " + " ".join(shlex.quote(a) for a in args)
+
+
 def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-    cmd = [sys.executable, "-m", "ctrpy", "--root", str(OUT / "root"), *args]
-    print(f"\n$ ctrpy {' '.join(shlex.quote(a) for a in args)}", flush=True)
-    return subprocess.run(cmd, check=check)
+    print(f"\n$ {shown(args)}", flush=True)
+    return subprocess.run(ctrpy(*args), check=check)
+
+
+def pipe(left: tuple[str, ...], right: tuple[str, ...]) -> None:
+    """``ctrpy LEFT | ctrpy RIGHT``: data on stdout, progress (if any) on stderr."""
+    print(f"\n$ {shown(left)} | {shown(right)}", flush=True)
+    producer = subprocess.Popen(ctrpy(*left), stdout=subprocess.PIPE)
+    assert producer.stdout is not None
+    consumer = subprocess.run(ctrpy(*right), stdin=producer.stdout, check=False)
+    producer.stdout.close()
+    if producer.wait() != 0 or consumer.returncode != 0:
+        raise SystemExit(f"demo: pipe failed ({producer.returncode}, {consumer.returncode})")
 
 
 def main() -> None:
@@ -40,6 +60,9 @@ def main() -> None:
     run("images", "export", str(OUT / "hello-export.tar"), "example.com/demo/hello:latest")
     run("-n", "copy", "images", "import", "--no-unpack", str(OUT / "hello-export.tar"))
     run("-n", "copy", "images", "ls", "-q")
+    # a script's view: export to stdout, import from stdin, -q prints only the image names
+    pipe(("images", "export", "-", "example.com/demo/hello:latest"),
+         ("-q", "-n", "piped", "images", "import", *snap, "-"))
     if shutil.which("skopeo"):
         print("\n$ skopeo inspect --raw oci-archive:demo-out/hello-export.tar", flush=True)
         subprocess.run(["skopeo", "inspect", "--raw", f"oci-archive:{OUT / 'hello-export.tar'}"], check=True)

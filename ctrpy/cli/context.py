@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import TracebackType
 
 import click
 
-from ctrpy.cli.progress import QuietRenderer
+from ctrpy.cli.progress import QuietRenderer, Renderer, choose_renderer, exit_failed
 from ctrpy.client import Client
-from ctrpy.progress import Event, Sink
+from ctrpy.progress import Event
 
 
 @dataclass
@@ -17,9 +18,11 @@ class App:
     namespace: str
     debug: bool = False
     snapshotter: str | None = None
+    progress: str = "auto"  # --progress: auto | plain | none
+    quiet: bool = False  # -q: only data on stdout, as --progress none
     _client: Client | None = field(default=None, repr=False)
-
-    sink: Sink = field(default_factory=lambda: QuietRenderer())
+    # until a command asks for progress, only warnings reach the user
+    renderer: Renderer = field(default_factory=QuietRenderer, repr=False)
 
     @property
     def client(self) -> Client:
@@ -28,17 +31,32 @@ class App:
         return self._client
 
     def _emit(self, event: Event) -> None:
-        self.sink(event)
+        self.renderer(event)
 
-    def use_progress(self, sink: Sink) -> None:
-        """Route the client's progress events to ``sink`` from now on."""
-        self.sink = sink
+    def progress_for(self, operation: str) -> Renderer:
+        """Pick the renderer for ``operation`` (``import``, ``export``, ``unpack``, ...) from
+        --progress, -q and the terminal, and route the client's events to it.  The one
+        place a command gets its progress display; see :mod:`ctrpy.cli.progress`."""
+        self.renderer.close()
+        self.renderer = choose_renderer(self.progress, operation, quiet=self.quiet)
+        return self.renderer
 
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+    def close(self, failed: bool = False) -> None:
+        try:
+            self.renderer.close(failed)
+        finally:
+            if self._client is not None:
+                self._client.close()
+
+    # registered with click's Context.with_resource: closed when the command ends, before
+    # an error is reported, so live bars are gone when the error line is printed
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close(failed=exit_failed(exc_type, exc, tb))
 
 
 pass_app = click.make_pass_decorator(App)
-
-

@@ -7,10 +7,10 @@ import sys
 
 import click
 
+from ctrpy.cli.completion import complete_images, complete_import_formats, complete_snapshotters
 from ctrpy.cli.context import App, pass_app
 from ctrpy.cli.group import AliasedGroup
 from ctrpy.cli.params import open_input, parse_labels, stdout_binary
-from ctrpy.cli.progress import PlainRenderer
 from ctrpy.cli.render import human_size, json_envelope, labels_cell, table
 from ctrpy.errors import NotFound
 from ctrpy.formats import ExportOptions, ImportOptions, registry
@@ -80,7 +80,7 @@ def ls(app: App, quiet: bool, as_json: bool) -> None:
 
 @images.command("tag")
 @click.option("--force", is_flag=True, help="Replace a target name that already exists.")
-@click.argument("source")
+@click.argument("source", shell_complete=complete_images)
 @click.argument("targets", nargs=-1, required=True)
 @pass_app
 def tag(app: App, source: str, targets: tuple[str, ...], force: bool) -> None:
@@ -95,7 +95,7 @@ def tag(app: App, source: str, targets: tuple[str, ...], force: bool) -> None:
 
 
 @images.command("rm", aliases=("remove", "delete", "del"))
-@click.argument("refs", nargs=-1, required=True)
+@click.argument("refs", nargs=-1, required=True, shell_complete=complete_images)
 @pass_app
 def rm(app: App, refs: tuple[str, ...]) -> None:
     """Remove images by name (a missing one is a warning, as in ctr).
@@ -115,7 +115,7 @@ def rm(app: App, refs: tuple[str, ...]) -> None:
 
 
 @images.command("label")
-@click.argument("ref")
+@click.argument("ref", shell_complete=complete_images)
 @click.argument("labels", nargs=-1)
 @pass_app
 def label(app: App, ref: str, labels: tuple[str, ...]) -> None:
@@ -130,7 +130,7 @@ def label(app: App, ref: str, labels: tuple[str, ...]) -> None:
 
 
 @images.command("inspect")
-@click.argument("ref")
+@click.argument("ref", shell_complete=complete_images)
 @pass_app
 def inspect(app: App, ref: str) -> None:
     """Print an image's record, manifest and config as JSON.
@@ -146,6 +146,7 @@ def inspect(app: App, ref: str) -> None:
 @click.option(
     "--format", "fmt", default="auto", show_default=True,
     help="Archive format: auto, oci.v1, docker.v1.2 (alias docker.v1.1), or a plugin's name.",
+    shell_complete=complete_import_formats,
 )
 @click.option(
     "--oci-name", "--base-name", "base_name", default=None,
@@ -161,7 +162,10 @@ def inspect(app: App, ref: str) -> None:
 @click.option("--platform", "platforms", multiple=True, help=PLATFORM_HELP)
 @click.option("--all-platforms", is_flag=True, help="Import content for all platforms.")
 @click.option("--no-unpack", is_flag=True, help="Do not unpack the images into snapshots.")
-@click.option("--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", help="Snapshotter to unpack with.")
+@click.option(
+    "--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", help="Snapshotter to unpack with.",
+    shell_complete=complete_snapshotters,
+)
 @click.option(
     "--compress-blobs", is_flag=True,
     help="docker archives: gzip uncompressed layers while importing.",
@@ -204,7 +208,7 @@ def import_cmd(
     client = app.client
     if not no_unpack:
         client.snapshotter(snapshotter)  # an unknown snapshotter fails before any work
-        app.use_progress(PlainRenderer())
+    progress = app.progress_for("import")
     stream, close = open_input(archive)
     try:
         imported = client.import_archive(
@@ -213,7 +217,7 @@ def import_cmd(
     finally:
         if close:
             stream.close()
-    if no_unpack:
+    if no_unpack or not progress.unpack_lines:  # the names are the data, unless ctr's lines say it
         for img in imported:
             click.echo(img.name)
 
@@ -230,7 +234,7 @@ def import_cmd(
 @click.option("--platform", "platforms", multiple=True, help=PLATFORM_HELP)
 @click.option("--all-platforms", is_flag=True, help="Export every platform (all must be in the store).")
 @click.argument("out", metavar="OUT")
-@click.argument("names", nargs=-1, metavar="IMAGE...")
+@click.argument("names", nargs=-1, metavar="IMAGE...", shell_complete=complete_images)
 @pass_app
 def export_cmd(
     app: App,
@@ -254,6 +258,7 @@ def export_cmd(
     if not names and manifest is None:
         raise click.UsageError("name at least one IMAGE to export")
     client = app.client
+    app.progress_for("export")
     targets = client.export_targets(names, manifest, manifest_type, oci_ref_name)
     opts = ExportOptions(
         matcher=Matcher.from_options(platforms, all_platforms),

@@ -15,8 +15,10 @@ from typing import IO, Any, NoReturn
 import click
 
 import ctrpy
+from ctrpy.cli.completion import complete_namespaces
 from ctrpy.cli.context import App
 from ctrpy.cli.group import AliasedGroup
+from ctrpy.cli.progress import MODES
 from ctrpy.errors import CtrpyError
 from ctrpy.metadata import namespaces
 
@@ -81,11 +83,25 @@ class RootGroup(AliasedGroup):
     default=namespaces.DEFAULT,
     show_default=True,
     help="Namespace to use [env CTRPY_NAMESPACE, then CONTAINERD_NAMESPACE].",
+    shell_complete=complete_namespaces,
 )
-@click.option("--debug", is_flag=True, envvar="CTRPY_DEBUG", help="Show tracebacks on errors.")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors [env CTRPY_DEBUG: any non-empty value].")
+@click.option(
+    "--progress",
+    type=click.Choice(MODES),
+    default="auto",
+    show_default=True,
+    envvar="CTRPY_PROGRESS",
+    help="How progress is shown: auto (bars on stderr when it is a terminal, else plain), plain "
+    "(ctr's 'unpacking ...done' lines on stdout, no escape codes), none (only data) [env CTRPY_PROGRESS].",
+)
+@click.option(
+    "-q", "--quiet", is_flag=True,
+    help="Print only data (e.g. the imported image names, one per line); as --progress none.",
+)
 @click.version_option(ctrpy.__version__, "--version", "-v", prog_name="ctrpy", message="%(prog)s version %(version)s")
 @click.pass_context
-def cli(ctx: click.Context, root: str | None, namespace: str, debug: bool) -> None:
+def cli(ctx: click.Context, root: str | None, namespace: str, debug: bool, progress: str, quiet: bool) -> None:
     """ctrpy: a daemonless, ctr-compatible container image tool.
 
     Imports and exports image archives (OCI and docker save), keeps them in an embedded
@@ -96,8 +112,9 @@ def cli(ctx: click.Context, root: str | None, namespace: str, debug: bool) -> No
       $ ctrpy images import busybox.tar
     """
     namespaces.validate(namespace)
-    ctx.obj = App(root=root, namespace=namespace, debug=debug)
-    ctx.call_on_close(ctx.obj.close)
+    debug = debug or bool(os.environ.get("CTRPY_DEBUG"))
+    # a resource, not a close callback: it learns whether the command failed (see App.__exit__)
+    ctx.obj = ctx.with_resource(App(root=root, namespace=namespace, debug=debug, progress=progress, quiet=quiet))
 
 
 @cli.command("version")
@@ -115,13 +132,14 @@ def version_cmd() -> None:
 
 
 def _register() -> None:
-    from ctrpy.cli import content, images, namespaces_cmd, rootfs, snapshots
+    from ctrpy.cli import completion, content, images, namespaces_cmd, rootfs, snapshots
 
     del rootfs  # its commands join the images group on import
     cli.add_command(images.images)
     cli.add_command(content.content)
     cli.add_command(namespaces_cmd.namespaces)
     cli.add_command(snapshots.snapshots)
+    cli.add_command(completion.completion)
 
 
 _register()

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
+from ctrpy.cli.completion import complete_images, complete_snapshotters
 from ctrpy.cli.context import App, pass_app
 from ctrpy.cli.images import PLATFORM_HELP, images
 from ctrpy.cli.params import stdout_binary
-from ctrpy.cli.progress import PlainRenderer
 from ctrpy.cli.render import human_size, json_envelope, table
 from ctrpy.oci import Matcher
 
@@ -23,8 +23,11 @@ def _matcher(platforms: tuple[str, ...]) -> Matcher:
 
 @images.command("unpack")
 @click.option("--platform", "platforms", multiple=True, help=PLATFORM_HELP)
-@click.option("--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", help=SNAPSHOTTER_HELP)
-@click.argument("ref", metavar="IMAGE")
+@click.option(
+    "--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", help=SNAPSHOTTER_HELP,
+    shell_complete=complete_snapshotters,
+)
+@click.argument("ref", metavar="IMAGE", shell_complete=complete_images)
 @pass_app
 def unpack(app: App, platforms: tuple[str, ...], snapshotter: str | None, ref: str) -> None:
     """Unpack an image's layers into snapshots (skipping layers already unpacked).
@@ -33,13 +36,13 @@ def unpack(app: App, platforms: tuple[str, ...], snapshotter: str | None, ref: s
     Example:
       $ ctrpy images unpack --snapshotter native busybox:latest
     """
-    app.use_progress(PlainRenderer())
+    app.progress_for("unpack")
     app.client.unpack(ref, _matcher(platforms), snapshotter)
 
 
 @images.command("extract")
 @click.option("--platform", "platforms", multiple=True, help=PLATFORM_HELP)
-@click.argument("ref", metavar="IMAGE")
+@click.argument("ref", metavar="IMAGE", shell_complete=complete_images)
 @click.argument("dest", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
 @pass_app
 def extract(app: App, platforms: tuple[str, ...], ref: str, dest: Path) -> None:
@@ -49,12 +52,13 @@ def extract(app: App, platforms: tuple[str, ...], ref: str, dest: Path) -> None:
     Example:
       $ ctrpy images extract busybox:latest ./rootfs
     """
+    app.progress_for("extract")
     app.client.extract(ref, dest, _matcher(platforms))
 
 
 @images.command("flatten")
 @click.option("--platform", "platforms", multiple=True, help=PLATFORM_HELP)
-@click.argument("ref", metavar="IMAGE")
+@click.argument("ref", metavar="IMAGE", shell_complete=complete_images)
 @click.argument("out", metavar="OUT")
 @pass_app
 def flatten(app: App, platforms: tuple[str, ...], ref: str, out: str) -> None:
@@ -65,6 +69,7 @@ def flatten(app: App, platforms: tuple[str, ...], ref: str, out: str) -> None:
       $ ctrpy images flatten busybox:latest - | tar -t | head
     """
     client = app.client
+    app.progress_for("flatten")
     if out == "-":
         stdout = stdout_binary()
         client.flatten(ref, stdout, _matcher(platforms))
@@ -76,8 +81,11 @@ def flatten(app: App, platforms: tuple[str, ...], ref: str, out: str) -> None:
 @images.command("mount")
 @click.option("--rw", is_flag=True, help="Mount writable (changes go to a new active snapshot).")
 @click.option("--platform", "platforms", multiple=True, help=PLATFORM_HELP)
-@click.option("--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", help=SNAPSHOTTER_HELP)
-@click.argument("ref", metavar="IMAGE")
+@click.option(
+    "--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", help=SNAPSHOTTER_HELP,
+    shell_complete=complete_snapshotters,
+)
+@click.argument("ref", metavar="IMAGE", shell_complete=complete_images)
 @click.argument("target", metavar="TARGET", type=click.Path(file_okay=False, path_type=Path))
 @pass_app
 def mount(app: App, rw: bool, platforms: tuple[str, ...], snapshotter: str | None, ref: str, target: Path) -> None:
@@ -87,12 +95,16 @@ def mount(app: App, rw: bool, platforms: tuple[str, ...], snapshotter: str | Non
     Example:
       $ ctrpy images mount busybox:latest /mnt/busybox
     """
+    app.progress_for("mount")
     click.echo(app.client.mount(ref, target, rw=rw, matcher=_matcher(platforms), snapshotter=snapshotter))
 
 
 @images.command("unmount")
 @click.option("--rm", "remove", is_flag=True, help="Also remove the writable snapshot of an --rw mount.")
-@click.option("--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", help=SNAPSHOTTER_HELP)
+@click.option(
+    "--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", help=SNAPSHOTTER_HELP,
+    shell_complete=complete_snapshotters,
+)
 @click.argument("target", metavar="TARGET", type=click.Path(file_okay=False, path_type=Path))
 @pass_app
 def unmount(app: App, remove: bool, snapshotter: str | None, target: Path) -> None:
@@ -109,7 +121,10 @@ def unmount(app: App, remove: bool, snapshotter: str | None, target: Path) -> No
 @images.command("check")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the names of complete images.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON envelope instead of a table.")
-@click.option("--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", help=SNAPSHOTTER_HELP)
+@click.option(
+    "--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", help=SNAPSHOTTER_HELP,
+    shell_complete=complete_snapshotters,
+)
 @pass_app
 def check(app: App, quiet: bool, as_json: bool, snapshotter: str | None) -> None:
     """Check that images have all their content, and whether they are unpacked.
@@ -156,8 +171,11 @@ def check(app: App, quiet: bool, as_json: bool, snapshotter: str | None) -> None
 
 @images.command("usage")
 @click.option("--platform", "platforms", multiple=True, help=PLATFORM_HELP)
-@click.option("--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", help=SNAPSHOTTER_HELP)
-@click.argument("ref", metavar="IMAGE")
+@click.option(
+    "--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", help=SNAPSHOTTER_HELP,
+    shell_complete=complete_snapshotters,
+)
+@click.argument("ref", metavar="IMAGE", shell_complete=complete_images)
 @pass_app
 def usage(app: App, platforms: tuple[str, ...], snapshotter: str | None, ref: str) -> None:
     """Show the disk usage of an image's unpacked snapshots, layer by layer.

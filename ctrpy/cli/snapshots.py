@@ -36,7 +36,21 @@ def _sn(app: App) -> Snapshotter:
     return app.client.snapshotter(app.snapshotter)
 
 
+def _json_item(s: Snapshot, snapshotter: str) -> dict[str, object]:
+    """One ``snapshots ls --json`` item (the envelope's lower camel case keys)."""
+    return {
+        "key": s.key,
+        "parent": s.parent,
+        "kind": s.kind,
+        "labels": s.labels,
+        "createdAt": s.created_at,
+        "updatedAt": s.updated_at,
+        "snapshotter": snapshotter,
+    }
+
+
 def _info(s: Snapshot, snapshotter: str) -> dict[str, object]:
+    """``snapshots info``: ctr's shape."""
     return {
         "Kind": s.kind.capitalize(),
         "Name": s.key,
@@ -65,7 +79,7 @@ def ls(app: App, quiet: bool, as_json: bool) -> None:
         for s in items:
             click.echo(s.key)
     elif as_json:
-        click.echo(json_envelope("SnapshotList", [_info(s, sn.name) for s in items]))
+        click.echo(json_envelope("SnapshotList", [_json_item(s, sn.name) for s in items]))
     else:
         table(sys.stdout, ["KEY", "PARENT", "KIND"], [[s.key, s.parent, s.kind.capitalize()] for s in items])
 

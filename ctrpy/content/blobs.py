@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import IO, BinaryIO
@@ -41,6 +42,8 @@ class BlobWriter:
         self._tmp: str | None = None
         self.verify_only = self.expected is not None and blobs.exists(self.expected)
         if not self.verify_only:
+            if blobs.before_write is not None:
+                blobs.before_write()
             ingest = blobs.ingest_dir
             try:
                 ingest.mkdir(parents=True, exist_ok=True)
@@ -133,8 +136,9 @@ class BlobWriter:
 class BlobStore:
     """Namespace-free bytes addressed by digest."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, before_write: Callable[[], None] | None = None):
         self.root = root
+        self.before_write = before_write  # e.g. "create the store root, or fail clearly"
         self.blob_dir = root / "blobs" / "sha256"
         self.ingest_dir = root / "ingest"
 

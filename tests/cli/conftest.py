@@ -32,6 +32,9 @@ CLEAN_ENV: dict[str, str | None] = {
     "CONTAINERD_NAMESPACE": None,
     "CTRPY_DEBUG": None,
     "CTRPY_SNAPSHOTTER": None,
+    "CTRPY_PROGRESS": None,
+    "FORCE_COLOR": None,
+    "NO_COLOR": None,
 }
 
 HOST = Platform.host()

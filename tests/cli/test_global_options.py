@@ -252,11 +252,6 @@ def test_ctrpy_debug_env_is_as_debug(run: Cli) -> None:
     assert "Traceback" in r.stderr
 
 
-@pytest.mark.xfail(
-    reason="BUG ctrpy/cli/main.py --debug envvar: the README says CTRPY_DEBUG with any value acts "
-    "as --debug, but click parses it as a boolean, so CTRPY_DEBUG=please is a usage error (exit 2)",
-    strict=True,
-)
 def test_ctrpy_debug_env_with_any_value_is_as_debug(run: Cli) -> None:
     r = run("content", "get", ABSENT, env={"CTRPY_DEBUG": "please"})
     assert r.exit_code == 1

@@ -1,0 +1,380 @@
+"""Progress and the script interface: --progress auto|plain|none, -q, and which renderer runs.
+
+Through click's CliRunner stderr is never a terminal, so ``auto`` means plain here; what a
+terminal shows is tested for real, under a pseudo-terminal, in test_terminal.py.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from ctrpy import Client
+from ctrpy.cli.main import cli
+from ctrpy.cli.progress import (
+    PlainRenderer,
+    QuietRenderer,
+    RichRenderer,
+    choose_renderer,
+)
+from ctrpy.oci import Platform
+from ctrpy.progress import (
+    ArchiveRead,
+    BlobStored,
+    BytesWritten,
+    Event,
+    LayerDone,
+    LayerProgress,
+    LayerStarted,
+    UnpackDone,
+    UnpackStarted,
+    Warning,
+)
+from tests.builders import Image, OCILayout, docker_save_tar, file
+
+HOST = Platform.host()
+NAME = "example.com/demo/app:v1"
+# the environment a user may carry into the tests, removed for every invocation
+CLEAN_ENV: dict[str, str | None] = {
+    "FORCE_COLOR": None, "NO_COLOR": None, "CTRPY_PROGRESS": None, "CTRPY_ROOT": None,
+    "CTRPY_NAMESPACE": None, "CONTAINERD_NAMESPACE": None, "CTRPY_SNAPSHOTTER": None,
+}
+
+
+def host_image(*layers: Any, **kw: Any) -> Image:
+    kw.setdefault("architecture", HOST.architecture)
+    kw.setdefault("variant", HOST.variant or None)
+    return Image(layers=list(layers), **kw)
+
+
+def oci_archive(tmp_path: Path, name: str = NAME) -> Path:
+    layout = OCILayout()
+    layout.add_manifest(
+        host_image([file("etc/motd", b"hello\n")], [file("bin/app", b"app", mode=0o755)]),
+        {"io.containerd.image.name": name},
+        platform=True,
+    )
+    path = tmp_path / "app.tar"
+    layout.write_tar(path)
+    return path
+
+
+def ctrpy(tmp_path: Path, *args: str, env: dict[str, str] | None = None, input: bytes | None = None) -> Result:
+    return CliRunner().invoke(
+        cli, ["--root", str(tmp_path / "root"), *args], env={**CLEAN_ENV, **(env or {})}, input=input
+    )
+
+
+def imported_digest(tmp_path: Path) -> str:
+    out = ctrpy(tmp_path, "images", "ls", "--json")
+    (item,) = json.loads(out.stdout)["items"]
+    digest: str = item["target"]["digest"]
+    return digest
+
+
+def do_import(tmp_path: Path, *global_opts: str, env: dict[str, str] | None = None) -> Result:
+    archive = oci_archive(tmp_path)
+    return ctrpy(tmp_path, *global_opts, "images", "import", "--snapshotter", "native", str(archive), env=env)
+
+
+# --------------------------------------------------------------------------- stdout: data
+def test_auto_without_a_terminal_prints_ctrs_unpacking_lines_on_stdout(tmp_path: Path) -> None:
+    out = do_import(tmp_path)
+    assert out.exit_code == 0, out.stderr
+    assert out.stdout == f"unpacking {NAME} ({imported_digest(tmp_path)})...done\n"
+    assert out.stderr == ""
+
+
+def test_progress_plain_prints_ctrs_unpacking_lines(tmp_path: Path) -> None:
+    out = do_import(tmp_path, "--progress", "plain")
+    assert out.exit_code == 0, out.stderr
+    assert out.stdout == f"unpacking {NAME} ({imported_digest(tmp_path)})...done\n"
+    assert out.stderr == ""
+
+
+def test_quiet_import_prints_only_the_image_names(tmp_path: Path) -> None:
+    out = do_import(tmp_path, "-q")
+    assert out.exit_code == 0, out.stderr
+    assert out.stdout == f"{NAME}\n"
+    assert out.stderr == ""
+
+
+def test_quiet_long_option_is_the_same_as_q(tmp_path: Path) -> None:
+    out = do_import(tmp_path, "--quiet")
+    assert (out.exit_code, out.stdout, out.stderr) == (0, f"{NAME}\n", "")
+
+
+def test_progress_none_prints_nothing_but_the_image_names(tmp_path: Path) -> None:
+    out = do_import(tmp_path, "--progress", "none")
+    assert out.exit_code == 0, out.stderr
+    assert out.stdout == f"{NAME}\n"
+    assert out.stderr == ""
+
+
+def test_quiet_wins_over_progress_plain(tmp_path: Path) -> None:
+    out = do_import(tmp_path, "--progress", "plain", "-q")
+    assert (out.exit_code, out.stdout) == (0, f"{NAME}\n")
+
+
+def test_ctrpy_progress_in_the_environment_chooses_the_mode(tmp_path: Path) -> None:
+    out = do_import(tmp_path, env={"CTRPY_PROGRESS": "none"})
+    assert (out.exit_code, out.stdout, out.stderr) == (0, f"{NAME}\n", "")
+
+
+def test_the_progress_option_wins_over_the_environment(tmp_path: Path) -> None:
+    out = do_import(tmp_path, "--progress", "plain", env={"CTRPY_PROGRESS": "none"})
+    assert out.stdout.startswith(f"unpacking {NAME} (")
+
+
+def test_an_unknown_progress_mode_is_a_usage_error(tmp_path: Path) -> None:
+    out = ctrpy(tmp_path, "--progress", "fancy", "images", "ls")
+    assert out.exit_code == 2
+    assert "'fancy' is not one of 'auto', 'plain', 'none'" in out.stderr
+
+
+@pytest.mark.parametrize("opts", [(), ("--progress", "plain"), ("--progress", "none"), ("-q",)])
+def test_import_without_unpack_prints_the_names_in_every_mode(tmp_path: Path, opts: tuple[str, ...]) -> None:
+    archive = oci_archive(tmp_path)
+    out = ctrpy(tmp_path, *opts, "images", "import", "--no-unpack", str(archive))
+    assert (out.exit_code, out.stdout, out.stderr) == (0, f"{NAME}\n", "")
+
+
+def test_import_from_stdin_prints_the_same_as_from_a_file(tmp_path: Path) -> None:
+    data = oci_archive(tmp_path).read_bytes()
+    out = ctrpy(tmp_path, "images", "import", "--snapshotter", "native", "-", input=data)
+    assert out.exit_code == 0, out.stderr
+    assert out.stdout == f"unpacking {NAME} ({imported_digest(tmp_path)})...done\n"
+
+
+def test_unpack_prints_ctrs_unpacking_line(tmp_path: Path) -> None:
+    archive = oci_archive(tmp_path)
+    assert ctrpy(tmp_path, "images", "import", "--no-unpack", str(archive)).exit_code == 0
+    out = ctrpy(tmp_path, "images", "unpack", "--snapshotter", "native", NAME)
+    assert out.exit_code == 0, out.stderr
+    assert out.stdout == f"unpacking {NAME} ({imported_digest(tmp_path)})...done\n"
+
+
+def test_quiet_unpack_prints_nothing(tmp_path: Path) -> None:
+    archive = oci_archive(tmp_path)
+    assert ctrpy(tmp_path, "images", "import", "--no-unpack", str(archive)).exit_code == 0
+    out = ctrpy(tmp_path, "-q", "images", "unpack", "--snapshotter", "native", NAME)
+    assert (out.exit_code, out.stdout, out.stderr) == (0, "", "")
+
+
+def test_extract_prints_no_unpacking_lines(tmp_path: Path) -> None:
+    archive = oci_archive(tmp_path)
+    assert ctrpy(tmp_path, "images", "import", "--no-unpack", str(archive)).exit_code == 0
+    out = ctrpy(tmp_path, "images", "extract", NAME, str(tmp_path / "rootfs"))
+    assert (out.exit_code, out.stdout, out.stderr) == (0, "", "")
+    assert (tmp_path / "rootfs" / "etc" / "motd").read_bytes() == b"hello\n"
+
+
+def test_export_to_stdout_writes_only_the_archive(tmp_path: Path) -> None:
+    archive = oci_archive(tmp_path)
+    assert ctrpy(tmp_path, "images", "import", "--no-unpack", str(archive)).exit_code == 0
+    assert ctrpy(tmp_path, "images", "export", str(tmp_path / "out.tar"), NAME).exit_code == 0
+    runner = CliRunner()
+    out = runner.invoke(cli, ["--root", str(tmp_path / "root"), "images", "export", "-", NAME], env=CLEAN_ENV)
+    assert out.exit_code == 0, out.stderr
+    assert out.stdout_bytes == (tmp_path / "out.tar").read_bytes()
+    assert out.stderr == ""
+
+
+@pytest.mark.parametrize("opts", [(), ("-q",), ("--progress", "none")])
+def test_warnings_reach_stderr_in_every_mode(tmp_path: Path, opts: tuple[str, ...]) -> None:
+    other = "s390x" if HOST.architecture != "s390x" else "arm64"
+    archive = tmp_path / "two.tar"
+    archive.write_bytes(docker_save_tar([
+        (host_image([file("a")]), ["a:1"]),
+        (host_image([file("b")], architecture=other, variant=None), ["b:1"]),
+    ]))
+    out = ctrpy(tmp_path, *opts, "images", "import", "--no-unpack", str(archive))
+    assert out.exit_code == 0, out.stderr
+    assert out.stdout == "docker.io/library/a:1\n"
+    assert out.stderr.startswith("ctrpy: warning: skipping docker.io/library/b:1")
+
+
+# --------------------------------------------------------------------------- the choice
+class FakeStream(io.StringIO):
+    def __init__(self, tty: bool):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize("operation", ["import", "export", "unpack", "extract", "flatten", "mount"])
+def test_auto_draws_bars_when_stderr_is_a_terminal(operation: str) -> None:
+    renderer = choose_renderer("auto", operation, environ={"TERM": "xterm"}, stderr=FakeStream(tty=True))
+    assert isinstance(renderer, RichRenderer)
+
+
+def test_auto_is_plain_when_stderr_is_not_a_terminal() -> None:
+    renderer = choose_renderer("auto", "import", environ={"TERM": "xterm"}, stderr=FakeStream(tty=False))
+    assert isinstance(renderer, PlainRenderer)
+
+
+def test_auto_is_plain_on_a_dumb_terminal() -> None:
+    renderer = choose_renderer("auto", "import", environ={"TERM": "dumb"}, stderr=FakeStream(tty=True))
+    assert isinstance(renderer, PlainRenderer)
+
+
+def test_force_color_draws_bars_without_a_terminal() -> None:
+    renderer = choose_renderer("auto", "import", environ={"FORCE_COLOR": "1"}, stderr=FakeStream(tty=False))
+    assert isinstance(renderer, RichRenderer)
+
+
+def test_force_color_without_a_terminal_draws_the_bars_once_without_animating_them() -> None:
+    renderer = choose_renderer("auto", "import", environ={"FORCE_COLOR": "1"}, stderr=FakeStream(tty=False))
+    assert isinstance(renderer, RichRenderer)
+    assert not renderer.animate
+    on_terminal = choose_renderer("auto", "import", environ={"TERM": "xterm"}, stderr=FakeStream(tty=True))
+    assert isinstance(on_terminal, RichRenderer)
+    assert on_terminal.animate
+
+
+def test_an_empty_force_color_is_not_set() -> None:
+    renderer = choose_renderer("auto", "import", environ={"FORCE_COLOR": ""}, stderr=FakeStream(tty=False))
+    assert isinstance(renderer, PlainRenderer)
+
+
+def test_no_color_keeps_the_bars_and_drops_the_colours() -> None:
+    renderer = choose_renderer(
+        "auto", "import", environ={"TERM": "xterm", "NO_COLOR": "1"}, stderr=FakeStream(tty=True)
+    )
+    assert isinstance(renderer, RichRenderer)
+    assert renderer.console.no_color
+
+
+@pytest.mark.parametrize("env", [{"FORCE_COLOR": "1"}, {"TERM": "xterm"}])
+def test_plain_never_draws_bars(env: dict[str, str]) -> None:
+    renderer = choose_renderer("plain", "import", environ=env, stderr=FakeStream(tty=True))
+    assert isinstance(renderer, PlainRenderer)
+
+
+@pytest.mark.parametrize("mode", ["auto", "plain", "none"])
+def test_quiet_renders_only_warnings_whatever_the_mode(mode: str) -> None:
+    renderer = choose_renderer(mode, "import", quiet=True, environ={"FORCE_COLOR": "1"}, stderr=FakeStream(tty=True))
+    assert isinstance(renderer, QuietRenderer)
+
+
+@pytest.mark.parametrize(("operation", "lines"), [
+    ("import", True), ("unpack", True), ("export", False), ("extract", False), ("flatten", False), ("mount", False),
+])
+def test_only_import_and_unpack_print_unpacking_lines(operation: str, lines: bool) -> None:
+    assert choose_renderer("plain", operation).unpack_lines is lines
+    renderer = choose_renderer("auto", operation, environ={"TERM": "xterm"}, stderr=FakeStream(tty=True))
+    assert renderer.unpack_lines is lines
+
+
+def test_an_unknown_operation_is_a_programming_error() -> None:
+    with pytest.raises(ValueError, match="unknown progress operation"):
+        choose_renderer("auto", "frobnicate")
+
+
+# --------------------------------------------------------------------------- the rich renderer
+IMG = "app:v1"  # short: the renderer writes to an 80-column console
+IMPORT_EVENTS: list[Event] = [
+    ArchiveRead(4, 40 << 20),
+    BlobStored("sha256:" + "a" * 64, 20 << 20, "blobs/sha256/" + "a" * 64, new=True),
+    BlobStored("sha256:" + "b" * 64, 512, "blobs/sha256/" + "b" * 64, new=False),
+    ArchiveRead(40 << 20, 40 << 20),
+    UnpackStarted(IMG, "sha256:" + "c" * 64, 2),
+    LayerStarted(IMG, 0, 2, "sha256:" + "a" * 64, 20 << 20),
+    LayerProgress(IMG, 0, 0, 7, 30 << 20),
+    LayerDone(IMG, 0, "sha256:" + "d" * 64, skipped=False),
+    LayerStarted(IMG, 1, 2, "sha256:" + "e" * 64, 100),
+    LayerDone(IMG, 1, "sha256:" + "f" * 64, skipped=True),
+    UnpackDone(IMG, "sha256:" + "c" * 64),
+]
+
+
+def rich_output(events: list[Event], operation: str = "import", *, failed: bool = False) -> str:
+    err = FakeStream(tty=True)
+    renderer = choose_renderer("auto", operation, environ={"TERM": "xterm"}, stderr=err)
+    for event in events:
+        renderer(event)
+    renderer.close(failed)
+    return err.getvalue()
+
+
+def test_rich_import_shows_the_archive_read_with_its_total() -> None:
+    out = rich_output(IMPORT_EVENTS)
+    assert "archive" in out
+    assert "40.0/40.0 MiB" in out
+
+
+def test_rich_import_shows_each_blob_as_it_is_stored() -> None:
+    out = rich_output(IMPORT_EVENTS)
+    assert "stored  sha256:aaaaaaaaaaaa   20.0 MiB" in out
+    assert "present sha256:bbbbbbbbbbbb    512.0 B" in out
+
+
+def test_rich_unpack_shows_a_bar_per_layer_with_bytes_and_entries() -> None:
+    out = rich_output(IMPORT_EVENTS)
+    assert f"1/2 {IMG}" in out and f"2/2 {IMG}" in out
+    assert "30.0 MiB" in out and "7 entries" in out
+    assert "present" in out  # the second layer was unpacked before
+    assert "100%" in out
+
+
+def test_rich_layer_bars_show_a_percentage_when_the_compressed_bytes_read_are_known() -> None:
+    out = rich_output([
+        LayerStarted(IMG, 0, 1, "sha256:" + "a" * 64, 1000),
+        LayerProgress(IMG, 0, 500, 3, 4000),
+    ], failed=True)
+    assert " 50%" in out and "3 entries" in out
+
+
+def test_rich_renderer_writes_the_unpacking_line_to_stdout_not_into_the_bars(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = rich_output(IMPORT_EVENTS)
+    assert capsys.readouterr().out == f"unpacking {IMG} ({'sha256:' + 'c' * 64})...done\n"
+    assert "unpacking" not in out
+
+
+def test_rich_export_shows_bytes_written_of_the_total() -> None:
+    out = rich_output([BytesWritten(0, 3 << 20), BytesWritten(3 << 20, 3 << 20)], "export")
+    assert "writing archive" in out and "3.0/3.0 MiB" in out and "100%" in out
+
+
+def test_rich_archive_read_from_a_pipe_completes_when_the_import_succeeds() -> None:
+    out = rich_output([ArchiveRead(4, None), ArchiveRead(5 << 20, None)])
+    assert "5.0 MiB" in out and "100%" in out
+
+
+def test_rich_archive_read_from_a_pipe_stays_unfinished_when_the_import_fails() -> None:
+    out = rich_output([ArchiveRead(4, None), ArchiveRead(5 << 20, None)], failed=True)
+    assert "5.0 MiB" in out and "100%" not in out
+
+
+def test_rich_warnings_are_printed_above_the_bars() -> None:
+    out = rich_output([ArchiveRead(4, 10), Warning("skipping x: no manifest")])
+    assert "ctrpy: warning: skipping x: no manifest" in out
+
+
+def test_rich_renderer_draws_nothing_before_the_first_event() -> None:
+    assert rich_output([], "flatten") == ""
+
+
+# --------------------------------------------------------------------------- library events
+def test_export_reports_bytes_written_up_to_the_size_of_the_archive(tmp_path: Path) -> None:
+    events: list[Event] = []
+    client = Client(tmp_path / "root", progress=events.append)
+    with oci_archive(tmp_path).open("rb") as f:
+        client.import_archive(f, "oci.v1")
+    out = tmp_path / "out.tar"
+    client.export_to_path(client.export_targets([NAME]), out)
+    written = [e for e in events if isinstance(e, BytesWritten)]
+    size = out.stat().st_size
+    assert written[0] == BytesWritten(0, size)
+    assert written[-1] == BytesWritten(size, size)
+    assert size % tarfile.RECORDSIZE == 0
