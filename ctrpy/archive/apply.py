@@ -29,9 +29,35 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, Final, Literal, Protocol
+from typing import BinaryIO, Final, Literal
 
-from ctrpy.archive.compression import CHUNK_SIZE, HashingReader
+from ctrpy.archive.compression import HashingReader
+from ctrpy.archive.resolve import (
+    DIR_PATH_FLAGS,
+    DIR_READ_FLAGS,
+    Resolver,
+    clean_components,
+    clean_path,
+    fd_path,
+    read_umask,
+    resolve_in_root,
+    safe_join,
+)
+from ctrpy.archive.tar import (
+    BLK,
+    CHR,
+    DIR,
+    FIFO,
+    GNU_DUMPDIR,
+    LNK,
+    REG,
+    SYM,
+    TYPE_NAMES,
+    TarHeader,
+    TarReader,
+    iter_tar,
+    quote,
+)
 from ctrpy.errors import InvalidArchive, InvalidArgument, UnpackError
 
 __all__ = [
@@ -47,820 +73,16 @@ __all__ = [
 
 _log = logging.getLogger("ctrpy.archive")
 
-_BLOCK: Final = 512
-_ZERO_BLOCK: Final = bytes(_BLOCK)
-_MAX_META_SIZE: Final = 1 << 20  # pax / GNU long name payloads (Go caps them the same)
-_MAX_SYMLINKS: Final = 40  # like the kernel's MAXSYMLINKS
 _MAX_ID: Final = 1 << 31
 _MAX_MAJOR: Final = 1 << 12  # Linux dev_t: 12-bit major, 20-bit minor
 _MAX_MINOR: Final = 1 << 20
-_NS: Final = 1_000_000_000
 
-_O_CLOEXEC: Final = os.O_CLOEXEC
-_DIR_PATH_FLAGS: Final = os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
-_DIR_READ_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
 _FILE_CREATE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 _WH_PREFIX: Final = b".wh."
 _WH_META_PREFIX: Final = b".wh..wh."
 _WH_OPAQUE: Final = b".wh..wh..opq"
 
-# tar type flags
-_REG, _AREG, _CONT = b"0", b"\0", b"7"
-_LNK, _SYM, _CHR, _BLK, _DIR, _FIFO = b"1", b"2", b"3", b"4", b"5", b"6"
-_PAX, _PAX_SOLARIS, _PAX_GLOBAL = b"x", b"X", b"g"
-_GNU_LONGNAME, _GNU_LONGLINK, _GNU_SPARSE, _GNU_DUMPDIR = b"L", b"K", b"S", b"D"
-_HEADER_ONLY: Final = frozenset({_LNK, _SYM, _CHR, _BLK, _DIR, _FIFO})
-_TYPE_NAMES: Final = {
-    b"M": "GNU multi-volume continuation",
-    b"V": "GNU volume label",
-    b"N": "old GNU long name",
-}
-
-
-# ---------------------------------------------------------------------------------
-# Small helpers
-
-
-def _q(name: bytes | str) -> str:
-    """Quote a (possibly non-UTF-8) name for an error message."""
-    if isinstance(name, bytes):
-        name = name.decode("utf-8", "backslashreplace")
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _clean(name: bytes) -> list[bytes]:
-    """Lexically clean a tar name into components; ``..`` never rises above the root."""
-    out: list[bytes] = []
-    for comp in name.split(b"/"):
-        if comp == b"" or comp == b".":
-            continue
-        if comp == b"..":
-            if out:
-                out.pop()
-            continue
-        out.append(comp)
-    return out
-
-
-def clean_path(path: str | bytes) -> str:
-    """Clean ``path`` lexically into a root-relative path (``""`` is the root itself).
-
-    Leading ``/`` and ``./`` are dropped and ``..`` is applied lexically but never above
-    the root: ``"/a/../../etc/./passwd"`` becomes ``"etc/passwd"``.
-    """
-    raw = os.fsencode(path)
-    return os.fsdecode(b"/".join(_clean(raw)))
-
-
-def _fd_path(fd: int, name: bytes | None = None) -> bytes:
-    """A /proc path naming the object behind ``fd`` (or ``name`` inside that directory)."""
-    base = b"/proc/self/fd/%d" % fd
-    return base if name is None else base + b"/" + name
-
-
-def _read_umask() -> int:
-    try:
-        with open("/proc/self/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o022
-
-
-# ---------------------------------------------------------------------------------
-# Tar reading
-
-
-class TarHeader:
-    """One tar entry, with pax / GNU extensions already folded in.  Names are bytes."""
-
-    __slots__ = (
-        "atime_ns",
-        "devmajor",
-        "devminor",
-        "gid",
-        "linkname",
-        "mode",
-        "mtime_ns",
-        "name",
-        "offset",
-        "realsize",
-        "size",
-        "sparse",
-        "type",
-        "uid",
-        "xattrs",
-    )
-
-    def __init__(self) -> None:
-        self.name = b""
-        self.linkname = b""
-        self.type = _REG
-        self.mode = 0
-        self.uid = 0
-        self.gid = 0
-        self.size = 0  # bytes of data stored in the archive
-        self.realsize = 0  # logical file size (differs for sparse files)
-        self.mtime_ns = 0
-        self.atime_ns: int | None = None
-        self.devmajor = 0
-        self.devminor = 0
-        self.xattrs: list[tuple[bytes, bytes]] = []
-        self.sparse: list[tuple[int, int]] | None = None
-        self.offset = 0  # where the entry's first header starts in the stream
-
-    def __repr__(self) -> str:
-        return f"TarHeader({self.name!r}, type={self.type!r}, size={self.size})"
-
-
-_OCTAL_DIGITS: Final = b"01234567"
-
-
-def _num(field: bytes, what: str) -> int:
-    """Parse a numeric header field (octal, or GNU base-256)."""
-    if field and field[0] in (0x80, 0xFF):
-        value = int.from_bytes(field[1:], "big")
-        if field[0] == 0xFF:
-            value -= 1 << (8 * (len(field) - 1))
-        return value
-    text = field.split(b"\0", 1)[0].strip(b" ")
-    if not text:
-        return 0
-    if text.translate(None, _OCTAL_DIGITS):
-        raise ValueError(f"invalid {what} field {field!r}")
-    return int(text, 8)
-
-
-_PLAIN_NUMBER_BYTES: Final = b"01234567 \0"
-
-
-def _numbers(block: bytes) -> tuple[int, int, int, int, int]:
-    """mode, uid, gid, size, mtime of a header block (fast path for plain octal)."""
-    if not block[100:148].translate(None, _PLAIN_NUMBER_BYTES):
-        try:
-            return (
-                int(block[100:108].strip(b" \0") or b"0", 8),
-                int(block[108:116].strip(b" \0") or b"0", 8),
-                int(block[116:124].strip(b" \0") or b"0", 8),
-                int(block[124:136].strip(b" \0") or b"0", 8),
-                int(block[136:148].strip(b" \0") or b"0", 8),
-            )
-        except ValueError:
-            pass  # e.g. a NUL between digits: let the careful parser decide
-    return (
-        _num(block[100:108], "mode"),
-        _num(block[108:116], "uid"),
-        _num(block[116:124], "gid"),
-        _num(block[124:136], "size"),
-        _num(block[136:148], "mtime"),
-    )
-
-
-def _decimal(value: bytes, what: str) -> int:
-    digits = value[1:] if value.startswith(b"-") else value
-    if not digits.isdigit():
-        raise ValueError(f"invalid pax {what} {value!r}")
-    return int(value)
-
-
-def _pax_time_ns(value: bytes) -> int:
-    """``"1700000000.123456789"`` (possibly negative) to nanoseconds, exactly."""
-    neg = value.startswith(b"-")
-    body = value[1:] if neg else value
-    sec, _, frac = body.partition(b".")
-    if not sec.isdigit() or (frac and not frac.isdigit()):
-        raise ValueError(f"invalid pax time {value!r}")
-    ns = int(sec) * _NS + int((frac[:9] or b"0").ljust(9, b"0"))
-    return -ns if neg else ns
-
-
-def _parse_pax(data: bytes) -> list[tuple[bytes, bytes]]:
-    records: list[tuple[bytes, bytes]] = []
-    pos, end = 0, len(data)
-    while pos < end:
-        if data[pos] == 0:  # NUL padding after the records
-            if data[pos:].strip(b"\0"):
-                raise ValueError("garbage after pax records")
-            break
-        space = data.find(b" ", pos)
-        if space < 0 or not data[pos:space].isdigit():
-            raise ValueError("malformed pax record length")
-        length = int(data[pos:space])
-        if length <= space - pos + 1 or pos + length > end:
-            raise ValueError("malformed pax record length")
-        record = data[space + 1 : pos + length]
-        if not record.endswith(b"\n"):
-            raise ValueError("pax record not terminated by a newline")
-        key, eq, value = record[:-1].partition(b"=")
-        if not eq or not key:
-            raise ValueError("malformed pax record")
-        records.append((key, value))
-        pos += length
-    return records
-
-
-class _Readable(Protocol):
-    def read(self, size: int = ..., /) -> bytes: ...
-
-
-class _TarReader:
-    """Forward-only tar parser: ustar, pax (local and global), GNU long names/links,
-    GNU sparse (old, pax 0.0/0.1/1.0), base-256 numbers, V7."""
-
-    def __init__(self, stream: _Readable) -> None:
-        self._stream = stream
-        self._buf = b""
-        self._pos = 0
-        self.offset = 0  # bytes of the tar consumed by the parser
-        self._data_left = 0  # unread data bytes of the current entry
-        self._pad = 0  # padding after the current entry's data
-        self._current = b""
-        self._prev = b""
-
-    # -- buffer -------------------------------------------------------------------
-    def _fill(self, n: int) -> bool:
-        """Make at least n bytes available; False if the stream ends first."""
-        avail = len(self._buf) - self._pos
-        if avail >= n:
-            return True
-        parts = [self._buf[self._pos :]] if avail else []
-        while avail < n:
-            chunk = self._stream.read(max(CHUNK_SIZE, n - avail))
-            if not chunk:
-                break
-            parts.append(chunk)
-            avail += len(chunk)
-        self._buf = parts[0] if len(parts) == 1 else b"".join(parts)
-        self._pos = 0
-        return avail >= n
-
-    def _take(self, n: int) -> bytes:
-        if not self._fill(n):
-            raise self._truncated()
-        data = self._buf[self._pos : self._pos + n]
-        self._pos += n
-        self.offset += n
-        return data
-
-    def _skip(self, n: int) -> None:
-        while n:
-            avail = len(self._buf) - self._pos
-            if not avail:
-                if not self._fill(1):
-                    raise self._truncated()
-                continue
-            step = min(avail, n)
-            self._pos += step
-            self.offset += step
-            n -= step
-
-    def _truncated(self) -> InvalidArchive:
-        if self._current:
-            return InvalidArchive(f"layer entry {_q(self._current)}: truncated tar (unexpected end of data)")
-        return InvalidArchive(
-            f"truncated tar at offset {self.offset} (after entry {_q(self._prev)})"
-            if self._prev
-            else f"truncated tar at offset {self.offset}"
-        )
-
-    def _bad(self, start: int, msg: str) -> InvalidArchive:
-        after = f" after entry {_q(self._prev)}" if self._prev else ""
-        return InvalidArchive(f"invalid tar header at offset {start}{after}: {msg}")
-
-    # -- data ---------------------------------------------------------------------
-    def write_data_to(self, fd: int, n: int) -> None:
-        """Copy the next n data bytes of the current entry into fd."""
-        if n > self._data_left:
-            raise InvalidArchive(f"layer entry {_q(self._current)}: data overruns its size")
-        self._data_left -= n
-        self.offset += n
-        while n:
-            avail = len(self._buf) - self._pos
-            if not avail:
-                if not self._fill(1):
-                    raise self._truncated()
-                continue
-            step = min(avail, n)
-            view = memoryview(self._buf)[self._pos : self._pos + step]
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            self._pos += step
-            n -= step
-
-    def read_data(self, n: int) -> bytes:
-        if n > self._data_left:
-            raise InvalidArchive(f"layer entry {_q(self._current)}: data overruns its size")
-        self._data_left -= n
-        return self._take(n)
-
-    def _skip_entry(self) -> None:
-        self._skip(self._data_left + self._pad)
-        self._data_left = self._pad = 0
-
-    # -- headers ------------------------------------------------------------------
-    def next(self) -> TarHeader | None:
-        """The next entry's header, or None at the end of the archive."""
-        self._skip_entry()
-        if self._current:
-            self._prev = self._current
-        self._current = b""
-        pax: list[tuple[bytes, bytes]] = []
-        long_name: bytes | None = None
-        long_link: bytes | None = None
-        first = self.offset
-        while True:
-            start = self.offset
-            if not self._fill(_BLOCK):
-                if len(self._buf) - self._pos == 0 and start == first:
-                    return None  # clean EOF on a block boundary (no end-of-archive marker)
-                raise self._truncated()
-            block = self._take(_BLOCK)
-            if block == _ZERO_BLOCK:
-                if start != first:
-                    raise self._bad(start, "archive ends after an extended header")
-                # The end of an archive is two zero blocks (one is tolerated, like Go).
-                if self._fill(_BLOCK) and self._take(_BLOCK) != _ZERO_BLOCK:
-                    raise self._bad(start + _BLOCK, "data after a zero block")
-                return None
-            self._check_sum(block, start)
-            typ = block[156:157]
-            try:
-                numbers = _numbers(block)
-            except ValueError as exc:
-                name = block[:100].split(b"\0", 1)[0]
-                raise self._bad(start, f"entry {_q(name)}: {exc}") from None
-            size = numbers[3]
-            if size < 0:
-                raise self._bad(start, "negative size")
-            if typ in (_PAX, _PAX_SOLARIS, _PAX_GLOBAL, _GNU_LONGNAME, _GNU_LONGLINK):
-                if size > _MAX_META_SIZE:
-                    raise self._bad(start, f"extended header of {size} bytes is too large")
-                data = self._take(size)
-                self._skip(-size % _BLOCK)
-                if typ in (_GNU_LONGNAME, _GNU_LONGLINK):
-                    value = data.split(b"\0", 1)[0]
-                    if typ == _GNU_LONGNAME:
-                        long_name = value
-                    else:
-                        long_link = value
-                    continue
-                try:
-                    records = _parse_pax(data)
-                except ValueError as exc:
-                    raise self._bad(start, str(exc)) from None
-                if typ != _PAX_GLOBAL:
-                    # Global headers are parsed (so they must be well formed) but, like
-                    # containerd and umoci (Go's archive/tar), not applied.
-                    pax.extend(records)
-                continue
-            hdr = self._build(block, first, typ, numbers)
-            try:
-                self._extend(hdr, block, pax, long_name, long_link)
-            except ValueError as exc:
-                raise self._bad(first, f"entry {_q(hdr.name)}: {exc}") from None
-            self._current = hdr.name or b"."
-            return hdr
-
-    def _check_sum(self, block: bytes, start: int) -> None:
-        try:
-            field = block[148:156]
-            if field.translate(None, _PLAIN_NUMBER_BYTES):
-                raise ValueError("not octal")
-            want = int(field.strip(b" \0") or b"0", 8)
-        except ValueError:
-            raise self._bad(start, "invalid checksum field (not a tar archive?)") from None
-        unsigned = sum(block) - sum(block[148:156]) + 256
-        if want == unsigned:
-            return
-        signed = unsigned - 256 * sum(1 for b in block if b > 127)
-        signed += 256 * sum(1 for b in block[148:156] if b > 127)
-        if want != signed:
-            raise self._bad(start, "checksum mismatch (not a tar archive?)")
-
-    def _build(
-        self, block: bytes, start: int, typ: bytes, numbers: tuple[int, int, int, int, int]
-    ) -> TarHeader:
-        hdr = TarHeader()
-        hdr.offset = start
-        hdr.type = typ
-        mode, hdr.uid, hdr.gid, size, mtime = numbers
-        hdr.mode = mode & 0o7777
-        hdr.mtime_ns = mtime * _NS
-        name = block[:100].split(b"\0", 1)[0]
-        if typ in (_CHR, _BLK):
-            try:
-                hdr.devmajor = _num(block[329:337], "devmajor")
-                hdr.devminor = _num(block[337:345], "devminor")
-            except ValueError as exc:
-                raise self._bad(start, f"entry {_q(name)}: {exc}") from None
-        magic = block[257:265]
-        if magic[:6] == b"ustar\0":
-            if block[508:512] == b"tar\0":  # star: shorter prefix, then atime/ctime
-                prefix = block[345:476].split(b"\0", 1)[0]
-            else:
-                prefix = block[345:500].split(b"\0", 1)[0]
-            if prefix:
-                name = prefix + b"/" + name
-        hdr.name = name
-        hdr.linkname = block[157:257].split(b"\0", 1)[0]
-        hdr.size = size
-        return hdr
-
-    def _extend(
-        self,
-        hdr: TarHeader,
-        block: bytes,
-        pax: list[tuple[bytes, bytes]],
-        long_name: bytes | None,
-        long_link: bytes | None,
-    ) -> None:
-        if long_name is not None:
-            hdr.name = long_name
-        if long_link is not None:
-            hdr.linkname = long_link
-        sparse_map: list[tuple[int, int]] | None = None
-        sparse_offsets: list[int] = []
-        sparse_major: bytes | None = None
-        realsize: int | None = None
-        sparse_name: bytes | None = None
-        for key, value in pax:
-            if key.startswith(b"SCHILY.xattr."):
-                name = key[len(b"SCHILY.xattr.") :]
-                hdr.xattrs = [(k, v) for k, v in hdr.xattrs if k != name]
-                hdr.xattrs.append((name, value))
-            elif not value:
-                continue  # an empty value unsets a (global) value: nothing to do
-            elif key == b"path":
-                hdr.name = value
-            elif key == b"linkpath":
-                hdr.linkname = value
-            elif key == b"size":
-                hdr.size = _decimal(value, "size")
-            elif key == b"uid":
-                hdr.uid = _decimal(value, "uid")
-            elif key == b"gid":
-                hdr.gid = _decimal(value, "gid")
-            elif key == b"mtime":
-                hdr.mtime_ns = _pax_time_ns(value)
-            elif key == b"atime":
-                hdr.atime_ns = _pax_time_ns(value)
-            elif key == b"GNU.sparse.name":
-                sparse_name = value
-            elif key in (b"GNU.sparse.size", b"GNU.sparse.realsize"):
-                realsize = _decimal(value, "sparse size")
-            elif key == b"GNU.sparse.major":
-                sparse_major = value
-            elif key == b"GNU.sparse.offset":
-                sparse_offsets.append(_decimal(value, "sparse offset"))
-            elif key == b"GNU.sparse.numbytes":
-                if len(sparse_offsets) != len(sparse_map or []) + 1:
-                    raise ValueError("GNU.sparse.numbytes without an offset")
-                sparse_map = (sparse_map or []) + [(sparse_offsets[-1], _decimal(value, "sparse numbytes"))]
-            elif key == b"GNU.sparse.map":
-                nums = [_decimal(v, "sparse map") for v in value.split(b",")]
-                if len(nums) % 2:
-                    raise ValueError("odd number of values in GNU.sparse.map")
-                sparse_map = list(zip(nums[::2], nums[1::2], strict=True))
-        if sparse_name is not None:
-            hdr.name = sparse_name
-        if hdr.size < 0:
-            raise ValueError("negative size")
-        typ = hdr.type
-        if typ == _AREG and hdr.name.endswith(b"/"):
-            hdr.type = typ = _DIR
-        elif typ in (_AREG, _CONT):
-            hdr.type = typ = _REG
-        data_size = 0 if typ in _HEADER_ONLY else hdr.size
-        self._data_left = data_size
-        self._pad = -data_size % _BLOCK
-        hdr.realsize = hdr.size
-        if typ == _GNU_SPARSE:
-            sparse_map, realsize = self._old_gnu_sparse(block)
-            hdr.type = _REG
-        elif sparse_major == b"1" and typ == _REG:
-            sparse_map = self._sparse_v1_map()
-        elif sparse_map is None and sparse_offsets:
-            raise ValueError("GNU.sparse.offset without numbytes")
-        if sparse_map is not None:
-            if realsize is None:
-                raise ValueError("sparse file without a real size")
-            pos = 0
-            for off, num in sparse_map:
-                if off < pos or num < 0 or off + num > realsize:
-                    raise ValueError("invalid sparse map")
-                pos = off + num
-            if sum(num for _, num in sparse_map) != self._data_left:
-                raise ValueError("sparse map does not match the data size")
-            hdr.sparse = sparse_map
-            hdr.realsize = realsize
-            hdr.size = self._data_left
-
-    def _old_gnu_sparse(self, block: bytes) -> tuple[list[tuple[int, int]], int]:
-        entries: list[tuple[int, int]] = []
-
-        def parse(area: bytes, count: int) -> None:
-            for i in range(count):
-                field = area[i * 24 : i * 24 + 24]
-                if field[0] == 0:
-                    break
-                entries.append((_num(field[:12], "sparse"), _num(field[12:], "sparse")))
-
-        parse(block[386:482], 4)
-        extended = block[482]
-        realsize = _num(block[483:495], "sparse real size")
-        blocks = 0
-        while extended:
-            blocks += 1
-            if blocks * _BLOCK > _MAX_META_SIZE:
-                raise ValueError("too many sparse extension headers")
-            ext = self._take(_BLOCK)
-            parse(ext[:504], 21)
-            extended = ext[504]
-        return entries, realsize
-
-    def _sparse_v1_map(self) -> list[tuple[int, int]]:
-        """PAX sparse 1.0: the map is decimal lines at the start of the data."""
-        left = self._data_left
-        consumed = 0
-        buf = b""
-
-        def number() -> int:
-            nonlocal buf, consumed
-            while b"\n" not in buf:
-                if consumed + _BLOCK > left or consumed >= _MAX_META_SIZE:
-                    raise ValueError("malformed sparse 1.0 map")
-                buf += self._take(_BLOCK)
-                consumed += _BLOCK
-            line, _, buf = buf.partition(b"\n")
-            return _decimal(line, "sparse map")
-
-        count = number()
-        result = [(number(), number()) for _ in range(count)]
-        self._data_left = left - consumed
-        return result
-
-
-def iter_tar(stream: BinaryIO) -> Iterator[tuple[TarHeader, Callable[[int], bytes]]]:
-    """Iterate over a tar stream: yields each header and a ``read(n)`` for its data.
-
-    A small, strict reader shared with tests and other modules; the reader skips any
-    data left unread when the iteration moves on.
-    """
-    reader = _TarReader(stream)
-    while (hdr := reader.next()) is not None:
-        yield hdr, reader.read_data
-
-
-# ---------------------------------------------------------------------------------
-# Resolution inside the root
-
-
-class _Resolver:
-    """Resolves directory paths inside a root with descriptors, symlinks clamped.
-
-    It keeps the descriptor stack of the last resolution so that the next entry in
-    the same directory costs no syscall.  The cache is only reused for a prefix that
-    was resolved without meeting a symlink, and is dropped (``dirty``) after anything
-    is removed from the tree, so a path always means what the tree says right now.
-    """
-
-    def __init__(
-        self,
-        root_fd: int,
-        *,
-        on_nondir: Callable[[int, bytes], bool] | None = None,
-    ) -> None:
-        self.root_fd = root_fd
-        self._stack: list[int] = [root_fd]  # stack[0] is borrowed, the rest are owned
-        self._phys: list[bytes] = []  # physical names of stack[1:]
-        self._logical: list[bytes] = []  # cached logical components
-        self._depths: list[int] = []  # stack depth after each cached component
-        self._on_nondir = on_nondir
-        self.dirty = False
-        self.gen = 0  # changes whenever ``fd`` may name another directory
-        self._links = 0
-        self._cacheable = True
-        self._low = 1
-
-    def close(self) -> None:
-        for fd in self._stack[1:]:
-            os.close(fd)
-        self.gen += 1
-        self._stack = [self.root_fd]
-        self._phys = []
-        self._logical = []
-        self._depths = []
-
-    @property
-    def fd(self) -> int:
-        return self._stack[-1]
-
-    @property
-    def rel(self) -> bytes:
-        """Physical root-relative path of the directory last resolved."""
-        return b"/".join(self._phys)
-
-    def _truncate(self, depth: int) -> None:
-        stack = self._stack
-        if len(stack) > depth:
-            self.gen += 1
-        while len(stack) > depth:
-            os.close(stack.pop())
-        del self._phys[depth - 1 :]
-        if depth < self._low:
-            self._low = depth
-
-    def resolve(self, comps: list[bytes], *, create: bool) -> bool:
-        """Make ``self.fd`` the directory at ``comps``; False if missing and not create."""
-        if self.dirty:
-            self.close()
-            self.dirty = False
-        logical = self._logical
-        depths = self._depths
-        k, n = 0, min(len(comps), len(logical))
-        while k < n and comps[k] == logical[k]:
-            k += 1
-        self._truncate(depths[k - 1] if k else 1)
-        del logical[k:]
-        del depths[k:]
-        self._links = 0
-        self._cacheable = True
-        self._low = 1 << 62  # lowest stack depth a symlink pops to during this call
-        try:
-            for comp in comps[k:]:
-                if not self._step(comp, create):
-                    return False
-                if self._cacheable:
-                    logical.append(comp)
-                    depths.append(len(self._stack))
-            return True
-        finally:
-            # A symlink may have popped the stack below cached entries (``..`` or an
-            # absolute target): those descriptors are gone, forget their paths.
-            low = self._low
-            cut = len(depths)
-            while cut and depths[cut - 1] > low:
-                cut -= 1
-            del logical[cut:]
-            del depths[cut:]
-
-    def _step(self, first: bytes, create: bool) -> bool:
-        """Resolve one component (following symlinks) on top of the stack.
-
-        A missing directory is kept as a *virtual* component, like Go's securejoin:
-        a later ``..`` (from a symlink target such as ``missing/../../etc``) cancels
-        it lexically.  Whatever is still virtual at the end is created when
-        ``create``, else the component is missing (False).
-        """
-        pending = [first]
-        stack = self._stack
-        virtual: list[bytes] = []
-        while pending:
-            comp = pending.pop()
-            if comp == b"" or comp == b".":
-                continue
-            if comp == b"..":
-                if virtual:
-                    virtual.pop()
-                elif len(stack) > 1:
-                    self._truncate(len(stack) - 1)
-                continue
-            if virtual:
-                virtual.append(comp)
-                continue
-            cur = stack[-1]
-            try:
-                fd = os.open(comp, _DIR_PATH_FLAGS, dir_fd=cur)
-            except FileNotFoundError:
-                virtual.append(comp)
-                continue
-            except OSError as exc:
-                if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
-                    raise
-                try:
-                    target = os.readlink(comp, dir_fd=cur)
-                except OSError as rexc:
-                    if rexc.errno != errno.EINVAL:
-                        raise
-                    if create and self._on_nondir is not None and self._on_nondir(cur, comp):
-                        pending.append(comp)
-                        continue
-                    raise NotADirectoryError(
-                        errno.ENOTDIR, f"{_q(b'/'.join([*self._phys, comp]))} is not a directory"
-                    ) from None
-                self._links += 1
-                if self._links > _MAX_SYMLINKS:
-                    raise OSError(errno.ELOOP, "too many levels of symbolic links") from None
-                self._cacheable = False
-                if target.startswith(b"/"):
-                    self._truncate(1)
-                pending.extend(reversed(target.split(b"/")))
-                continue
-            stack.append(fd)
-            self._phys.append(comp)
-            self.gen += 1
-        if virtual:
-            if not create:
-                return False
-            for comp in virtual:
-                try:
-                    os.mkdir(comp, 0o755, dir_fd=stack[-1])
-                except FileExistsError:
-                    pass
-                stack.append(os.open(comp, _DIR_PATH_FLAGS, dir_fd=stack[-1]))
-                self._phys.append(comp)
-                self.gen += 1
-        return True
-
-
-def resolve_in_root(root_fd: int, path: str | bytes, *, follow_final: bool = False) -> int:
-    """Open ``path`` inside the root directory ``root_fd`` and return an ``O_PATH`` fd.
-
-    Every symlink on the way is resolved inside the root (an absolute target or ``..``
-    never leaves it).  The final component is not followed unless ``follow_final``:
-    then the fd names the symlink itself.  The caller closes the fd.  Missing paths
-    raise ``FileNotFoundError``; a non-directory parent ``NotADirectoryError``.
-    """
-    comps = _clean(os.fsencode(path))
-    resolver = _Resolver(root_fd)
-    try:
-        if not comps:
-            return os.open(".", _DIR_PATH_FLAGS, dir_fd=root_fd)
-        final = comps[-1]
-        if not resolver.resolve(comps[:-1], create=False):
-            raise FileNotFoundError(errno.ENOENT, f"{_q(path)} not found in root")
-        links = 0
-        while True:
-            try:
-                fd = os.open(final, os.O_PATH | os.O_NOFOLLOW | _O_CLOEXEC, dir_fd=resolver.fd)
-            except FileNotFoundError:
-                raise FileNotFoundError(errno.ENOENT, f"{_q(path)} not found in root") from None
-            if not follow_final or not stat.S_ISLNK(os.fstat(fd).st_mode):
-                return fd
-            os.close(fd)
-            links += 1
-            if links > _MAX_SYMLINKS:
-                raise OSError(errno.ELOOP, "too many levels of symbolic links")
-            target = os.readlink(final, dir_fd=resolver.fd)
-            parts = [p for p in target.split(b"/") if p not in (b"", b".")]
-            if target.startswith(b"/"):
-                resolver._truncate(1)
-            if not parts or parts[-1] == b"..":
-                for part in parts:
-                    if not resolver._step(part, False):
-                        raise FileNotFoundError(errno.ENOENT, f"{_q(path)} not found in root")
-                return os.open(".", _DIR_PATH_FLAGS, dir_fd=resolver.fd)
-            for part in parts[:-1]:
-                if not resolver._step(part, False):
-                    raise FileNotFoundError(errno.ENOENT, f"{_q(path)} not found in root")
-            final = parts[-1]
-    finally:
-        resolver.close()
-
-
-def safe_join(root: str | os.PathLike[str], path: str | bytes) -> str:
-    """Join ``path`` to ``root`` the way a rootfs sees it (like Go's securejoin).
-
-    Symlinks in the existing part of the path are resolved inside ``root``; missing
-    components are taken lexically.  The final component is not followed.  The answer
-    is a plain path: use :func:`resolve_in_root` where races matter.
-    """
-    base = os.fsencode(os.path.abspath(root))
-    pending = list(reversed(_clean(os.fsencode(path))))
-    phys: list[bytes] = []
-    links = 0
-    while pending:
-        comp = pending.pop()
-        if comp in (b"", b"."):
-            continue
-        if comp == b"..":
-            if phys:
-                phys.pop()
-            continue
-        if not pending:
-            phys.append(comp)
-            break
-        full = b"/".join([base, *phys, comp])
-        try:
-            st = os.lstat(full)
-        except (FileNotFoundError, NotADirectoryError):
-            phys.append(comp)
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            links += 1
-            if links > _MAX_SYMLINKS:
-                raise OSError(errno.ELOOP, "too many levels of symbolic links")
-            target = os.readlink(full)
-            if target.startswith(b"/"):
-                phys = []
-            pending.extend(reversed(target.split(b"/")))
-            continue
-        phys.append(comp)
-    return os.fsdecode(b"/".join([base, *phys]) if phys else base)
 
 
 # ---------------------------------------------------------------------------------
@@ -915,9 +137,9 @@ class _Applier:
         self.egid = os.getegid()
         self.is_root = self.euid == 0
         self.opaque_xattr = b"trusted.overlay.opaque" if self.is_root else b"user.overlay.opaque"
-        self.umask = _read_umask()
-        self.resolver = _Resolver(root_fd, on_nondir=self._whiteout_to_dir if self.overlay else None)
-        self.link_resolver = _Resolver(root_fd)
+        self.umask = read_umask()
+        self.resolver = Resolver(root_fd, on_nondir=self._whiteout_to_dir if self.overlay else None)
+        self.link_resolver = Resolver(root_fd)
         self.upper: set[bytes] = set()
         self.dirs: dict[bytes, _DirFix] = {}
         self.made_writable: dict[bytes, tuple[int, int, int]] = {}  # rel -> (mode, dev, ino)
@@ -943,7 +165,7 @@ class _Applier:
             _log.warning("%s", msg)
 
     def invalid(self, msg: str) -> InvalidArchive:
-        return InvalidArchive(f"layer entry {_q(self.name)}: {msg}")
+        return InvalidArchive(f"layer entry {quote(self.name)}: {msg}")
 
     def removed(self) -> None:
         """Something left the tree: cached path resolutions may be stale now."""
@@ -971,7 +193,7 @@ class _Applier:
             return False
         os.unlink(name, dir_fd=dir_fd)
         os.mkdir(name, 0o755, dir_fd=dir_fd)
-        os.setxattr(_fd_path(dir_fd, name), self.opaque_xattr, b"y", follow_symlinks=False)
+        os.setxattr(fd_path(dir_fd, name), self.opaque_xattr, b"y", follow_symlinks=False)
         return True
 
     def writable(self, dir_fd: int, rel: bytes) -> bool:
@@ -981,7 +203,7 @@ class _Applier:
         st = os.fstat(dir_fd)
         if st.st_uid != self.euid or st.st_mode & 0o700 == 0o700:
             return False
-        os.chmod(_fd_path(dir_fd), stat.S_IMODE(st.st_mode) | 0o700)
+        os.chmod(fd_path(dir_fd), stat.S_IMODE(st.st_mode) | 0o700)
         self.made_writable[rel] = (stat.S_IMODE(st.st_mode), st.st_dev, st.st_ino)
         return True
 
@@ -1018,16 +240,16 @@ class _Applier:
 
         A directory that stays (``keep_rel``) gets its mode back at the end."""
         if self.is_root:
-            return os.open(name, _DIR_READ_FLAGS, dir_fd=dir_fd)
-        path_fd = os.open(name, _DIR_PATH_FLAGS, dir_fd=dir_fd)
+            return os.open(name, DIR_READ_FLAGS, dir_fd=dir_fd)
+        path_fd = os.open(name, DIR_PATH_FLAGS, dir_fd=dir_fd)
         try:
             if keep_rel is not None:
                 self.writable(path_fd, keep_rel)
             else:
                 st = os.fstat(path_fd)
                 if st.st_uid == self.euid and st.st_mode & 0o700 != 0o700:
-                    os.chmod(_fd_path(path_fd), stat.S_IMODE(st.st_mode) | 0o700)
-            return os.open(b".", _DIR_READ_FLAGS, dir_fd=path_fd)
+                    os.chmod(fd_path(path_fd), stat.S_IMODE(st.st_mode) | 0o700)
+            return os.open(b".", DIR_READ_FLAGS, dir_fd=path_fd)
         finally:
             os.close(path_fd)
 
@@ -1107,7 +329,7 @@ class _Applier:
             shown = name.decode("utf-8", "backslashreplace")
             if kind != "file" and kind != "dir" and name.startswith(b"user."):
                 self.warn(
-                    f"layer entry {_q(self.name)}: xattr {shown} ignored "
+                    f"layer entry {quote(self.name)}: xattr {shown} ignored "
                     f"(Linux refuses user.* xattrs on a {kind})"
                 )
                 continue
@@ -1119,7 +341,7 @@ class _Applier:
             except OSError as exc:
                 if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
                     self.warn(
-                        f"layer entry {_q(self.name)}: xattr {shown} ignored: the "
+                        f"layer entry {quote(self.name)}: xattr {shown} ignored: the "
                         "filesystem does not support extended attributes",
                         once="enotsup",
                     )
@@ -1128,7 +350,7 @@ class _Applier:
                     name.startswith(b"trusted.") or not self.is_root
                 ):
                     self.warn(
-                        f"layer entry {_q(self.name)}: xattr {shown} ignored: not permitted",
+                        f"layer entry {quote(self.name)}: xattr {shown} ignored: not permitted",
                         once=f"eperm:{shown}",
                     )
                     continue
@@ -1151,7 +373,7 @@ class _Applier:
         self._parent_facts()
         if self._parent_acl is None:
             try:
-                os.getxattr(_fd_path(self.resolver.fd), "system.posix_acl_default")
+                os.getxattr(fd_path(self.resolver.fd), "system.posix_acl_default")
                 self._parent_acl = True
             except OSError:
                 self._parent_acl = False
@@ -1180,10 +402,10 @@ class _Applier:
         self.name = name
         if b"\0" in name or b"\0" in hdr.linkname:
             raise self.invalid("NUL byte in name")
-        comps = _clean(name)
+        comps = clean_components(name)
         typ = hdr.type
         if not comps:
-            if typ != _DIR:
+            if typ != DIR:
                 raise self.invalid(
                     "resolves to the root directory but is not a directory "
                     "(refusing to change the type of the root)"
@@ -1198,23 +420,23 @@ class _Applier:
         for comp in comps[:-1]:
             if comp.startswith(_WH_META_PREFIX):
                 return  # inside aufs metadata (.wh..wh.plnk etc.): not content
-        if typ == _REG:
+        if typ == REG:
             self.check_ids(hdr)
             self.regular(comps, hdr)
-        elif typ in (_DIR, _GNU_DUMPDIR):
+        elif typ in (DIR, GNU_DUMPDIR):
             self.check_ids(hdr)
             self.directory(comps, hdr)
-        elif typ == _SYM:
+        elif typ == SYM:
             self.check_ids(hdr)
             self.symlink(comps, hdr)
-        elif typ == _LNK:
+        elif typ == LNK:
             self.hardlink(comps, hdr)
-        elif typ in (_CHR, _BLK, _FIFO):
+        elif typ in (CHR, BLK, FIFO):
             self.check_ids(hdr)
             self.special(comps, hdr)
         else:
-            what = _TYPE_NAMES.get(typ, f"unknown type {typ!r}")
-            self.warn(f"layer entry {_q(name)}: skipped ({what})")
+            what = TYPE_NAMES.get(typ, f"unknown type {typ!r}")
+            self.warn(f"layer entry {quote(name)}: skipped ({what})")
 
     def create_in(self, dir_fd: int, rel: bytes, op: Callable[[], int]) -> int:
         """Run a creating op in dir_fd; non-root retries once after making it writable."""
@@ -1284,11 +506,11 @@ class _Applier:
     ) -> None:
         """Owner and xattrs now; mode and times at the end (see finish())."""
         try:
-            fd = os.open(base, _DIR_READ_FLAGS, dir_fd=pfd)
+            fd = os.open(base, DIR_READ_FLAGS, dir_fd=pfd)
             target: int | bytes = fd
         except PermissionError:  # not root, no read permission: go through O_PATH
-            fd = os.open(base, _DIR_PATH_FLAGS, dir_fd=pfd)
-            target = _fd_path(fd)
+            fd = os.open(base, DIR_PATH_FLAGS, dir_fd=pfd)
+            target = fd_path(fd)
         try:
             if self.same_owner:
                 os.chown(target, hdr.uid, hdr.gid)
@@ -1323,13 +545,13 @@ class _Applier:
         if self.same_owner:
             os.chown(base, hdr.uid, hdr.gid, dir_fd=pfd, follow_symlinks=False)
         if hdr.xattrs:
-            self.set_xattrs(hdr, _fd_path(pfd, base), "symlink")
+            self.set_xattrs(hdr, fd_path(pfd, base), "symlink")
         # No chmod: a symlink has no mode of its own, and chmod would follow it.
         os.utime(base, ns=self.times(hdr), dir_fd=pfd, follow_symlinks=False)
         self.mark_upper(rel)
 
     def hardlink(self, comps: list[bytes], hdr: TarHeader) -> None:
-        tcomps = _clean(hdr.linkname)
+        tcomps = clean_components(hdr.linkname)
         if not tcomps:
             raise self.invalid("hardlink to the root directory")
         links = self.link_resolver
@@ -1347,14 +569,14 @@ class _Applier:
                 # The upper dir only holds this layer: a link to a lower file would need
                 # a copy-up first, which only a mounted overlay can do.
                 raise UnpackError(
-                    f"layer entry {_q(self.name)}: hardlink target {_q(hdr.linkname)} is not in "
+                    f"layer entry {quote(self.name)}: hardlink target {quote(hdr.linkname)} is not in "
                     "this layer (overlay mode cannot link to files of lower layers)"
                 ) from None
             raise self.invalid(
-                f"hardlink target {_q(hdr.linkname)} does not exist in the layer or below"
+                f"hardlink target {quote(hdr.linkname)} does not exist in the layer or below"
             ) from None
         if stat.S_ISDIR(tst.st_mode):
-            raise self.invalid(f"hardlink target {_q(hdr.linkname)} is a directory")
+            raise self.invalid(f"hardlink target {quote(hdr.linkname)} is a directory")
         pfd, prel = self.parent(comps[:-1])
         base = comps[-1]
         rel = prel + b"/" + base if prel else base
@@ -1379,18 +601,18 @@ class _Applier:
 
     def special(self, comps: list[bytes], hdr: TarHeader) -> None:
         typ = hdr.type
-        kind = {_CHR: "character device", _BLK: "block device", _FIFO: "fifo"}[typ]
-        if typ != _FIFO:
+        kind = {CHR: "character device", BLK: "block device", FIFO: "fifo"}[typ]
+        if typ != FIFO:
             if not (0 <= hdr.devmajor < _MAX_MAJOR and 0 <= hdr.devminor < _MAX_MINOR):
                 raise self.invalid(f"device number {hdr.devmajor}:{hdr.devminor} out of range")
             if not self.same_owner:
-                self.warn(f"layer entry {_q(self.name)}: {kind} skipped (not applying owners)")
+                self.warn(f"layer entry {quote(self.name)}: {kind} skipped (not applying owners)")
                 return
         pfd, prel = self.parent(comps[:-1])
         base = comps[-1]
         rel = prel + b"/" + base if prel else base
-        fmt = {_CHR: stat.S_IFCHR, _BLK: stat.S_IFBLK, _FIFO: stat.S_IFIFO}[typ]
-        dev = os.makedev(hdr.devmajor, hdr.devminor) if typ != _FIFO else 0
+        fmt = {CHR: stat.S_IFCHR, BLK: stat.S_IFBLK, FIFO: stat.S_IFIFO}[typ]
+        dev = os.makedev(hdr.devmajor, hdr.devminor) if typ != FIFO else 0
 
         def create() -> int:
             os.mknod(base, fmt | 0o600, dev, dir_fd=pfd)
@@ -1403,16 +625,16 @@ class _Applier:
                 self.remove(pfd, base, prel)
                 self.create_in(pfd, prel, create)
         except PermissionError:
-            if typ == _FIFO:
+            if typ == FIFO:
                 raise
-            self.warn(f"layer entry {_q(self.name)}: {kind} skipped (mknod not permitted)")
+            self.warn(f"layer entry {quote(self.name)}: {kind} skipped (mknod not permitted)")
             return
         self.meta_node(pfd, base, hdr, kind)
         self.mark_upper(rel)
 
     def meta_node(self, pfd: int, base: bytes, hdr: TarHeader, kind: str) -> None:
         """Metadata of a device or fifo: never opened for I/O, only via O_PATH."""
-        fd = os.open(base, os.O_PATH | os.O_NOFOLLOW | _O_CLOEXEC, dir_fd=pfd)
+        fd = os.open(base, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
         try:
             mode = os.fstat(fd).st_mode
             if stat.S_ISLNK(mode) or stat.S_ISDIR(mode) or stat.S_ISREG(mode):
@@ -1420,8 +642,8 @@ class _Applier:
             if self.same_owner:
                 os.chown(base, hdr.uid, hdr.gid, dir_fd=pfd, follow_symlinks=False)
             if hdr.xattrs:
-                self.set_xattrs(hdr, _fd_path(pfd, base), kind)
-            os.chmod(_fd_path(fd), hdr.mode)
+                self.set_xattrs(hdr, fd_path(pfd, base), kind)
+            os.chmod(fd_path(fd), hdr.mode)
         finally:
             os.close(fd)
         os.utime(base, ns=self.times(hdr), dir_fd=pfd, follow_symlinks=False)
@@ -1465,7 +687,7 @@ class _Applier:
 
     def overlay_whiteout(self, pfd: int, prel: bytes, victim: bytes | None, hdr: TarHeader) -> None:
         if victim is None:
-            os.setxattr(_fd_path(pfd), self.opaque_xattr, b"y")
+            os.setxattr(fd_path(pfd), self.opaque_xattr, b"y")
             return
         vrel = prel + b"/" + victim if prel else victim
         if vrel in self.upper:
@@ -1473,7 +695,7 @@ class _Applier:
             # a directory means making it opaque.
             st = os.stat(victim, dir_fd=pfd, follow_symlinks=False)
             if stat.S_ISDIR(st.st_mode):
-                os.setxattr(_fd_path(pfd, victim), self.opaque_xattr, b"y", follow_symlinks=False)
+                os.setxattr(fd_path(pfd, victim), self.opaque_xattr, b"y", follow_symlinks=False)
             return
         self.remove(pfd, victim, prel)
         os.mknod(victim, stat.S_IFCHR, 0, dir_fd=pfd)
@@ -1498,7 +720,7 @@ class _Applier:
             try:
                 if not resolver.resolve(comps[:-1], create=False):
                     continue
-                fd = os.open(comps[-1] if comps else b".", _DIR_PATH_FLAGS, dir_fd=resolver.fd)
+                fd = os.open(comps[-1] if comps else b".", DIR_PATH_FLAGS, dir_fd=resolver.fd)
             except OSError as exc:
                 if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
                     continue  # replaced later in the layer: its new entry rules
@@ -1507,14 +729,14 @@ class _Applier:
                 st = os.fstat(fd)
                 if (st.st_dev, st.st_ino) != (dev, ino):
                     continue
-                path = _fd_path(fd)
+                path = fd_path(fd)
                 os.chmod(path, mode)
                 if times is not None:
                     os.utime(path, ns=times)
             finally:
                 os.close(fd)
 
-    reader: _TarReader
+    reader: TarReader
 
 
 def apply_layer(
@@ -1534,11 +756,11 @@ def apply_layer(
         raise InvalidArgument(f"unknown whiteout mode {opts.whiteouts!r} (valid: delete, overlay)")
     hashing = HashingReader(tar_stream)
     try:
-        root_fd = os.open(root, _DIR_READ_FLAGS & ~os.O_NOFOLLOW)
+        root_fd = os.open(root, DIR_READ_FLAGS & ~os.O_NOFOLLOW)
     except OSError as exc:
-        raise UnpackError(f"cannot open layer root {_q(os.fsdecode(root))}: {exc.strerror}") from exc
+        raise UnpackError(f"cannot open layer root {quote(os.fsdecode(root))}: {exc.strerror}") from exc
     applier = _Applier(root_fd, opts)
-    reader = applier.reader = _TarReader(hashing)
+    reader = applier.reader = TarReader(hashing)
     entries = 0
     on_progress = opts.on_progress
     try:
@@ -1554,10 +776,10 @@ def apply_layer(
             except OSError as exc:
                 detail = exc.strerror or str(exc)
                 if isinstance(exc.filename, (str, bytes)) and exc.errno in (errno.ENOTDIR, errno.ELOOP):
-                    detail = f"{detail} ({_q(exc.filename)})"
-                raise UnpackError(f"layer entry {_q(hdr.name)}: {detail}") from exc
+                    detail = f"{detail} ({quote(exc.filename)})"
+                raise UnpackError(f"layer entry {quote(hdr.name)}: {detail}") from exc
             except (ValueError, OverflowError) as exc:  # a name or number os.* refuses
-                raise InvalidArchive(f"layer entry {_q(hdr.name)}: {exc}") from exc
+                raise InvalidArchive(f"layer entry {quote(hdr.name)}: {exc}") from exc
             entries += 1
             if on_progress is not None:
                 on_progress(entries, reader.offset)
@@ -1565,7 +787,7 @@ def apply_layer(
             applier.finish()
         except OSError as exc:
             raise UnpackError(
-                f"layer entry {_q(applier.name)}: setting directory metadata: {exc.strerror}"
+                f"layer entry {quote(applier.name)}: setting directory metadata: {exc.strerror}"
             ) from exc
         try:
             hashing.drain()
