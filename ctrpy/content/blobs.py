@@ -12,12 +12,16 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import IO, BinaryIO
+from typing import BinaryIO, Protocol
 
 from ctrpy.errors import DigestMismatch, NotFound, SizeMismatch, StoreError
 from ctrpy.oci import digest as _digest
 
 CHUNK = 1 << 20
+
+
+class Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
 
 
 class BlobWriter:
@@ -68,7 +72,7 @@ class BlobWriter:
             except OSError as e:
                 raise StoreError(f"cannot write to content store: {e.strerror}") from e
 
-    def copy_from(self, stream: IO[bytes], limit: int | None = None) -> None:
+    def copy_from(self, stream: Readable, limit: int | None = None) -> None:
         """Copy ``stream`` (up to ``limit`` bytes, else to EOF) into the blob."""
         remaining = limit
         while remaining is None or remaining > 0:

@@ -14,14 +14,15 @@ import os
 import posixpath
 import re
 import stat
-import tarfile
-import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, BinaryIO
+from typing import BinaryIO
 
+from ctrpy.archive.compression import open_decompressed
+from ctrpy.archive.tar import LNK, REG, SYM, TarHeader, iter_tar
 from ctrpy.content.blobs import BlobStore
 from ctrpy.content.store import MAX_JSON
-from ctrpy.errors import CtrpyError, DigestMismatch, InvalidArchive
+from ctrpy.errors import DigestMismatch, InvalidArchive
 from ctrpy.formats.base import ImportContext, parse_json
 from ctrpy.oci import digest
 from ctrpy.progress import ArchiveRead, BlobStored
@@ -131,60 +132,64 @@ def _is_metadata_name(name: str) -> bool:
 
 def read_archive(stream: BinaryIO, ctx: ImportContext) -> ArchiveContents:
     """Read the whole archive once; every blob is in the store when this returns."""
-    from ctrpy.archive.compression import open_decompressed
-
     counter = _Counter(stream, ctx, _input_size(stream))
     out = ArchiveContents(store=ctx.blobs)
     try:
         _comp, raw = open_decompressed(counter)  # type: ignore[arg-type]
-        with tarfile.open(fileobj=raw, mode="r|", bufsize=_BUF) as tf:
-            for member in tf:
-                _read_member(tf, member, out, ctx)
-    except CtrpyError:
-        raise
-    except (tarfile.TarError, EOFError, zlib.error) as e:
+        for header, read in iter_tar(raw):
+            _read_member(header, _MemberReader(read), out, ctx)
+    except InvalidArchive as e:
         raise InvalidArchive(f"not a valid tar archive, or truncated: {e}") from e
-    except UnicodeDecodeError as e:
-        raise InvalidArchive(f"archive member name is not valid: {e}") from e
     if not out.names:
         raise InvalidArchive("archive is empty")
     counter.ctx.progress(ArchiveRead(counter.done, counter.total))
     return out
 
 
-def _read_member(tf: tarfile.TarFile, m: tarfile.TarInfo, out: ArchiveContents, ctx: ImportContext) -> None:
-    name = clean_name(m.name)
+class _MemberReader:
+    """``read(n)`` over one member's data, for the blob writer."""
+
+    def __init__(self, read: Callable[[int], bytes]):
+        self._read = read
+
+    def read(self, n: int = -1) -> bytes:
+        return self._read(_BUF if n < 0 else n)
+
+
+def _read_member(h: TarHeader, f: _MemberReader, out: ArchiveContents, ctx: ImportContext) -> None:
+    raw_name = os.fsdecode(h.name)
+    name = clean_name(raw_name)
     out.names.append(name)
-    if m.issym():
-        out.links[name] = clean_name(posixpath.join(posixpath.dirname(name), m.linkname))
+    if h.type == SYM:
+        out.links[name] = clean_name(posixpath.join(posixpath.dirname(name), os.fsdecode(h.linkname)))
         return
-    if m.islnk():
-        out.links[name] = clean_name(m.linkname)
+    if h.type == LNK:
+        out.links[name] = clean_name(os.fsdecode(h.linkname))
         return
-    if not m.isreg():
+    if h.type != REG:
         return
-    f = tf.extractfile(m)
-    assert f is not None
+    if h.sparse is not None:
+        raise InvalidArchive(f"archive member {raw_name!r}: sparse files are not image archive members")
     match = _BLOB_NAME.fullmatch(name)
     if match:
         alg, hexpart = match.groups()
         if alg != "sha256":
-            raise InvalidArchive(f"archive member {m.name!r}: unsupported digest algorithm {alg!r}")
-        _store_blob(f, name, f"sha256:{hexpart}", m.size, out, ctx)
+            raise InvalidArchive(f"archive member {raw_name!r}: unsupported digest algorithm {alg!r}")
+        _store_blob(f, name, f"sha256:{hexpart}", h.size, out, ctx)
     elif name.startswith("blobs/"):
-        raise InvalidArchive(f"archive member {m.name!r}: not a valid blob name")
-    elif _is_metadata_name(name) and m.size <= _KEEP_ONE and out.kept + m.size <= _KEEP_ALL:
-        data = f.read(m.size)
-        if len(data) != m.size:
-            raise InvalidArchive(f"archive member {m.name!r} is truncated")
+        raise InvalidArchive(f"archive member {raw_name!r}: not a valid blob name")
+    elif _is_metadata_name(name) and h.size <= _KEEP_ONE and out.kept + h.size <= _KEEP_ALL:
+        data = f.read(h.size)
+        if len(data) != h.size:
+            raise InvalidArchive(f"archive member {raw_name!r} is truncated")
         out.metadata[name] = data
-        out.kept += m.size
+        out.kept += h.size
     else:
-        _store_blob(f, name, None, m.size, out, ctx)
+        _store_blob(f, name, None, h.size, out, ctx)
 
 
 def _store_blob(
-    f: IO[bytes], name: str, expected: str | None, size: int, out: ArchiveContents, ctx: ImportContext
+    f: _MemberReader, name: str, expected: str | None, size: int, out: ArchiveContents, ctx: ImportContext
 ) -> None:
     existed = expected is not None and ctx.blobs.exists(expected)
     with ctx.blobs.writer(expected, size) as w:
