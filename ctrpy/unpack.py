@@ -66,15 +66,35 @@ def image_layers(walker: Walker, target: Descriptor, matcher: Matcher) -> ImageL
     return ImageLayers(manifest, config, layers, config.diff_ids, digest.chain_ids(config.diff_ids))
 
 
+class _Counting:
+    """Counts the compressed bytes read, for progress."""
+
+    def __init__(self, f: Any):
+        self.f = f
+        self.n = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data: bytes = self.f.read(n)
+        self.n += len(data)
+        return data
+
+
 def apply_blob(
     content: ContentReader,
     layer: Descriptor,
     target_dir: Path,
     options: ApplyOptions,
+    progress: Callable[[int, int, int], None] | None = None,
 ) -> ApplyResult:
-    """Decompress and apply one stored layer blob into ``target_dir``; verify the blob."""
+    """Decompress and apply one stored layer blob into ``target_dir``; verify the blob.
+
+    ``progress(compressed_bytes, entries, uncompressed_bytes)`` is called per entry."""
     with content.open(layer.digest) as raw:
-        _comp, stream = open_decompressed(raw)  # type: ignore[arg-type]
+        counted = _Counting(raw)
+        if progress is not None:
+            report = progress
+            options.on_progress = lambda entries, size: report(counted.n, entries, size)
+        _comp, stream = open_decompressed(counted)  # type: ignore[arg-type]
         result = apply_layer(target_dir, stream, options)
         while raw.read(CHUNK):  # verify the compressed digest to the last byte
             pass
@@ -163,8 +183,8 @@ class Unpacker:
         """Apply layer ``index`` into an active snapshot's directory (no database use:
         this runs on worker threads)."""
         layer, diff_id = info.layers[index], info.diff_ids[index]
-        def on_progress(entries: int, size: int) -> None:
-            self.progress(LayerProgress(name, index, 0, entries, size))
+        def on_progress(compressed: int, entries: int, size: int) -> None:
+            self.progress(LayerProgress(name, index, compressed, entries, size))
 
         def on_warning(message: str) -> None:
             self.progress(Warning(message))
@@ -173,10 +193,9 @@ class Unpacker:
             whiteouts=self.sn.whiteouts,
             same_owner=os.geteuid() == 0,
             on_warning=on_warning,
-            on_progress=on_progress,
         )
         try:
-            result = apply_blob(self.content, layer, fs, opts)
+            result = apply_blob(self.content, layer, fs, opts, on_progress)
         except CtrpyError as e:
             raise UnpackError(f"layer {index} ({layer.digest}) of {name}: {e}") from e
         if result.diff_id != diff_id:
@@ -217,17 +236,16 @@ def extract(
     for i, (layer, diff_id) in enumerate(zip(info.layers, info.diff_ids, strict=True)):
         progress(LayerStarted(name, i, len(info.layers), layer.digest, layer.size))
 
-        def on_progress(entries: int, size: int, _i: int = i) -> None:
-            progress(LayerProgress(name, _i, 0, entries, size))
+        def on_progress(compressed: int, entries: int, size: int, _i: int = i) -> None:
+            progress(LayerProgress(name, _i, compressed, entries, size))
 
         opts = ApplyOptions(
             whiteouts="delete",
             same_owner=os.geteuid() == 0,
             on_warning=lambda m: progress(Warning(m)),
-            on_progress=on_progress,
         )
         try:
-            result = apply_blob(content, layer, dest, opts)
+            result = apply_blob(content, layer, dest, opts, on_progress)
         except CtrpyError as e:
             raise UnpackError(f"layer {i} ({layer.digest}) of {name}: {e}") from e
         if result.diff_id != diff_id:

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from ctrpy.cli.completion import complete_namespaces
 from ctrpy.cli.context import App, pass_app
 from ctrpy.cli.group import AliasedGroup
 from ctrpy.cli.params import parse_labels
@@ -63,7 +64,7 @@ def create(app: App, name: str, labels: tuple[str, ...]) -> None:
 
 
 @namespaces.command("label")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_namespaces)
 @click.argument("labels", nargs=-1)
 @pass_app
 def label(app: App, name: str, labels: tuple[str, ...]) -> None:
@@ -78,7 +79,7 @@ def label(app: App, name: str, labels: tuple[str, ...]) -> None:
 
 
 @namespaces.command("rm", aliases=("remove", "delete", "del"))
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1, required=True, shell_complete=complete_namespaces)
 @pass_app
 def rm(app: App, names: tuple[str, ...]) -> None:
     """Remove namespaces; refuses one that still holds images or snapshots.

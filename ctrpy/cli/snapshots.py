@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from ctrpy.cli.completion import complete_snapshotters
 from ctrpy.cli.context import App, pass_app
 from ctrpy.cli.group import AliasedGroup
 from ctrpy.cli.render import human_size, json_envelope, table
@@ -15,7 +16,7 @@ from ctrpy.snapshots import Snapshot, Snapshotter
 
 @click.group("snapshots", cls=AliasedGroup)
 @click.option(
-    "--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER",
+    "--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", shell_complete=complete_snapshotters,
     help="Snapshotter [env CTRPY_SNAPSHOTTER; default overlayfs where usable, else native].",
 )
 @pass_app
