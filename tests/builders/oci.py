@@ -380,10 +380,9 @@ class _RandomSource:
         rng = random.Random(self.seed * 1_000_003 + self.index)
         left = self._size
         step = 1 << 16
-        zeros = int(step * self.compressible)
         while left > 0:
             n = min(step, left)
-            z = min(zeros, n)
+            z = int(n * self.compressible)  # the same fraction of every chunk, short ones too
             yield rng.randbytes(n - z) + bytes(z)
             left -= n
 
