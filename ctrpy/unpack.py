@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Literal, Protocol
 
 from ctrpy.archive.apply import ApplyOptions, ApplyResult, apply_layer
 from ctrpy.archive.compression import open_decompressed
@@ -101,6 +101,42 @@ def apply_blob(
     return result
 
 
+def diff_id_mismatch(name: str, index: int, layer: Descriptor, got: str, want: str) -> UnpackError:
+    return UnpackError(
+        f"layer {index} ({layer.digest}) of {name}: uncompressed content has digest "
+        f"{got}, but the config says diffID {want}"
+    )
+
+
+def apply_checked(
+    content: ContentReader,
+    name: str,
+    info: ImageLayers,
+    index: int,
+    target_dir: Path,
+    whiteouts: Literal["delete", "overlay"],
+    progress: Sink,
+) -> None:
+    """Apply layer ``index`` of an image into ``target_dir`` and check its diffID; every
+    failure is an UnpackError naming the layer and the image."""
+    layer, diff_id = info.layers[index], info.diff_ids[index]
+
+    def on_progress(compressed: int, entries: int, size: int) -> None:
+        progress(LayerProgress(name, index, compressed, entries, size))
+
+    opts = ApplyOptions(
+        whiteouts=whiteouts,
+        same_owner=os.geteuid() == 0,
+        on_warning=lambda message: progress(Warning(message)),
+    )
+    try:
+        result = apply_blob(content, layer, target_dir, opts, on_progress)
+    except CtrpyError as e:
+        raise UnpackError(f"layer {index} ({layer.digest}) of {name}: {e}") from e
+    if result.diff_id != diff_id:
+        raise diff_id_mismatch(name, index, layer, result.diff_id, diff_id)
+
+
 class Unpacker:
     def __init__(self, content: ContentReader, snapshotter: Snapshotter, progress: Sink = null_sink):
         self.content = content
@@ -182,27 +218,7 @@ class Unpacker:
     def _apply_into(self, name: str, index: int, info: ImageLayers, fs: Path) -> None:
         """Apply layer ``index`` into an active snapshot's directory (no database use:
         this runs on worker threads)."""
-        layer, diff_id = info.layers[index], info.diff_ids[index]
-        def on_progress(compressed: int, entries: int, size: int) -> None:
-            self.progress(LayerProgress(name, index, compressed, entries, size))
-
-        def on_warning(message: str) -> None:
-            self.progress(Warning(message))
-
-        opts = ApplyOptions(
-            whiteouts=self.sn.whiteouts,
-            same_owner=os.geteuid() == 0,
-            on_warning=on_warning,
-        )
-        try:
-            result = apply_blob(self.content, layer, fs, opts, on_progress)
-        except CtrpyError as e:
-            raise UnpackError(f"layer {index} ({layer.digest}) of {name}: {e}") from e
-        if result.diff_id != diff_id:
-            raise UnpackError(
-                f"layer {index} ({layer.digest}) of {name}: uncompressed content has digest "
-                f"{result.diff_id}, but the config says diffID {diff_id}"
-            )
+        apply_checked(self.content, name, info, index, fs, self.sn.whiteouts, self.progress)
 
     def _commit(self, name: str, chain_id: str, key: str, parent: str) -> None:
         try:
@@ -233,26 +249,9 @@ def extract(
     info = image_layers(Walker(content.read_json), target, matcher)
     dest.mkdir(parents=True, exist_ok=True)
     progress(UnpackStarted(name, target.digest, len(info.layers)))
-    for i, (layer, diff_id) in enumerate(zip(info.layers, info.diff_ids, strict=True)):
+    for i, layer in enumerate(info.layers):
         progress(LayerStarted(name, i, len(info.layers), layer.digest, layer.size))
-
-        def on_progress(compressed: int, entries: int, size: int, _i: int = i) -> None:
-            progress(LayerProgress(name, _i, compressed, entries, size))
-
-        opts = ApplyOptions(
-            whiteouts="delete",
-            same_owner=os.geteuid() == 0,
-            on_warning=lambda m: progress(Warning(m)),
-        )
-        try:
-            result = apply_blob(content, layer, dest, opts, on_progress)
-        except CtrpyError as e:
-            raise UnpackError(f"layer {i} ({layer.digest}) of {name}: {e}") from e
-        if result.diff_id != diff_id:
-            raise UnpackError(
-                f"layer {i} ({layer.digest}) of {name}: uncompressed content has digest "
-                f"{result.diff_id}, but the config says diffID {diff_id}"
-            )
+        apply_checked(content, name, info, i, dest, "delete", progress)
         progress(LayerDone(name, i, "", False))
     progress(UnpackDone(name, target.digest))
     return info
@@ -295,10 +294,7 @@ def flatten_layers(content: ContentReader, name: str, target: Descriptor, matche
                 while raw.read(CHUNK):
                     pass
             if got != info.diff_ids[i]:
-                raise UnpackError(
-                    f"layer {i} ({layer.digest}) of {name}: uncompressed content has digest "
-                    f"{got}, but the config says diffID {info.diff_ids[i]}"
-                )
+                raise diff_id_mismatch(name, i, layer, got, info.diff_ids[i])
 
         return open_layer
 

@@ -7,16 +7,15 @@ import sys
 
 import click
 
-from ctrpy.cli.completion import complete_images, complete_import_formats, complete_snapshotters
+from ctrpy.cli.completion import complete_images, complete_import_formats
 from ctrpy.cli.context import App, pass_app
 from ctrpy.cli.group import AliasedGroup
+from ctrpy.cli.options import platform_option, snapshotter_option
 from ctrpy.cli.params import open_input, parse_labels, stdout_binary
 from ctrpy.cli.render import human_size, json_envelope, labels_cell, table
 from ctrpy.errors import NotFound
 from ctrpy.formats import ExportOptions, ImportOptions, registry
 from ctrpy.oci import Matcher, mediatypes
-
-PLATFORM_HELP = "Platform to use, e.g. linux/arm64 (repeatable; strict match)."
 
 
 @click.group(cls=AliasedGroup)
@@ -159,13 +158,10 @@ def inspect(app: App, ref: str) -> None:
 )
 @click.option("--index-name", default=None, help="Also record an image for the archive's whole index.")
 @click.option("--label", "labels", multiple=True, metavar="K=V", help="Label every imported image (repeatable).")
-@click.option("--platform", "platforms", multiple=True, help=PLATFORM_HELP)
+@platform_option
 @click.option("--all-platforms", is_flag=True, help="Import content for all platforms.")
 @click.option("--no-unpack", is_flag=True, help="Do not unpack the images into snapshots.")
-@click.option(
-    "--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", help="Snapshotter to unpack with.",
-    shell_complete=complete_snapshotters,
-)
+@snapshotter_option
 @click.option(
     "--compress-blobs", is_flag=True,
     help="docker archives: gzip uncompressed layers while importing.",
@@ -231,7 +227,7 @@ def import_cmd(
     "--manifest-type", default=mediatypes.OCI_MANIFEST, show_default=True,
     help="Media type of the --manifest digest.",
 )
-@click.option("--platform", "platforms", multiple=True, help=PLATFORM_HELP)
+@platform_option
 @click.option("--all-platforms", is_flag=True, help="Export every platform (all must be in the store).")
 @click.argument("out", metavar="OUT")
 @click.argument("names", nargs=-1, metavar="IMAGE...", shell_complete=complete_images)

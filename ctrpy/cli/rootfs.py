@@ -7,14 +7,12 @@ from pathlib import Path
 
 import click
 
-from ctrpy.cli.completion import complete_images, complete_snapshotters
 from ctrpy.cli.context import App, pass_app
-from ctrpy.cli.images import PLATFORM_HELP, images
+from ctrpy.cli.images import images
+from ctrpy.cli.options import image_argument, platform_option, snapshotter_option
 from ctrpy.cli.params import stdout_binary
 from ctrpy.cli.render import human_size, json_envelope, table
 from ctrpy.oci import Matcher
-
-SNAPSHOTTER_HELP = "Snapshotter to use [env CTRPY_SNAPSHOTTER; default overlayfs where usable, else native]."
 
 
 def _matcher(platforms: tuple[str, ...]) -> Matcher:
@@ -22,12 +20,9 @@ def _matcher(platforms: tuple[str, ...]) -> Matcher:
 
 
 @images.command("unpack")
-@click.option("--platform", "platforms", multiple=True, help=PLATFORM_HELP)
-@click.option(
-    "--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", help=SNAPSHOTTER_HELP,
-    shell_complete=complete_snapshotters,
-)
-@click.argument("ref", metavar="IMAGE", shell_complete=complete_images)
+@platform_option
+@snapshotter_option
+@image_argument
 @pass_app
 def unpack(app: App, platforms: tuple[str, ...], snapshotter: str | None, ref: str) -> None:
     """Unpack an image's layers into snapshots (skipping layers already unpacked).
@@ -41,8 +36,8 @@ def unpack(app: App, platforms: tuple[str, ...], snapshotter: str | None, ref: s
 
 
 @images.command("extract")
-@click.option("--platform", "platforms", multiple=True, help=PLATFORM_HELP)
-@click.argument("ref", metavar="IMAGE", shell_complete=complete_images)
+@platform_option
+@image_argument
 @click.argument("dest", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
 @pass_app
 def extract(app: App, platforms: tuple[str, ...], ref: str, dest: Path) -> None:
@@ -57,8 +52,8 @@ def extract(app: App, platforms: tuple[str, ...], ref: str, dest: Path) -> None:
 
 
 @images.command("flatten")
-@click.option("--platform", "platforms", multiple=True, help=PLATFORM_HELP)
-@click.argument("ref", metavar="IMAGE", shell_complete=complete_images)
+@platform_option
+@image_argument
 @click.argument("out", metavar="OUT")
 @pass_app
 def flatten(app: App, platforms: tuple[str, ...], ref: str, out: str) -> None:
@@ -80,12 +75,9 @@ def flatten(app: App, platforms: tuple[str, ...], ref: str, out: str) -> None:
 
 @images.command("mount")
 @click.option("--rw", is_flag=True, help="Mount writable (changes go to a new active snapshot).")
-@click.option("--platform", "platforms", multiple=True, help=PLATFORM_HELP)
-@click.option(
-    "--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", help=SNAPSHOTTER_HELP,
-    shell_complete=complete_snapshotters,
-)
-@click.argument("ref", metavar="IMAGE", shell_complete=complete_images)
+@platform_option
+@snapshotter_option
+@image_argument
 @click.argument("target", metavar="TARGET", type=click.Path(file_okay=False, path_type=Path))
 @pass_app
 def mount(app: App, rw: bool, platforms: tuple[str, ...], snapshotter: str | None, ref: str, target: Path) -> None:
@@ -101,10 +93,7 @@ def mount(app: App, rw: bool, platforms: tuple[str, ...], snapshotter: str | Non
 
 @images.command("unmount")
 @click.option("--rm", "remove", is_flag=True, help="Also remove the writable snapshot of an --rw mount.")
-@click.option(
-    "--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", help=SNAPSHOTTER_HELP,
-    shell_complete=complete_snapshotters,
-)
+@snapshotter_option
 @click.argument("target", metavar="TARGET", type=click.Path(file_okay=False, path_type=Path))
 @pass_app
 def unmount(app: App, remove: bool, snapshotter: str | None, target: Path) -> None:
@@ -121,10 +110,7 @@ def unmount(app: App, remove: bool, snapshotter: str | None, target: Path) -> No
 @images.command("check")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the names of complete images.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON envelope instead of a table.")
-@click.option(
-    "--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", help=SNAPSHOTTER_HELP,
-    shell_complete=complete_snapshotters,
-)
+@snapshotter_option
 @pass_app
 def check(app: App, quiet: bool, as_json: bool, snapshotter: str | None) -> None:
     """Check that images have all their content, and whether they are unpacked.
@@ -170,12 +156,9 @@ def check(app: App, quiet: bool, as_json: bool, snapshotter: str | None) -> None
 
 
 @images.command("usage")
-@click.option("--platform", "platforms", multiple=True, help=PLATFORM_HELP)
-@click.option(
-    "--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", help=SNAPSHOTTER_HELP,
-    shell_complete=complete_snapshotters,
-)
-@click.argument("ref", metavar="IMAGE", shell_complete=complete_images)
+@platform_option
+@snapshotter_option
+@image_argument
 @pass_app
 def usage(app: App, platforms: tuple[str, ...], snapshotter: str | None, ref: str) -> None:
     """Show the disk usage of an image's unpacked snapshots, layer by layer.

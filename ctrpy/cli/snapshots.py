@@ -7,18 +7,15 @@ import sys
 
 import click
 
-from ctrpy.cli.completion import complete_snapshotters
 from ctrpy.cli.context import App, pass_app
 from ctrpy.cli.group import AliasedGroup
+from ctrpy.cli.options import snapshotter_option
 from ctrpy.cli.render import human_size, json_envelope, table
 from ctrpy.snapshots import Snapshot, Snapshotter
 
 
 @click.group("snapshots", cls=AliasedGroup)
-@click.option(
-    "--snapshotter", default=None, envvar="CTRPY_SNAPSHOTTER", shell_complete=complete_snapshotters,
-    help="Snapshotter [env CTRPY_SNAPSHOTTER; default overlayfs where usable, else native].",
-)
+@snapshotter_option
 @pass_app
 def snapshots(app: App, snapshotter: str | None) -> None:
     """Manage snapshots: the unpacked layers of images.

@@ -14,10 +14,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Protocol
 
-from ctrpy.errors import DigestMismatch, NotFound, SizeMismatch, StoreError
+from ctrpy.errors import DigestMismatch, InvalidArchive, NotFound, SizeMismatch, StoreError
 from ctrpy.oci import digest as _digest
 
 CHUNK = 1 << 20
+MAX_JSON = 20 << 20  # containerd's cap on manifests/indexes/configs (CVE-2023-25153)
 
 
 class Readable(Protocol):
@@ -166,6 +167,20 @@ class BlobStore:
 
     def writer(self, expected: str | None = None, expected_size: int | None = None) -> BlobWriter:
         return BlobWriter(self, expected, expected_size)
+
+    def read_small(self, dgst: str, limit: int = MAX_JSON, what: str | None = None) -> bytes:
+        """The whole blob, verified against its digest; refuses one over ``limit`` bytes.
+
+        The one place small blobs (JSON) are read: size-capped, and hashed before use."""
+        label = what or f"content {dgst}"
+        size = self.size(dgst)
+        if size > limit:
+            raise InvalidArchive(f"{label} is {size} bytes, larger than the {limit} byte limit")
+        with self.open(dgst) as f:
+            data = f.read(limit + 1)
+        if _digest.of_bytes(data) != dgst:
+            raise DigestMismatch(f"{label}: content {dgst} in the store is corrupt")
+        return data
 
     def delete(self, dgst: str) -> bool:
         try:

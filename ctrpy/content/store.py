@@ -10,15 +10,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from ctrpy.content.blobs import CHUNK, BlobStore, BlobWriter
+from ctrpy.content.blobs import CHUNK, MAX_JSON, BlobStore, BlobWriter
 from ctrpy.errors import DigestMismatch, InvalidArchive, NotFound
 from ctrpy.metadata import namespaces
 from ctrpy.metadata.db import Database, dumps, loads_map, now
 from ctrpy.metadata.labels import merge as merge_labels
 from ctrpy.metadata.labels import validate as validate_labels
 from ctrpy.oci import digest as _digest
-
-MAX_JSON = 20 << 20  # containerd's cap on manifests/indexes/configs (CVE-2023-25153)
 
 
 @dataclass
@@ -28,6 +26,16 @@ class Info:
     labels: dict[str, str] = field(default_factory=dict)
     created_at: str = ""
     updated_at: str = ""
+
+
+def parse_json(data: bytes, where: str) -> Any:
+    """JSON from an archive or the store: size-capped, one clear error when invalid."""
+    if len(data) > MAX_JSON:
+        raise InvalidArchive(f"{where} is larger than the {MAX_JSON} byte JSON limit")
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidArchive(f"{where} is not valid JSON: {e}") from e
 
 
 class VerifyingReader:
@@ -79,17 +87,7 @@ class RawContent:
         return self.blobs.exists(dgst)
 
     def read_json(self, dgst: str) -> Any:
-        size = self.blobs.size(dgst)
-        if size > MAX_JSON:
-            raise InvalidArchive(f"content {dgst} is {size} bytes, over the {MAX_JSON} byte limit")
-        with self.blobs.open(dgst) as f:
-            data = f.read(MAX_JSON + 1)
-        if _digest.of_bytes(data) != dgst:
-            raise DigestMismatch(f"content {dgst} in the store is corrupt")
-        try:
-            return json.loads(data)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise InvalidArchive(f"content {dgst} is not valid JSON: {e}") from e
+        return parse_json(self.blobs.read_small(dgst), f"content {dgst}")
 
 
 class ContentStore:
@@ -136,21 +134,11 @@ class ContentStore:
 
     def read_all(self, dgst: str, limit: int = MAX_JSON) -> bytes:
         """The whole blob, verified, refusing blobs larger than ``limit``."""
-        info = self.info(dgst)
-        if info.size > limit:
-            raise InvalidArchive(f"content {dgst} is {info.size} bytes, over the {limit} byte limit")
-        with self.blobs.open(dgst) as f:
-            data = f.read(limit + 1)
-        if _digest.of_bytes(data) != dgst:
-            raise DigestMismatch(f"content {dgst} in the store is corrupt")
-        return data
+        self.info(dgst)
+        return self.blobs.read_small(dgst, limit)
 
     def read_json(self, dgst: str) -> Any:
-        data = self.read_all(dgst)
-        try:
-            return json.loads(data)
-        except (ValueError, UnicodeDecodeError) as e:
-            raise InvalidArchive(f"content {dgst} is not valid JSON: {e}") from e
+        return parse_json(self.read_all(dgst), f"content {dgst}")
 
     # writing -------------------------------------------------------------
     def writer(self, expected: str | None = None, expected_size: int | None = None) -> BlobWriter:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, ClassVar, Protocol, runtime_checkable
 
 from ctrpy.content.blobs import BlobStore
-from ctrpy.content.store import MAX_JSON
-from ctrpy.errors import DigestMismatch, InvalidArchive, NotFound
+from ctrpy.content.store import parse_json
+from ctrpy.errors import InvalidArchive, NotFound
 from ctrpy.oci import Descriptor, Matcher, digest
 from ctrpy.progress import Event, Sink, null_sink
 
@@ -62,24 +61,10 @@ class ImportContext:
         """A blob from the store, verified and size-capped, parsed as JSON."""
         digest.validate(dgst)
         try:
-            with self.blobs.open(dgst) as f:
-                data = f.read(MAX_JSON + 1)
+            data = self.blobs.read_small(dgst, what=f"blob {dgst}")
         except NotFound:
             raise InvalidArchive(f"archive is missing blob {dgst}") from None
-        if len(data) > MAX_JSON:
-            raise InvalidArchive(f"blob {dgst} is larger than the {MAX_JSON} byte JSON limit")
-        if digest.of_bytes(data) != dgst:
-            raise DigestMismatch(f"blob {dgst} in the store is corrupt")
         return parse_json(data, f"blob {dgst}")
-
-
-def parse_json(data: bytes, where: str) -> Any:
-    if len(data) > MAX_JSON:
-        raise InvalidArchive(f"{where} is larger than the {MAX_JSON} byte JSON limit")
-    try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InvalidArchive(f"{where} is not valid JSON: {e}") from e
 
 
 @dataclass

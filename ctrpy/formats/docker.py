@@ -58,9 +58,9 @@ from ctrpy.archive.compression import (
     open_decompressed,
     sniff,
 )
-from ctrpy.content.store import MAX_JSON
+from ctrpy.content.store import parse_json
 from ctrpy.errors import CtrpyError, DigestMismatch, InvalidArchive, InvalidArgument, UnsupportedFormat
-from ctrpy.formats.base import ImportContext, ImportedImage, ImportResult, parse_json
+from ctrpy.formats.base import ImportContext, ImportedImage, ImportResult
 from ctrpy.formats.oci import check_complete
 from ctrpy.formats.reader import ArchiveContents, read_archive
 from ctrpy.images.walk import parse_config
@@ -221,13 +221,7 @@ class DockerImporter:
             return w.commit()
 
     def _read_small(self, dgst: str, size: int, what: str) -> bytes:
-        if size > MAX_JSON:
-            raise InvalidArchive(f"{what} is larger than the {MAX_JSON} byte JSON limit")
-        with self.ctx.blobs.open(dgst) as f:
-            data = f.read(MAX_JSON + 1)
-        if digest.of_bytes(data) != dgst:
-            raise DigestMismatch(f"{what}: blob {dgst} in the store is corrupt")
-        return data
+        return self.ctx.blobs.read_small(dgst, what=what)
 
     # -- config -----------------------------------------------------------------------------
     def config(self, entry: ArchiveEntry) -> tuple[Descriptor, Platform, list[str]]:

@@ -20,11 +20,10 @@ from typing import BinaryIO
 
 from ctrpy.archive.compression import open_decompressed
 from ctrpy.archive.tar import LNK, REG, SYM, TarHeader, iter_tar
-from ctrpy.content.blobs import BlobStore
-from ctrpy.content.store import MAX_JSON
-from ctrpy.errors import DigestMismatch, InvalidArchive
-from ctrpy.formats.base import ImportContext, parse_json
-from ctrpy.oci import digest
+from ctrpy.content.blobs import MAX_JSON, BlobStore
+from ctrpy.content.store import parse_json
+from ctrpy.errors import InvalidArchive
+from ctrpy.formats.base import ImportContext
 from ctrpy.progress import ArchiveRead, BlobStored
 
 _BLOB_NAME = re.compile(r"blobs/([a-z0-9]+)/([0-9a-f]{64})")
@@ -71,13 +70,9 @@ class ArchiveContents:
         if real in self.metadata:
             return self.metadata[real]
         dgst = self.blobs[real]
-        if self.sizes[dgst] > MAX_JSON or self.store is None:
+        if self.store is None:
             raise InvalidArchive(f"{name} is larger than the {MAX_JSON} byte JSON limit")
-        with self.store.open(dgst) as f:
-            data = f.read(MAX_JSON + 1)
-        if digest.of_bytes(data) != dgst:
-            raise DigestMismatch(f"{name}: blob {dgst} in the store is corrupt")
-        return data
+        return self.store.read_small(dgst, what=name)
 
     def blob_digest(self, name: str) -> str | None:
         real = self._follow(clean_name(name))
