@@ -4,7 +4,7 @@ Every snapshotter keeps its metadata in the ``snapshots`` table (per namespace) 
 trees under ``ROOT/snapshots/<name>/snapshots/<id>/``.  A snapshot is *active* while a
 layer is being applied into it (or while it is mounted read-write) and *committed* after;
 only committed rows are trusted by unpack, so a killed unpack leaves at most an active
-row and a directory that ``snapshots rm`` / ``snapshots prune`` removes.
+row (key ``extract-...``, kind active) and a directory, which ``snapshots rm KEY`` removes.
 """
 
 from __future__ import annotations
