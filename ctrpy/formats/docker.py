@@ -369,6 +369,10 @@ class DockerImporter:
                     continue
                 named[name] = target
                 self.result.images.append(ImportedImage(name, target))
+        if not self.result.images and not opts.index_name:
+            raise InvalidArchive(
+                f"the archive has no image for {opts.matcher.describe()} (use --platform or --all-platforms)"
+            )
         if len(resolved) > 1 or opts.index_name:
             index = self.index(resolved)
             if opts.index_name:

@@ -131,13 +131,25 @@ def test_compress_blobs_stores_gzip_layers_labelled_with_their_diff_id(tmp_path:
 
 def test_an_image_for_another_platform_is_skipped_with_a_warning(tmp_path: Path) -> None:
     arch = "s390x" if HOST.architecture != "s390x" else "arm64"
-    archive = write(tmp_path, docker_save_tar([(host_image([file("a")], architecture=arch), ["a:1"])]))
+    archive = write(tmp_path, docker_save_tar([
+        (host_image([file("a")], architecture=arch), ["a:1"]),
+        (host_image([file("b")]), ["b:1"]),
+    ]))
     out = ctrpy(tmp_path, "images", "import", "--no-unpack", archive)
     assert out.exit_code == 0, out.stderr
-    assert out.stdout == ""
+    assert out.stdout.splitlines() == ["docker.io/library/b:1"]
     assert out.stderr.startswith(f"ctrpy: warning: skipping docker.io/library/a:1: the image is for linux/{arch}")
     out = ctrpy(tmp_path, "images", "import", "--no-unpack", "--platform", f"linux/{arch}", archive)
     assert out.stdout.splitlines() == ["docker.io/library/a:1"]
+
+
+def test_an_archive_with_no_image_for_the_platform_is_an_error(tmp_path: Path) -> None:
+    arch = "s390x" if HOST.architecture != "s390x" else "arm64"
+    archive = write(tmp_path, docker_save_tar([(host_image([file("a")], architecture=arch), ["a:1"])]))
+    out = ctrpy(tmp_path, "images", "import", "--no-unpack", archive)
+    assert out.exit_code == 1
+    assert out.stderr.splitlines()[-1].startswith("ctrpy: error: the archive has no image for")
+    assert ctrpy(tmp_path, "images", "ls", "-q").stdout == ""
 
 
 def test_import_unpacks_docker_images_with_every_layer_compression(tmp_path: Path) -> None:

@@ -339,8 +339,11 @@ def test_an_invalid_repo_tag_is_refused(tmp_path: Path) -> None:
 def test_an_image_for_another_platform_is_skipped_with_a_warning(tmp_path: Path) -> None:
     events: list[Event] = []
     c = client(tmp_path, events=events)
-    names = do_import(c, docker_save_tar([(host_image([file("a")], architecture=other_arch()), ["a:1"])]))
-    assert names == []
+    names = do_import(c, docker_save_tar([
+        (host_image([file("a")], architecture=other_arch()), ["a:1"]),
+        (host_image([file("b")]), ["b:1"]),
+    ]))
+    assert names == ["docker.io/library/b:1"]
     warnings = [e.message for e in events if isinstance(e, Warning)]
     assert len(warnings) == 1
     assert warnings[0].startswith(f"skipping docker.io/library/a:1: the image is for linux/{other_arch()}")
