@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from ctrpy import snapshots as _snapshots
+from ctrpy.archive.tree import write_tree_tar
 from ctrpy.content import ContentStore, RawContent
 from ctrpy.errors import CtrpyError, FailedPrecondition, InvalidArgument, NotFound
 from ctrpy.formats import (
@@ -19,6 +21,7 @@ from ctrpy.formats import (
     ImportContext,
     Importer,
     ImportOptions,
+    ImportResult,
     get_exporter,
     get_importer,
 )
@@ -31,9 +34,9 @@ from ctrpy.root import Root
 from ctrpy.snapshots import Snapshotter
 from ctrpy.snapshots.base import Usage
 from ctrpy.snapshots.mounts import mount_snapshot, require_root, unmount_snapshot
-from ctrpy.unpack import ImageLayers, Unpacker, flatten_layers, image_layers
+from ctrpy.unpack import ImageLayers, Unpacker, image_layers
 from ctrpy.unpack import extract as extract_layers
-from ctrpy.util import atomic_output
+from ctrpy.util import output_file, remove_tree
 
 
 @dataclass
@@ -163,12 +166,23 @@ class Client:
         wanted = {k: v for k, v in (labels or {}).items() if v}  # `k=` sets nothing on import
         for imported in result.images:  # refuse bad names and labels before unpacking anything
             validate_image(Image(imported.name, imported.target, wanted))
-        if unpack and result.images:
-            unpacker = Unpacker(RawContent(self.root.blobs), self.snapshotter(snapshotter), self.progress)
-            for imported in result.images:
-                unpacker.unpack(imported.name, imported.target, opts.matcher)
-            for dgst, diff_id in unpacker.uncompressed.items():
-                result.blob_labels.setdefault(dgst, {})[mediatypes.LABEL_UNCOMPRESSED] = diff_id
+        unpacker: Unpacker | None = None
+        try:
+            if unpack and result.images:
+                unpacker = Unpacker(RawContent(self.root.blobs), self.snapshotter(snapshotter), self.progress)
+                for imported in result.images:
+                    unpacker.unpack(imported.name, imported.target, opts.matcher)
+                for dgst, diff_id in unpacker.uncompressed.items():
+                    result.blob_labels.setdefault(dgst, {})[mediatypes.LABEL_UNCOMPRESSED] = diff_id
+            out = self._record_import(result, wanted)
+        except BaseException:
+            if unpacker is not None:
+                unpacker.rollback()
+            raise
+        return out
+
+    def _record_import(self, result: ImportResult, labels: dict[str, str]) -> list[Image]:
+        """One transaction: the blobs, their labels, and the image records of an import."""
         content = self.content
         images = self.images
         out: list[Image] = []
@@ -182,7 +196,7 @@ class Client:
                     (self.namespace, imported.name),
                 ).fetchone()
                 merged = dict(images.get(imported.name).labels) if row else {}
-                merged.update(wanted)
+                merged.update(labels)
                 out.append(images.put(conn, Image(imported.name, imported.target, merged)))
         return out
 
@@ -243,12 +257,26 @@ class Client:
         return extract_layers(self.content, img.name, img.target, matcher or Matcher.default(), path, self.progress)
 
     def flatten(self, name: str, out: BinaryIO, matcher: Matcher | None = None) -> None:
-        """The image's flattened root filesystem as one tar stream."""
+        """The image's flattened root filesystem as one tar stream.
+
+        The layers are extracted (the same safe apply as ``extract``) into a private
+        directory under ``ROOT/tmp``, which is then written as a deterministic tar and
+        removed: the tar is exactly the tree ``extract`` makes, so it can never name a path
+        through a symlink or a hardlink outside itself."""
         img = self.image(name)
-        flatten_layers(self.content, img.name, img.target, matcher or Matcher.default(), out)
+        self.root.ensure()
+        scratch = self.root.path / "tmp"
+        scratch.mkdir(mode=0o700, exist_ok=True)
+        work = Path(tempfile.mkdtemp(dir=scratch, prefix="flatten-"))
+        try:
+            rootfs = work / "rootfs"
+            extract_layers(self.content, img.name, img.target, matcher or Matcher.default(), rootfs, self.progress)
+            write_tree_tar(rootfs, out)
+        finally:
+            remove_tree(work)
 
     def flatten_to_path(self, name: str, path: str | os.PathLike[str], matcher: Matcher | None = None) -> None:
-        with atomic_output(Path(path)) as f:
+        with output_file(Path(path)) as f:
             self.flatten(name, f, matcher)
 
     def mount(
@@ -320,7 +348,7 @@ class Client:
         options: ExportOptions | None = None,
     ) -> None:
         """Export into ``path`` atomically: a failed export leaves no partial file."""
-        with atomic_output(Path(path)) as f:
+        with output_file(Path(path)) as f:
             self.export(targets, f, exporter, options)
 
 

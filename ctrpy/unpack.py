@@ -9,19 +9,16 @@ through the content store's verifying reader).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from ctrpy.archive.apply import ApplyOptions, ApplyResult, apply_layer
 from ctrpy.archive.compression import open_decompressed
-from ctrpy.archive.flatten import flatten
 from ctrpy.content.blobs import CHUNK
 from ctrpy.errors import AlreadyExists, CtrpyError, UnpackError
 from ctrpy.images.walk import Config, Manifest, Walker
@@ -144,6 +141,17 @@ class Unpacker:
         self.progress = progress
         self.uncompressed: dict[str, str] = {}  # layer blob digest -> diffID, to label
         self.workers = min(2, os.cpu_count() or 1)
+        self.committed: list[str] = []  # snapshots this unpacker created, in order
+
+    def rollback(self) -> None:
+        """Remove the snapshots this unpacker committed (newest first): the import that
+        asked for them failed, and a failed import changes nothing."""
+        for chain_id in reversed(self.committed):
+            try:
+                self.sn.remove(chain_id)
+            except CtrpyError:
+                pass
+        self.committed = []
 
     def unpack(self, name: str, target: Descriptor, matcher: Matcher) -> str:
         """Unpack ``target`` for the platform; returns the top chainID.
@@ -223,6 +231,7 @@ class Unpacker:
     def _commit(self, name: str, chain_id: str, key: str, parent: str) -> None:
         try:
             self.sn.commit(chain_id, key, {LABEL_SNAPSHOT_IMAGE: name}, parent=parent)
+            self.committed.append(chain_id)
         except AlreadyExists:
             self._discard(key)  # someone else committed the same layer meanwhile
         except BaseException:
@@ -255,47 +264,3 @@ def extract(
         progress(LayerDone(name, i, "", False))
     progress(UnpackDone(name, target.digest))
     return info
-
-
-class _HashingStream:
-    """Hashes what passes through; ``finish`` drains to EOF and returns the digest."""
-
-    def __init__(self, f: Any):
-        self.f = f
-        self.h = hashlib.sha256()
-
-    def read(self, n: int = -1) -> bytes:
-        data: bytes = self.f.read(n)
-        self.h.update(data)
-        return data
-
-    def finish(self) -> str:
-        while self.read(CHUNK):
-            pass
-        return "sha256:" + self.h.hexdigest()
-
-
-def flatten_layers(content: ContentReader, name: str, target: Descriptor, matcher: Matcher, out: BinaryIO) -> int:
-    """Stream the image's merged root filesystem as one tar (top layer read first).
-
-    Every time a layer is read to the end, its blob digest and diffID are checked."""
-    info = image_layers(Walker(content.read_json), target, matcher)
-
-    def opener(i: int) -> Callable[[], AbstractContextManager[BinaryIO]]:
-        layer = info.layers[i]
-
-        @contextmanager
-        def open_layer() -> Iterator[BinaryIO]:
-            with content.open(layer.digest) as raw:
-                _comp, dec = open_decompressed(raw)
-                hashing = _HashingStream(dec)
-                yield hashing  # type: ignore[misc]
-                got = hashing.finish()
-                while raw.read(CHUNK):
-                    pass
-            if got != info.diff_ids[i]:
-                raise diff_id_mismatch(name, i, layer, got, info.diff_ids[i])
-
-        return open_layer
-
-    return flatten([opener(i) for i in reversed(range(len(info.layers)))], out)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
+
+from ctrpy.errors import InvalidArgument
 
 
 def umask() -> int:
@@ -17,19 +21,56 @@ def umask() -> int:
 
 
 @contextmanager
-def atomic_output(dest: Path) -> Iterator[BinaryIO]:
-    """A file that appears at ``dest`` only when the block succeeds (no partial output)."""
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+def output_file(dest: Path) -> Iterator[BinaryIO]:
+    """Where an export or flatten writes OUT.
+
+    A regular file (new or existing) appears only when the block succeeds: a temp file next
+    to it is renamed over it, so a failure leaves no partial OUT.  A symlink is followed and
+    its target written the same way (the link stays a link).  Anything else that exists
+    (a character device such as /dev/null, a FIFO, a socket) is written through, as
+    ``ctr`` does: it cannot be replaced, and must not be.  A directory is an error naming OUT.
+    """
+    real = Path(os.path.realpath(dest))
+    try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise InvalidArgument(f"{dest} is a directory")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        with open(real, "wb", buffering=1 << 20) as f:
+            yield f
+        return
+    fd, tmp = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb", buffering=1 << 20) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~umask())
-        os.replace(tmp, dest)
+        os.chmod(tmp, stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~umask())
+        os.replace(tmp, real)
     except BaseException:
         try:
             os.unlink(tmp)
         except OSError:
             pass
         raise
+
+
+def make_removable(path: Path) -> None:
+    """Directories with mode 0555 from an image would stop rmtree as non-root."""
+    if os.geteuid() == 0:
+        return
+    for dirpath, dirnames, _files in os.walk(path):
+        for d in dirnames:
+            try:
+                os.chmod(os.path.join(dirpath, d), 0o700)
+            except OSError:
+                pass
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a tree written from an image (whatever its modes), ignoring what is gone."""
+    if path.exists():
+        make_removable(path)
+        shutil.rmtree(path, ignore_errors=True)

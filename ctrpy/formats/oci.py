@@ -261,10 +261,14 @@ def _collect(
 
 def _docker_entry(walker: Walker, t: ExportTarget, matcher: Matcher, entries: dict[str, dict[str, Any]]) -> None:
     assert t.name is not None
-    try:
-        manifest, _cfg = walker.resolve_manifest(t.descriptor, matcher)
-    except NotFound:
-        return
+    if mediatypes.is_manifest(t.descriptor.media_type):
+        # a lone manifest is exported whatever its platform (as ctr does): describe it too
+        manifest = walker.manifest(t.descriptor)
+    else:
+        try:
+            manifest, _cfg = walker.resolve_manifest(t.descriptor, matcher)
+        except NotFound:
+            return
     entry = entries.setdefault(manifest.descriptor.digest, {
         "Config": "blobs/sha256/" + digest.hex_of(manifest.config.digest),
         "RepoTags": [],

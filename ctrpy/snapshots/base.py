@@ -12,7 +12,6 @@ from __future__ import annotations
 import builtins
 import os
 import secrets
-import shutil
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import ClassVar, Literal
 from ctrpy.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from ctrpy.metadata import namespaces
 from ctrpy.metadata.db import Database, dumps, loads_map, now
+from ctrpy.util import remove_tree
 
 Kind = Literal["active", "committed", "view"]
 
@@ -232,10 +232,7 @@ class Snapshotter:
         self._remove_dir(snap)
 
     def _remove_dir(self, snap: Snapshot) -> None:
-        path = self.snapshot_path(snap)
-        if path.exists():
-            _make_removable(path)
-            shutil.rmtree(path, ignore_errors=True)
+        remove_tree(self.snapshot_path(snap))
 
     def usage(self, key: str) -> Usage:
         return dir_usage(self.fs_path(self.stat(key)))
@@ -248,15 +245,3 @@ class Snapshotter:
     def lowerdirs(self, key: str) -> builtins.list[Path]:
         """Directories that, stacked (topmost first), give the committed snapshot's tree."""
         raise NotImplementedError
-
-
-def _make_removable(path: Path) -> None:
-    """Directories with mode 0555 from an image would stop rmtree as non-root."""
-    if os.geteuid() == 0:
-        return
-    for dirpath, dirnames, _files in os.walk(path):
-        for d in dirnames:
-            try:
-                os.chmod(os.path.join(dirpath, d), 0o700)
-            except OSError:
-                pass
