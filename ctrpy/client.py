@@ -290,6 +290,8 @@ class Client:
     ) -> str:
         """Mount the image's root filesystem on ``target`` (unpacking first if needed)."""
         require_root("mounting")
+        if not Path(target).is_dir():
+            raise NotFound(f"mount target {target} is not a directory")
         sn = self.snapshotter(snapshotter)
         top = self.unpack(name, matcher, sn.name)
         return mount_snapshot(sn, top, Path(target), rw=rw)

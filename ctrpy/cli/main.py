@@ -72,7 +72,7 @@ class RootGroup(AliasedGroup):
 @click.option(
     "--root",
     envvar="CTRPY_ROOT",
-    type=click.Path(file_okay=False, path_type=str),
+    type=click.Path(path_type=str),
     help="Root directory of the store [env CTRPY_ROOT; default /var/lib/ctrpy as root, "
     "else $XDG_DATA_HOME/ctrpy].",
 )

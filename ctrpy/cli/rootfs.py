@@ -38,7 +38,7 @@ def unpack(app: App, platforms: tuple[str, ...], snapshotter: str | None, ref: s
 @images.command("extract")
 @platform_option
 @image_argument
-@click.argument("dest", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("dest", metavar="DIR", type=click.Path(path_type=Path))
 @pass_app
 def extract(app: App, platforms: tuple[str, ...], ref: str, dest: Path) -> None:
     """Write an image's flattened root filesystem into DIR (new or empty); works rootless.
@@ -78,7 +78,7 @@ def flatten(app: App, platforms: tuple[str, ...], ref: str, out: str) -> None:
 @platform_option
 @snapshotter_option
 @image_argument
-@click.argument("target", metavar="TARGET", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("target", metavar="TARGET", type=click.Path(path_type=Path))
 @pass_app
 def mount(app: App, rw: bool, platforms: tuple[str, ...], snapshotter: str | None, ref: str, target: Path) -> None:
     """Mount an image's root filesystem on TARGET (root only; unpacks first if needed).
@@ -94,7 +94,7 @@ def mount(app: App, rw: bool, platforms: tuple[str, ...], snapshotter: str | Non
 @images.command("unmount")
 @click.option("--rm", "remove", is_flag=True, help="Also remove the writable snapshot of an --rw mount.")
 @snapshotter_option
-@click.argument("target", metavar="TARGET", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("target", metavar="TARGET", type=click.Path(path_type=Path))
 @pass_app
 def unmount(app: App, remove: bool, snapshotter: str | None, target: Path) -> None:
     """Unmount TARGET (mounted by `images mount`).
