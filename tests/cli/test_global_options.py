@@ -89,12 +89,11 @@ def test_listing_with_a_root_whose_parent_does_not_exist_fails_too(run: Cli, tmp
     assert not (tmp_path / "no").exists()
 
 
-def test_a_root_that_is_a_file_is_a_usage_error(run: Cli, tmp_path: Path) -> None:
+def test_a_root_that_is_a_file_is_one_error_line(run: Cli, tmp_path: Path) -> None:
     f = tmp_path / "a-file"
     f.write_bytes(b"not a directory")
     r = run.invoke(["--root", str(f), "content", "ls"], root=False)
-    assert r.exit_code == 2
-    assert "is a file" in r.stderr
+    assert_error(r, ("root", str(f), "is not a directory"))
     assert f.read_bytes() == b"not a directory"
 
 
