@@ -22,5 +22,12 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-peers: installing ${pkgs[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+for attempt in 1 2 3; do  # the package archive can fail transiently: try again before giving up
+  if apt-get update -qq && apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null; then
+    exit 0
+  fi
+  echo "install-peers: attempt $attempt failed" >&2
+  sleep $((attempt * 10))
+done
+echo "install-peers: could not install ${pkgs[*]}" >&2
+exit 1
