@@ -33,7 +33,7 @@ from ctrpy.progress import Sink, null_sink
 from ctrpy.root import Root
 from ctrpy.snapshots import Snapshotter
 from ctrpy.snapshots.base import Usage
-from ctrpy.snapshots.mounts import mount_snapshot, require_root, unmount_snapshot
+from ctrpy.snapshots.mounts import mount_key, mount_snapshot, require_root, unmount_snapshot
 from ctrpy.unpack import ImageLayers, Unpacker, image_layers
 from ctrpy.unpack import extract as extract_layers
 from ctrpy.util import output_file, remove_tree
@@ -109,8 +109,8 @@ class Client:
 
     def summarize(self, image: Image, matcher: Matcher | None = None) -> ImageSummary:
         walker = self.walker
-        try:
-            platforms = walker.platforms(image.target)
+        try:  # a set, sorted, as ctr prints them
+            platforms = sorted(set(walker.platforms(image.target)), key=str)
         except NotFound:
             platforms = []
         try:
@@ -298,8 +298,16 @@ class Client:
 
     def unmount(self, target: str | os.PathLike[str], *, remove: bool = False, snapshotter: str | None = None) -> None:
         require_root("unmounting")
-        sn = self.snapshotter(snapshotter)
-        unmount_snapshot(sn, Path(target), remove=remove)
+        key = mount_key(Path(target))
+        candidates = [snapshotter] if snapshotter else _snapshots.names()
+        base = self.root.path / "snapshots"
+        owner = None
+        for name in candidates:  # the snapshotter that holds this target's mount snapshot
+            sn = _snapshots.get(name, base, self.root.db, self.namespace)
+            if sn.find(key) is not None:
+                owner = sn
+                break
+        unmount_snapshot(owner, Path(target), remove=remove)
 
     def _find_labelled(self, key: str, value: str) -> list[str]:
         """Digests of blobs labelled ``key=value`` in any namespace (for importers)."""

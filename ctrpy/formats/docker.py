@@ -310,7 +310,7 @@ class DockerImporter:
         for dgst in lookup(mediatypes.LABEL_UNCOMPRESSED, diff_id):
             try:
                 kind = self._sniff(dgst)
-                if kind is Compression.NONE:
+                if kind is not Compression.GZIP:  # --compress-blobs promises gzip layers
                     continue
                 with self.ctx.blobs.open(dgst) as f:
                     hashed = HashingReader(f)

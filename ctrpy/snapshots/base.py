@@ -145,8 +145,17 @@ class Snapshotter:
         return out
 
     # lifecycle ----------------------------------------------------------------
-    def prepare(self, key: str, parent: str = "", labels: dict[str, str] | None = None) -> Snapshot:
-        """Create an active snapshot on top of committed ``parent``; returns it with its dir."""
+    def find(self, key: str) -> Snapshot | None:
+        return self._row(key)
+
+    def prepare(
+        self, key: str, parent: str = "", labels: dict[str, str] | None = None, *, kind: Kind = "active"
+    ) -> Snapshot:
+        """Create an active snapshot on top of committed ``parent``; returns it with its dir.
+
+        ``kind="view"`` records a read-only use of ``parent`` (a mount): its row makes
+        ``parent`` a snapshot with a child, so it cannot be removed under the mount; its
+        directory stays empty."""
         if not key:
             raise InvalidArgument("snapshot key must not be empty")
         if parent:
@@ -154,7 +163,7 @@ class Snapshotter:
             if p.kind != "committed":
                 raise FailedPrecondition(f"parent snapshot {parent!r} is not committed")
         dirname = secrets.token_hex(8)
-        snap = Snapshot(key, parent, "active", dict(labels or {}), dirname)
+        snap = Snapshot(key, parent, kind, dict(labels or {}), dirname)
         with self.db.transaction() as conn:
             if self._exists_in(conn, key):
                 raise AlreadyExists(f"snapshot {key!r} already exists")
@@ -162,13 +171,14 @@ class Snapshotter:
             t = now()
             conn.execute(
                 "INSERT INTO snapshots (snapshotter, namespace, key, parent, kind, labels, dir, "
-                "created_at, updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?)",
-                (self.name, self.namespace, key, parent, dumps(snap.labels), dirname, t, t),
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.name, self.namespace, key, parent, kind, dumps(snap.labels), dirname, t, t),
             )
         path = self.snapshot_path(snap)
         try:
             path.mkdir(parents=True)
-            self._populate(snap, parent)
+            if kind != "view":
+                self._populate(snap, parent)
         except BaseException:
             self._drop(snap)
             raise

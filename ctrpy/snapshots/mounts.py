@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ctrpy.errors import FailedPrecondition, MountError, NotFound
@@ -44,42 +46,67 @@ def _key_for(target: Path) -> str:
     return "mount:" + str(target.resolve())
 
 
+@contextmanager
+def _cwd(path: Path) -> Iterator[None]:
+    """Run a mount from ``path``, so its options can name directories relatively."""
+    before = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.chdir(path)
+        yield
+    finally:
+        os.fchdir(before)
+        os.close(before)
+
+
 def mount_snapshot(sn: Snapshotter, top: str, target: Path, *, rw: bool) -> str:
-    """Mount committed snapshot ``top`` on ``target``; with ``rw`` on a new active snapshot."""
+    """Mount committed snapshot ``top`` on ``target``.
+
+    Read-only: a *view* snapshot (a child of ``top``, so ``top`` cannot be removed under the
+    mount) and an overlay of the layers, or a read-only bind of the native tree.  ``rw``: an
+    *active* snapshot whose directory takes the writes; one kept by an earlier
+    ``unmount`` without ``--rm`` is mounted again, as ctr does."""
     if not target.is_dir():
         raise NotFound(f"mount target {target} is not a directory")
     if is_mountpoint(target):
         raise FailedPrecondition(f"{target} is already a mount point")
     key = _key_for(target)
-    if isinstance(sn, OverlaySnapshotter):
-        dirs = sn.lowerdirs(top)
-        lowers = ":".join(str(d) for d in dirs)
-        if not rw:
-            if len(dirs) == 1:  # overlayfs wants two lowers without an upper: bind instead
-                _bind_readonly(dirs[0], target)
-            else:
-                mount("overlay", str(target), "overlay", MS_RDONLY, f"lowerdir={lowers}")
-            return str(target)
-        active = sn.prepare(key, top, {LABEL_MOUNT_TARGET: str(target.resolve())})
-        path = sn.snapshot_path(active)
-        try:
-            mount("overlay", str(target), "overlay", 0,
-                  f"lowerdir={lowers},upperdir={path / 'fs'},workdir={path / 'work'}")
-        except MountError:
+    labels = {LABEL_MOUNT_TARGET: str(target.resolve())}
+    existing = sn.find(key)
+    if existing is not None and existing.kind == "view":
+        sn.remove(key)  # left by a read-only mount that was unmounted without ctrpy
+        existing = None
+    if existing is not None and rw and existing.parent != top:
+        raise FailedPrecondition(
+            f"a writable snapshot {key!r} of another image exists for {target}: "
+            "remove it with `snapshots rm` (or `images unmount --rm`) first"
+        )
+    # a read-only mount next to a kept writable snapshot needs no view: that snapshot,
+    # a child of some top, already keeps it from being removed
+    snap = existing if existing is not None and rw else None
+    if snap is None and (rw or existing is None):
+        snap = sn.prepare(key, top, labels, kind="active" if rw else "view")
+    created = existing is None
+    try:
+        if isinstance(sn, OverlaySnapshotter):
+            lowers = ":".join(sn.relative_lowerdirs(top))
+            with _cwd(sn.root / "snapshots"):
+                if rw:
+                    assert snap is not None
+                    mount("overlay", str(target), "overlay", 0,
+                          f"lowerdir={lowers},upperdir={snap.dir}/fs,workdir={snap.dir}/work")
+                elif ":" in lowers:
+                    mount("overlay", str(target), "overlay", MS_RDONLY, f"lowerdir={lowers}")
+                else:  # overlayfs wants two lowers without an upper: bind the one instead
+                    _bind_readonly(sn.fs_path(sn.stat(top)), target)
+        elif rw:
+            assert snap is not None
+            mount(str(sn.fs_path(snap)), str(target), "", MS_BIND)
+        else:
+            _bind_readonly(sn.fs_path(sn.stat(top)), target)
+    except MountError:
+        if created:
             sn.remove(key)
-            raise
-        return str(target)
-    # native: bind the committed tree read-only, or a writable copy
-    if rw:
-        active = sn.prepare(key, top, {LABEL_MOUNT_TARGET: str(target.resolve())})
-        src = sn.fs_path(active)
-        try:
-            mount(str(src), str(target), "", MS_BIND)
-        except MountError:
-            sn.remove(key)
-            raise
-        return str(target)
-    _bind_readonly(sn.fs_path(sn.stat(top)), target)
+        raise
     return str(target)
 
 
@@ -92,13 +119,17 @@ def _bind_readonly(src: Path, target: Path) -> None:
         raise
 
 
-def unmount_snapshot(sn: Snapshotter, target: Path, *, remove: bool) -> None:
+def unmount_snapshot(sn: Snapshotter | None, target: Path, *, remove: bool) -> None:
+    """Unmount ``target``; its view snapshot goes, its writable one only with ``remove``."""
     if not is_mountpoint(target):
         raise FailedPrecondition(f"{target} is not a mount point")
     umount(str(target))
-    if remove:
-        key = _key_for(target)
-        try:
-            sn.remove(key)
-        except NotFound:
-            pass
+    if sn is None:
+        return
+    snap = sn.find(_key_for(target))
+    if snap is not None and (snap.kind == "view" or remove):
+        sn.remove(snap.key)
+
+
+def mount_key(target: Path) -> str:
+    return _key_for(target)

@@ -82,3 +82,8 @@ class OverlaySnapshotter(Snapshotter):
     def lowerdirs(self, key: str) -> list[Path]:
         return [self.fs_path(s) for s in self.chain(key)]
 
+    def relative_lowerdirs(self, key: str) -> list[str]:
+        """The same, relative to ``root/snapshots`` (short: mount options fit in one page
+        for hundreds of layers, as containerd does it)."""
+        return [f"{s.dir}/fs" for s in self.chain(key)]
+

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from ctrpy.cli.render import human_size
+from ctrpy.snapshots.mounts import is_mountpoint
 from ctrpy.snapshots.overlay import overlay_supported
 from tests.builders import (
     ANNOTATION_IMAGE_NAME,
@@ -541,7 +542,7 @@ def mount_target(tmp_path: Path) -> Iterator[Path]:
         yield target
     finally:
         for _ in range(4):  # a stacked mount (a test mounting twice) needs more than one
-            if not os.path.ismount(target):
+            if not is_mountpoint(target):
                 break
             subprocess.run(["umount", "-l", str(target)], check=False)
 
@@ -567,7 +568,7 @@ def test_mount_is_read_only_with_the_images_files_readable(
         assert run.ok("images", "unmount", "--snapshotter", snapshotter, str(target)).stdout.strip() == str(
             target
         )
-        assert not os.path.ismount(target)
+        assert not is_mountpoint(target)
         assert list(target.iterdir()) == []
 
 
@@ -576,8 +577,10 @@ def test_mount_unpacks_the_image_first(run: Cli, tmp_path: Path, snapshotter: st
     img = imported(run, app_image(), APP, "--no-unpack")
     with mount_target(tmp_path) as target:
         run.ok("images", "mount", "--snapshotter", snapshotter, APP, str(target))
-        assert sorted(snapshot_keys(run, snapshotter)) == sorted(chain_ids(img.diff_ids))
+        view = f"mount:{target.resolve()}"  # the read-only mount's view snapshot
+        assert sorted(snapshot_keys(run, snapshotter)) == sorted([*chain_ids(img.diff_ids), view])
         run.ok("images", "unmount", "--snapshotter", snapshotter, str(target))
+        assert sorted(snapshot_keys(run, snapshotter)) == sorted(chain_ids(img.diff_ids))
 
 
 def test_a_rw_mount_writes_into_an_active_snapshot_that_unmount_rm_removes(
@@ -613,7 +616,7 @@ def test_unmount_rm_removes_the_writable_snapshot(run: Cli, tmp_path: Path, snap
         run.ok("images", "mount", "--rw", "--snapshotter", snapshotter, APP, str(target))
         (target / "written").write_bytes(b"x")
         run.ok("images", "unmount", "--rm", "--snapshotter", snapshotter, str(target))
-        assert not os.path.ismount(target)
+        assert not is_mountpoint(target)
     assert sorted(snapshot_keys(run, snapshotter)) == sorted(chain_ids(img.diff_ids))
 
 
@@ -632,7 +635,7 @@ def test_mounting_on_a_mount_point_is_an_error(run: Cli, tmp_path: Path, snapsho
             match=f"{target} is already a mount point",
         )
         run.ok("images", "unmount", "--snapshotter", snapshotter, str(target))
-        assert not os.path.ismount(target)
+        assert not is_mountpoint(target)
 
 
 def test_mounting_rw_twice_is_an_error_and_leaves_one_active_snapshot(
