@@ -114,7 +114,7 @@ class Client:
         except NotFound:
             platforms = []
         try:
-            size = sum(d.size for d in walker.walk(image.target, matcher or Matcher.default()))
+            size = walker.size(image.target, matcher or Matcher.default())
         except NotFound:
             size = None
         return ImageSummary(image, size, platforms)

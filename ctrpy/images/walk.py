@@ -157,6 +157,21 @@ class Walker:
                 kids = []
             stack.extend(reversed(kids))
 
+    def size(self, target: Descriptor, matcher: Matcher) -> int:
+        """The SIZE ``ctr images ls`` shows: the target, and below an index only the first
+        child for the platform (containerd's LimitManifests 1), config and layers counted
+        as often as they are listed."""
+        total = target.size
+        if mediatypes.is_index(target.media_type):
+            for child in self.children(target):
+                if child.platform is None or matcher.match(child.platform):
+                    return total + self.size(child, matcher)
+            return total
+        if mediatypes.is_manifest(target.media_type):
+            m = self.manifest(target)
+            total += m.config.size + sum(layer.size for layer in m.layers)
+        return total
+
     def platforms(self, target: Descriptor) -> list[Platform]:
         """Platforms an image offers (from index entries, or the config of a lone manifest)."""
         if mediatypes.is_index(target.media_type):

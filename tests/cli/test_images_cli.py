@@ -114,6 +114,13 @@ def test_ls_size_of_an_index_counts_the_index_and_the_host_platform_only(run: Cl
     assert run.image("multi:1")["size"] == idx.size + total_size(host)
 
 
+def test_ls_size_counts_a_layer_listed_twice_twice_as_ctr_does(run: Cli) -> None:
+    img = host_image([file("same", b"x" * 3000)], [file("same", b"x" * 3000)]).build()
+    assert img.layers[0].digest == img.layers[1].digest
+    import_named(run, img, "twice:1")
+    assert run.image("twice:1")["size"] == total_size(img)
+
+
 def test_ls_shows_dashes_when_an_images_content_is_gone(run: Cli) -> None:
     img = app_image()
     import_named(run, img, "x/y:1")
