@@ -46,6 +46,7 @@ class BlobWriter:
         self._fd: int | None = None
         self._tmp: str | None = None
         self.verify_only = self.expected is not None and blobs.exists(self.expected)
+        self.existed = self.verify_only  # after commit: the store had these bytes already
         if not self.verify_only:
             if blobs.before_write is not None:
                 blobs.before_write()
@@ -106,6 +107,7 @@ class BlobWriter:
                 os.close(self._fd)
                 self._fd = None
                 if target.exists():
+                    self.existed = True
                     os.unlink(self._tmp)
                 else:
                     target.parent.mkdir(parents=True, exist_ok=True)

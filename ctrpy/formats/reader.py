@@ -186,7 +186,6 @@ def _read_member(h: TarHeader, f: _MemberReader, out: ArchiveContents, ctx: Impo
 def _store_blob(
     f: _MemberReader, name: str, expected: str | None, size: int, out: ArchiveContents, ctx: ImportContext
 ) -> None:
-    existed = expected is not None and ctx.blobs.exists(expected)
     with ctx.blobs.writer(expected, size) as w:
         w.copy_from(f, size)
         if w.size != size:
@@ -197,4 +196,4 @@ def _store_blob(
             raise InvalidArchive(f"archive member {name!r}: {e}") from e
     out.blobs[name] = dgst
     out.sizes[dgst] = n
-    ctx.progress(BlobStored(dgst, n, name, new=not existed))
+    ctx.progress(BlobStored(dgst, n, name, new=not w.existed))

@@ -62,3 +62,15 @@ def test_member_names_that_climb_out_are_only_dictionary_keys(tmp_path: Path) ->
 def test_an_empty_input_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(InvalidArchive, match="empty"):
         read(tmp_path, b"")
+
+
+def test_blobs_the_store_already_had_are_reported_as_not_new(tmp_path: Path) -> None:
+    from ctrpy.progress import BlobStored, Event
+
+    data = docker_save_tar([(small_image(), ["a:1"])], variant="classic")
+    for expect_new in (True, False):
+        events: list[Event] = []
+        ctx = ImportContext(BlobStore(tmp_path / "content"), ImportOptions(), events.append)
+        read_archive(io.BytesIO(data), ctx)
+        stored = [e for e in events if isinstance(e, BlobStored)]
+        assert stored and all(e.new is expect_new for e in stored)
