@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,13 @@ class ImageSummary:
     image: Image
     size: int | None  # None when content is missing
     platforms: list[Platform]
+
+
+@dataclass
+class PruneResult:
+    removed: list[str]  # digests of the blob files deleted
+    bytes: int
+    partial: int  # partial writes removed from content/ingest
 
 
 @dataclass
@@ -97,6 +105,27 @@ class Client:
 
     def close(self) -> None:
         self.root.close()
+
+    def prune_content(self, older_than: float = 3600.0) -> PruneResult:
+        """Delete blob files no namespace holds (left by failed imports, ``--compress-blobs``
+        originals, removed namespaces) and partial writes, when older than ``older_than``
+        seconds.  The grace period protects an import running now: its blobs are new, and
+        blobs it finds already stored are touched when it verifies them."""
+        cutoff = time.time() - older_than
+        held = {r["digest"] for r in self.root.db.query("SELECT DISTINCT digest FROM content")}
+        result = PruneResult([], 0, self.root.blobs.clean_ingest(older_than))
+        for dgst in self.root.blobs.digests():
+            if dgst in held:
+                continue
+            path = self.root.blobs.path(dgst)
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            if max(st.st_mtime, st.st_atime) <= cutoff and self.root.blobs.delete(dgst):
+                result.removed.append(dgst)
+                result.bytes += st.st_size
+        return result
 
     def remove_namespace(self, name: str) -> None:
         """Remove an empty namespace, and the bytes of blobs no other namespace holds."""

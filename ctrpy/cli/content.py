@@ -8,8 +8,8 @@ import click
 
 from ctrpy.cli.context import App, pass_app
 from ctrpy.cli.group import AliasedGroup
-from ctrpy.cli.params import parse_labels, stdin_binary, stdout_binary
-from ctrpy.cli.render import age, json_envelope, labels_cell, table
+from ctrpy.cli.params import Duration, parse_labels, stdin_binary, stdout_binary
+from ctrpy.cli.render import age, human_size, json_envelope, labels_cell, table
 from ctrpy.content.blobs import CHUNK
 from ctrpy.oci import digest as _digest
 
@@ -123,3 +123,29 @@ def label(app: App, digest: str, labels: tuple[str, ...]) -> None:
     """
     merged = app.client.content.set_labels(digest, parse_labels(labels, param="LABELS"))
     click.echo(labels_cell(merged))
+
+
+@content.command("prune")
+@click.option(
+    "--older-than", type=Duration(), default="1h", show_default=True,
+    help="Only blobs and partial writes at least this old (protects imports running now).",
+)
+@pass_app
+def prune(app: App, older_than: float) -> None:
+    """Delete stored bytes no namespace holds, and leftover partial writes.
+
+    Failed imports, `--compress-blobs` originals and removed namespaces leave blob files
+    that no `content ls` shows; this frees them. Prints each removed digest.
+
+    \b
+    Example:
+      $ ctrpy content prune --older-than 0s
+    """
+    result = app.client.prune_content(older_than)
+    for dgst in result.removed:
+        click.echo(dgst)
+    click.echo(
+        f"ctrpy: pruned {len(result.removed)} blobs ({human_size(result.bytes)}) "
+        f"and {result.partial} partial writes",
+        err=True,
+    )

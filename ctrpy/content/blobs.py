@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -99,6 +100,12 @@ class BlobWriter:
             )
         if self.expected is not None and dgst != self.expected:
             raise DigestMismatch(f"content has digest {dgst}, expected {self.expected}")
+        if self.verify_only:
+            try:  # "recently used" (atime; mtime stays the write time): `content prune` spares it
+                path = self.blobs.path(dgst)
+                os.utime(path, ns=(time.time_ns(), path.stat().st_mtime_ns))
+            except OSError:
+                pass
         if self._fd is not None and self._tmp is not None:
             target = self.blobs.path(dgst)
             try:

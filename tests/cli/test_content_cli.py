@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -271,3 +273,53 @@ def test_label_too_long_fails(run: Cli, hello: str) -> None:
     before = run.state()
     run.fails("content", "label", hello, "k=" + "v" * 4096, match="4096")
     run.assert_unchanged(before)
+
+
+# --------------------------------------------------------------------------- prune
+def _orphan(run: Cli, root: Path, data: bytes) -> str:
+    """A blob only namespace `gone` held, left behind as bytes by removing its row."""
+    dgst = run.ok("-n", "gone", "content", "ingest", "r", input=data).stdout.strip()
+    with sqlite3.connect(root / "metadata.db") as conn:
+        conn.execute("DELETE FROM content WHERE namespace = 'gone'")
+    return dgst
+
+
+def test_prune_deletes_bytes_no_namespace_holds(run: Cli, root: Path) -> None:
+    orphan = _orphan(run, root, b"orphan")
+    kept = run.ok("content", "ingest", "k", input=b"kept").stdout.strip()
+    r = run.ok("content", "prune", "--older-than", "0s")
+    assert r.stdout.split() == [orphan]
+    assert "pruned 1 blobs" in r.stderr
+    assert not (root / "content" / "blobs" / "sha256" / orphan[7:]).exists()
+    assert run.ok("content", "get", kept).stdout_bytes == b"kept"
+
+
+def test_prune_spares_recent_bytes_by_default(run: Cli, root: Path) -> None:
+    orphan = _orphan(run, root, b"recent")
+    assert run.ok("content", "prune").stdout == ""
+    assert (root / "content" / "blobs" / "sha256" / orphan[7:]).exists()
+
+
+def test_prune_removes_old_partial_writes(run: Cli, root: Path) -> None:
+    run.ok("content", "ingest", "k", input=b"x")
+    leftover = root / "content" / "ingest" / "ingest-leftover"
+    leftover.write_bytes(b"half")
+    os.utime(leftover, (0, 0))
+    r = run.ok("content", "prune")
+    assert not leftover.exists()
+    assert "1 partial writes" in r.stderr
+
+
+def test_prune_takes_go_style_durations(run: Cli) -> None:
+    run.ok("content", "ingest", "k", input=b"x")
+    run.ok("content", "prune", "--older-than", "1h30m")
+    assert run.usage_error("content", "prune", "--older-than", "soon").exit_code == 2
+
+
+def test_verifying_an_unheld_stored_blob_refreshes_its_time(run: Cli, root: Path) -> None:
+    orphan = _orphan(run, root, b"again")
+    path = root / "content" / "blobs" / "sha256" / orphan[7:]
+    os.utime(path, (0, 0))
+    run.ok("content", "ingest", "--expected-digest", orphan, "r", input=b"again")
+    assert path.stat().st_atime > 0  # "recently used": inside prune's grace period again
+    assert path.stat().st_mtime == 0  # the bytes were not rewritten
