@@ -205,8 +205,6 @@ class BlobStore:
 
     def clean_ingest(self, older_than: float = 0.0) -> int:
         """Remove leftover partial writes older than ``older_than`` seconds; returns the count."""
-        import time
-
         removed = 0
         if not self.ingest_dir.is_dir():
             return 0
