@@ -13,19 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
-from ctrpy.cli.main import cli
 from ctrpy.oci import Platform
 from ctrpy.snapshots.mounts import is_mountpoint
 from ctrpy.snapshots.overlay import overlay_supported
 from tests.builders import ANNOTATION_IMAGE_NAME, Image, OCILayout, docker_save_tar
+from tests.review._helpers import CLEAN_ENV, Run  # noqa: F401 - shared with tests/review
 
 HOST = Platform.host()
-CLEAN_ENV: dict[str, str | None] = {
-    "CTRPY_ROOT": None, "CTRPY_NAMESPACE": None, "CONTAINERD_NAMESPACE": None, "CTRPY_DEBUG": None,
-    "CTRPY_SNAPSHOTTER": None, "CTRPY_PROGRESS": None, "FORCE_COLOR": None, "NO_COLOR": None,
-}
 SNAPSHOTTERS = ["native", "overlayfs"]
 
 
@@ -45,20 +40,6 @@ def oci_archive(name: str, img: Any) -> bytes:
 def docker_archive(*images: tuple[Any, list[str]]) -> bytes:
     """A ``podman save`` style docker archive of ``(image, tags)`` pairs."""
     return docker_save_tar(list(images), variant="podman")
-
-
-class Run:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.runner = CliRunner()
-
-    def __call__(self, *args: str, input: bytes | None = None) -> Result:
-        return self.runner.invoke(cli, ["--root", str(self.root), *args], input=input, env=CLEAN_ENV)
-
-    def ok(self, *args: str, input: bytes | None = None) -> Result:
-        r = self(*args, input=input)
-        assert r.exit_code == 0, (r.exit_code, r.stderr, r.exception)
-        return r
 
 
 def need_root() -> None:
