@@ -24,10 +24,9 @@ The rules follow containerd's ``pkg/archive`` and umoci's ``oci/layer``:
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO, Final, Literal
 
@@ -58,6 +57,7 @@ from ctrpy.archive.tar import (
     iter_tar,
     quote,
 )
+from ctrpy.archive.treeops import TreeOps
 from ctrpy.errors import InvalidArchive, InvalidArgument, UnpackError
 
 __all__ = [
@@ -71,9 +71,7 @@ __all__ = [
     "safe_join",
 ]
 
-_log = logging.getLogger("ctrpy.archive")
 
-_MAX_ID: Final = 1 << 31
 _MAX_MAJOR: Final = 1 << 12  # Linux dev_t: 12-bit major, 20-bit minor
 _MAX_MINOR: Final = 1 << 20
 
@@ -127,10 +125,11 @@ class _DirFix:
     ino: int
 
 
-class _Applier:
+class _Applier(TreeOps):
     def __init__(self, root_fd: int, options: ApplyOptions) -> None:
         self.root_fd = root_fd
         self.opts = options
+        self.on_warning = options.on_warning
         self.overlay = options.whiteouts == "overlay"
         self.same_owner = options.same_owner
         self.euid = os.geteuid()
@@ -154,24 +153,6 @@ class _Applier:
         self.link_resolver.close()
 
     # -- plumbing -----------------------------------------------------------------
-    def warn(self, msg: str, *, once: str | None = None) -> None:
-        if once is not None:
-            if once in self.warned:
-                return
-            self.warned.add(once)
-        if self.opts.on_warning is not None:
-            self.opts.on_warning(msg)
-        else:
-            _log.warning("%s", msg)
-
-    def invalid(self, msg: str) -> InvalidArchive:
-        return InvalidArchive(f"layer entry {quote(self.name)}: {msg}")
-
-    def removed(self) -> None:
-        """Something left the tree: cached path resolutions may be stale now."""
-        self.resolver.dirty = True
-        self.link_resolver.dirty = True
-
     def mark_upper(self, rel: bytes) -> None:
         upper = self.upper
         while rel and rel not in upper:
@@ -195,206 +176,6 @@ class _Applier:
         os.mkdir(name, 0o755, dir_fd=dir_fd)
         os.setxattr(fd_path(dir_fd, name), self.opaque_xattr, b"y", follow_symlinks=False)
         return True
-
-    def writable(self, dir_fd: int, rel: bytes) -> bool:
-        """Non-root: make a directory we own writable for the rest of the layer."""
-        if self.is_root or rel in self.made_writable:
-            return False
-        st = os.fstat(dir_fd)
-        if st.st_uid != self.euid or st.st_mode & 0o700 == 0o700:
-            return False
-        os.chmod(fd_path(dir_fd), stat.S_IMODE(st.st_mode) | 0o700)
-        self.made_writable[rel] = (stat.S_IMODE(st.st_mode), st.st_dev, st.st_ino)
-        return True
-
-    # -- removal ------------------------------------------------------------------
-    def remove(self, dir_fd: int, name: bytes, dir_rel: bytes) -> None:
-        """Remove whatever is at name (a whole tree for a directory); missing is fine.
-
-        ``dir_rel`` is the physical path of ``dir_fd``, to make it writable (and
-        restore it at the end) when not root."""
-        self.removed()
-        try:
-            self._remove(dir_fd, name)
-        except PermissionError:
-            if not self.writable(dir_fd, dir_rel):
-                raise
-            self._remove(dir_fd, name)
-
-    def _remove(self, dir_fd: int, name: bytes) -> None:
-        try:
-            os.unlink(name, dir_fd=dir_fd)
-            return
-        except FileNotFoundError:
-            return
-        except IsADirectoryError:
-            pass
-        except PermissionError:
-            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-            if not stat.S_ISDIR(st.st_mode):
-                raise
-        self._remove_tree(dir_fd, name, None)
-
-    def _open_dir_rw(self, dir_fd: int, name: bytes, keep_rel: bytes | None) -> int:
-        """Open a directory to empty it; not root: make it rwx for us first.
-
-        A directory that stays (``keep_rel``) gets its mode back at the end."""
-        if self.is_root:
-            return os.open(name, DIR_READ_FLAGS, dir_fd=dir_fd)
-        path_fd = os.open(name, DIR_PATH_FLAGS, dir_fd=dir_fd)
-        try:
-            if keep_rel is not None:
-                self.writable(path_fd, keep_rel)
-            else:
-                st = os.fstat(path_fd)
-                if st.st_uid == self.euid and st.st_mode & 0o700 != 0o700:
-                    os.chmod(fd_path(path_fd), stat.S_IMODE(st.st_mode) | 0o700)
-            return os.open(b".", DIR_READ_FLAGS, dir_fd=path_fd)
-        finally:
-            os.close(path_fd)
-
-    def _remove_tree(self, parent_fd: int, name: bytes, keep: bytes | None) -> None:
-        """Remove the directory ``name`` and everything under it, iteratively.
-
-        With ``keep`` (the directory's physical rel path), act as a whiteout: remove
-        only what this layer did not write, descending into directories it did write,
-        and keep the directory itself.
-        """
-        top = self._open_dir_rw(parent_fd, name, keep)
-        stack: list[tuple[int, Iterator[str], bytes, bytes | None]] = []
-        try:
-            stack.append((top, iter(sorted(os.listdir(top))), name, keep))
-        except BaseException:
-            os.close(top)
-            raise
-        try:
-            self._empty_tree(parent_fd, stack)
-        finally:
-            for fd, *_rest in stack:
-                os.close(fd)
-
-    def _empty_tree(
-        self, parent_fd: int, stack: list[tuple[int, Iterator[str], bytes, bytes | None]]
-    ) -> None:
-        upper = self.upper
-        while stack:
-            fd, names, dname, drel = stack[-1]
-            for entry in names:
-                child = os.fsencode(entry)
-                crel = None if drel is None else (drel + b"/" + child if drel else child)
-                if crel is not None and crel in upper:
-                    try:
-                        sub = self._open_dir_rw(fd, child, crel)
-                    except OSError as exc:
-                        if exc.errno in (errno.ENOTDIR, errno.ELOOP):
-                            continue  # a non-directory this layer wrote: keep it
-                        raise
-                    stack.append((sub, iter(sorted(os.listdir(sub))), child, crel))
-                    break
-                try:
-                    os.unlink(child, dir_fd=fd)
-                    continue
-                except FileNotFoundError:
-                    continue
-                except IsADirectoryError:
-                    pass
-                except PermissionError:
-                    st = os.stat(child, dir_fd=fd, follow_symlinks=False)
-                    if not stat.S_ISDIR(st.st_mode):
-                        raise
-                sub = self._open_dir_rw(fd, child, None)
-                stack.append((sub, iter(sorted(os.listdir(sub))), child, None))
-                break
-            else:
-                stack.pop()
-                os.close(fd)
-                if drel is None:
-                    os.rmdir(dname, dir_fd=stack[-1][0] if stack else parent_fd)
-
-    # -- metadata -----------------------------------------------------------------
-    def check_ids(self, hdr: TarHeader) -> None:
-        if not (0 <= hdr.uid < _MAX_ID and 0 <= hdr.gid < _MAX_ID):
-            raise self.invalid(f"uid/gid {hdr.uid}:{hdr.gid} out of range")
-
-    def times(self, hdr: TarHeader) -> tuple[int, int]:
-        mtime = hdr.mtime_ns
-        return (mtime if hdr.atime_ns is None else hdr.atime_ns), mtime
-
-    def set_xattrs(self, hdr: TarHeader, target: int | bytes, kind: str, *, follow: bool = False) -> None:
-        """Set pax xattrs on an fd (files, dirs) or a /proc path (other types).
-
-        A path is used without following its final component unless ``follow`` (only
-        for ``/proc/self/fd/N`` itself, whose magic link must be followed)."""
-        for name, value in hdr.xattrs:
-            shown = name.decode("utf-8", "backslashreplace")
-            if kind != "file" and kind != "dir" and name.startswith(b"user."):
-                self.warn(
-                    f"layer entry {quote(self.name)}: xattr {shown} ignored "
-                    f"(Linux refuses user.* xattrs on a {kind})"
-                )
-                continue
-            try:
-                if isinstance(target, int) or follow:
-                    os.setxattr(target, name, value)
-                else:
-                    os.setxattr(target, name, value, follow_symlinks=False)
-            except OSError as exc:
-                if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
-                    self.warn(
-                        f"layer entry {quote(self.name)}: xattr {shown} ignored: the "
-                        "filesystem does not support extended attributes",
-                        once="enotsup",
-                    )
-                    continue
-                if exc.errno in (errno.EPERM, errno.EACCES) and (
-                    name.startswith(b"trusted.") or not self.is_root
-                ):
-                    self.warn(
-                        f"layer entry {quote(self.name)}: xattr {shown} ignored: not permitted",
-                        once=f"eperm:{shown}",
-                    )
-                    continue
-                raise
-
-    def _parent_facts(self) -> None:
-        if self._parent_gen != self.resolver.gen:
-            self._parent_gen = self.resolver.gen
-            self._parent_sgid = self._parent_acl = None
-
-    def parent_sgid(self) -> bool:
-        """Is the directory last resolved setgid (new files then take its group)?"""
-        self._parent_facts()
-        if self._parent_sgid is None:
-            self._parent_sgid = bool(os.fstat(self.resolver.fd).st_mode & stat.S_ISGID)
-        return self._parent_sgid
-
-    def parent_acl(self) -> bool:
-        """Has the directory last resolved a default ACL (which overrides the umask)?"""
-        self._parent_facts()
-        if self._parent_acl is None:
-            try:
-                os.getxattr(fd_path(self.resolver.fd), "system.posix_acl_default")
-                self._parent_acl = True
-            except OSError:
-                self._parent_acl = False
-        return self._parent_acl
-
-    def meta_fd(self, fd: int, hdr: TarHeader, kind: str, *, fresh: bool, mode_set: bool) -> None:
-        """Owner, xattrs, mode, times through an open (non-O_PATH) descriptor.
-
-        ``fresh``: we just created the file in the directory last resolved, so its owner
-        is ours unless that directory is setgid.  ``mode_set``: it was created with its
-        final mode already (see regular()).
-        """
-        if self.same_owner and (
-            not fresh or hdr.uid != self.euid or hdr.gid != self.egid or self.parent_sgid()
-        ):
-            os.fchown(fd, hdr.uid, hdr.gid)
-        if hdr.xattrs:
-            self.set_xattrs(hdr, fd, kind)
-        if not mode_set:
-            os.fchmod(fd, hdr.mode)
-        os.utime(fd, ns=self.times(hdr))
 
     # -- entries ------------------------------------------------------------------
     def entry(self, hdr: TarHeader) -> None:
