@@ -197,6 +197,14 @@ def hardlink(
     )
 
 
+def _device(
+    kind: EntryType, name: str, major: int, minor: int, mode: int, uid: int, gid: int, mtime: int,
+    xattrs: dict[str, bytes] | None, pax: dict[str, str] | None,
+) -> Entry:
+    return _mk(name, kind, mode=mode, devmajor=major, devminor=minor, uid=uid, gid=gid, mtime=mtime,
+               xattrs=xattrs, pax=pax)
+
+
 def chardev(
     name: str,
     major: int = 1,
@@ -210,18 +218,7 @@ def chardev(
     pax: dict[str, str] | None = None,
 ) -> Entry:
     """A character device (default 1:3, like /dev/null)."""
-    return _mk(
-        name,
-        "char",
-        mode=mode,
-        devmajor=major,
-        devminor=minor,
-        uid=uid,
-        gid=gid,
-        mtime=mtime,
-        xattrs=xattrs,
-        pax=pax,
-    )
+    return _device("char", name, major, minor, mode, uid, gid, mtime, xattrs, pax)
 
 
 def blockdev(
@@ -237,18 +234,7 @@ def blockdev(
     pax: dict[str, str] | None = None,
 ) -> Entry:
     """A block device (default 7:0, like /dev/loop0)."""
-    return _mk(
-        name,
-        "block",
-        mode=mode,
-        devmajor=major,
-        devminor=minor,
-        uid=uid,
-        gid=gid,
-        mtime=mtime,
-        xattrs=xattrs,
-        pax=pax,
-    )
+    return _device("block", name, major, minor, mode, uid, gid, mtime, xattrs, pax)
 
 
 def fifo(
