@@ -70,13 +70,17 @@ class BytesWritten:
 
 
 @dataclass(frozen=True)
-class Warning:
+class Warn:
+    """Something skipped or worth knowing; ``topic`` lets a front end add its own hint
+    (the CLI names its flags there: ``platform`` -> "use --platform or --all-platforms")."""
+
     message: str
+    topic: str = ""
 
 
 Event = (
     ArchiveRead | BlobStored | UnpackStarted | LayerStarted | LayerProgress | LayerDone
-    | UnpackDone | BytesWritten | Warning
+    | UnpackDone | BytesWritten | Warn
 )
 Sink = Callable[[Event], None]
 

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ctrpy.errors import StoreError
+from ctrpy.streams import json_bytes
 
 MIGRATIONS: list[str] = [
     # 0 -> 1: namespaces, images, content
@@ -77,7 +78,8 @@ def now() -> str:
 
 
 def dumps(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    """How maps are stored in a TEXT column: the one serializer, keys sorted."""
+    return json_bytes(obj, sort_keys=True).decode()
 
 
 def loads_map(text: str) -> dict[str, str]:
@@ -169,7 +171,8 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception.  An sqlite3 error
+        anywhere in it (a full disk, a constraint) becomes a StoreError."""
         conn = self.conn
         if self.read_only:
             raise StoreError(f"cannot write metadata database {self.path}: the root is read-only")
@@ -179,14 +182,23 @@ class Database:
             raise StoreError(f"cannot write metadata database {self.path}: {e}") from e
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException as e:
+            self._rollback(conn)
+            if isinstance(e, sqlite3.Error):
+                raise StoreError(f"cannot write metadata database {self.path}: {e}") from e
             raise
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as e:
-            conn.execute("ROLLBACK")
+            self._rollback(conn)
             raise StoreError(f"cannot write metadata database {self.path}: {e}") from e
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # SQLite rolled back itself (e.g. after SQLITE_FULL)
 
     def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         try:

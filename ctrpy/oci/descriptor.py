@@ -43,7 +43,7 @@ class Descriptor:
         size = obj.get("size")
         if not isinstance(mt, str) or not mt:
             raise InvalidArchive(f"{where}: missing mediaType")
-        if not isinstance(dg, str) or not _digest.is_valid(dg):
+        if not isinstance(dg, str) or not _digest.is_well_formed(dg):
             raise InvalidArchive(f"{where}: invalid digest {dg!r}")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise InvalidArchive(f"{where}: invalid size {size!r}")

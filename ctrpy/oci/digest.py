@@ -5,20 +5,30 @@ from __future__ import annotations
 import hashlib
 import re
 
-from ctrpy.errors import InvalidArgument
+from ctrpy.errors import InvalidArgument, UnsupportedDigest
 
 _SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
+_SHA512 = re.compile(r"sha512:[0-9a-f]{128}")
 
 
 def is_valid(digest: str) -> bool:
-    return _SHA256.fullmatch(digest) is not None
+    """A digest ctrpy can store: ``sha256:`` + 64 lowercase hex."""
+    return isinstance(digest, str) and _SHA256.fullmatch(digest) is not None
+
+
+def is_well_formed(digest: str) -> bool:
+    """A digest of an algorithm the OCI image-spec registers (sha256 or sha512)."""
+    return is_valid(digest) or (isinstance(digest, str) and _SHA512.fullmatch(digest) is not None)
 
 
 def validate(digest: str) -> str:
-    """Return ``digest`` if it is ``sha256:`` + 64 lowercase hex, else raise InvalidArgument."""
-    if not isinstance(digest, str) or not is_valid(digest):
-        raise InvalidArgument(f"invalid digest {digest!r}: want sha256:<64 lowercase hex>")
-    return digest
+    """Return ``digest`` if it is ``sha256:`` + 64 lowercase hex.  A well-formed sha512
+    digest raises UnsupportedDigest (it names the algorithm); anything else InvalidArgument."""
+    if is_valid(digest):
+        return digest
+    if is_well_formed(digest):
+        raise UnsupportedDigest(digest)
+    raise InvalidArgument(f"invalid digest {digest!r}: want sha256:<64 lowercase hex>")
 
 
 def hex_of(digest: str) -> str:

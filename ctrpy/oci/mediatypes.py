@@ -17,7 +17,12 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+DOCKER_LAYER_ZSTD = "application/vnd.docker.image.rootfs.diff.tar.zstd"
 DOCKER_LAYER_FOREIGN = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+DOCKER_SCHEMA1_MANIFEST = "application/vnd.docker.distribution.manifest.v1+json"
+DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"  # the config of an artifact with none
 
 INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
 MANIFEST_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
@@ -32,7 +37,7 @@ LAYER_TYPES = frozenset(
         OCI_LAYER_ZSTD,
         DOCKER_LAYER,
         DOCKER_LAYER_GZIP,
-        "application/vnd.docker.image.rootfs.diff.tar.zstd",
+        DOCKER_LAYER_ZSTD,
     }
     | NON_DISTRIBUTABLE
 )
@@ -57,6 +62,17 @@ def is_layer(media_type: str) -> bool:
     )
 
 
-def short_type(media_type: str) -> str:
-    """The TYPE column of `ctr images ls` (it prints the media type as is)."""
-    return media_type
+def is_image_config(media_type: str) -> bool:
+    """An image config (os, architecture, rootfs): the only config ctrpy parses.  A manifest
+    with any other config is an artifact (OCI image-spec: implementations MUST NOT parse
+    config types they do not know)."""
+    return media_type in CONFIG_TYPES
+
+
+def is_known(media_type: str) -> bool:
+    """Something an index may name that ctrpy understands: an index or a manifest."""
+    return media_type in INDEX_TYPES or media_type in MANIFEST_TYPES
+
+
+def is_schema1(media_type: str) -> bool:
+    return media_type in (DOCKER_SCHEMA1_MANIFEST, DOCKER_SCHEMA1_SIGNED)
