@@ -1,19 +1,26 @@
-"""The Client: the one façade the CLI (or any Python program) calls."""
+"""The Client: the one façade the CLI (or any Python program) calls.
+
+It holds no SQL and no format knowledge: it opens the stores of one root and namespace,
+and strings them together.  Every operation on an image takes ``image: str | Image`` (a
+name is looked up, docker-normalised if need be), and every operation that writes an
+archive or a tar takes a stream or a path (a path is written atomically).
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
-import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from ctrpy import snapshots as _snapshots
 from ctrpy.archive.tree import write_tree_tar
+from ctrpy.archive.treeops import remove_tree
 from ctrpy.content import ContentStore, RawContent
+from ctrpy.content.store import PruneResult, prune
 from ctrpy.errors import CtrpyError, FailedPrecondition, InvalidArgument, NotFound
 from ctrpy.formats import (
     Exporter,
@@ -22,7 +29,6 @@ from ctrpy.formats import (
     ImportContext,
     Importer,
     ImportOptions,
-    ImportResult,
     get_exporter,
     get_importer,
 )
@@ -35,9 +41,12 @@ from ctrpy.root import Root
 from ctrpy.snapshots import Snapshotter
 from ctrpy.snapshots.base import Usage
 from ctrpy.snapshots.mounts import mount_key, mount_snapshot, require_root, unmount_snapshot
-from ctrpy.unpack import ImageLayers, Unpacker, image_layers
+from ctrpy.unpack import ImageLayers, Unpacker, require_layers
 from ctrpy.unpack import extract as extract_layers
-from ctrpy.util import output_file, remove_tree
+from ctrpy.util import output_file
+
+ImageRef = str | Image
+Output = BinaryIO | str | os.PathLike[str]
 
 
 @dataclass
@@ -48,12 +57,11 @@ class ImageSummary:
     size: int | None  # None when content is missing
     platforms: list[Platform]
 
-
-@dataclass
-class PruneResult:
-    removed: list[str]  # digests of the blob files deleted
-    bytes: int
-    partial: int  # partial writes removed from content/ingest
+    def to_json(self) -> dict[str, Any]:
+        out = self.image.to_json()
+        out["size"] = self.size
+        out["platforms"] = [str(p) for p in self.platforms]
+        return {k: out[k] for k in ("name", "target", "size", "platforms", "labels", "createdAt", "updatedAt")}
 
 
 @dataclass
@@ -68,6 +76,18 @@ class ImageCheck:
     @property
     def complete(self) -> bool:
         return self.present == self.required
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.image.name,
+            "target": self.image.target.to_json(),
+            "complete": self.complete,
+            "present": self.present,
+            "required": self.required,
+            "size": self.size,
+            "requiredSize": self.required_size,
+            "unpacked": self.unpacked,
+        }
 
 
 class Client:
@@ -96,7 +116,8 @@ class Client:
 
     @property
     def walker(self) -> Walker:
-        return Walker(self.content.read_json)
+        content = self.content
+        return Walker(content.read_json, content.exists)
 
     def snapshotter(self, name: str | None = None) -> Snapshotter:
         base = self.root.path / "snapshots"
@@ -107,25 +128,9 @@ class Client:
         self.root.close()
 
     def prune_content(self, older_than: float = 3600.0) -> PruneResult:
-        """Delete blob files no namespace holds (left by failed imports, ``--compress-blobs``
-        originals, removed namespaces) and partial writes, when older than ``older_than``
-        seconds.  The grace period protects an import running now: its blobs are new, and
-        blobs it finds already stored are touched when it verifies them."""
-        cutoff = time.time() - older_than
-        held = {r["digest"] for r in self.root.db.query("SELECT DISTINCT digest FROM content")}
-        result = PruneResult([], 0, self.root.blobs.clean_ingest(older_than))
-        for dgst in self.root.blobs.digests():
-            if dgst in held:
-                continue
-            path = self.root.blobs.path(dgst)
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                continue
-            if max(st.st_mtime, st.st_atime) <= cutoff and self.root.blobs.delete(dgst):
-                result.removed.append(dgst)
-                result.bytes += st.st_size
-        return result
+        """Delete stored bytes no namespace holds, and partial writes, older than
+        ``older_than`` seconds (see :func:`ctrpy.content.store.prune`)."""
+        return prune(self.root.blobs, self.root.db, older_than)
 
     def remove_namespace(self, name: str) -> None:
         """Remove an empty namespace, and the bytes of blobs no other namespace holds."""
@@ -133,40 +138,36 @@ class Client:
             self.root.blobs.delete(dgst)
 
     # images -------------------------------------------------------------------
-    def image(self, name: str) -> Image:
-        return self.images.resolve(name)
+    def image(self, image: ImageRef) -> Image:
+        return image if isinstance(image, Image) else self.images.resolve(image)
 
-    def summarize(self, image: Image, matcher: Matcher | None = None) -> ImageSummary:
+    def summarize(self, image: ImageRef, matcher: Matcher | None = None) -> ImageSummary:
+        img = self.image(image)
         walker = self.walker
         try:  # a set, sorted, as ctr prints them
-            platforms = sorted(set(walker.platforms(image.target)), key=str)
-        except NotFound:
+            platforms = sorted(set(walker.platforms(img.target)), key=str)
+        except CtrpyError:
             platforms = []
         try:
-            size = walker.size(image.target, matcher or Matcher.default())
-        except NotFound:
+            size: int | None = walker.size(img.target, matcher or Matcher.default())
+        except CtrpyError:
             size = None
-        return ImageSummary(image, size, platforms)
+        return ImageSummary(img, size, platforms)
 
-    def inspect(self, name: str) -> dict[str, Any]:
-        img = self.image(name)
-        out: dict[str, Any] = {
-            "name": img.name,
-            "target": img.target.to_json(),
-            "labels": img.labels,
-            "createdAt": img.created_at,
-            "updatedAt": img.updated_at,
-        }
+    def inspect(self, image: ImageRef, matcher: Matcher | None = None) -> dict[str, Any]:
+        """The record, and the index, manifest and config it means here (what is present)."""
+        img = self.image(image)
+        out = img.to_json()
         content = self.content
         if mediatypes.is_index(img.target.media_type) and content.exists(img.target.digest):
             out["index"] = content.read_json(img.target.digest)
         try:
-            manifest, _cfg = self.walker.resolve_manifest(img.target, Matcher.default())
+            selected = self.walker.resolve(img.target, matcher or Matcher.default(), img.name)
         except NotFound:
             return out
-        out["manifest"] = content.read_json(manifest.descriptor.digest)
-        if content.exists(manifest.config.digest):
-            out["config"] = content.read_json(manifest.config.digest)
+        out["manifest"] = content.read_json(selected.descriptor.digest)
+        if content.exists(selected.manifest.config.digest) and selected.config is not None:
+            out["config"] = selected.config.raw
         return out
 
     # import -------------------------------------------------------------------
@@ -187,10 +188,10 @@ class Client:
         """
         imp = get_importer(importer) if isinstance(importer, str) else importer
         opts = options or ImportOptions()
-        if not opts.base_name.strip():
-            raise InvalidArgument("--oci-name/--base-name must not be empty")
+        if opts.base_name is not None and not opts.base_name.strip():
+            raise InvalidArgument("the base name must not be empty")
         self.root.ensure()
-        ctx = ImportContext(self.root.blobs, opts, self.progress, self._find_labelled)
+        ctx = ImportContext(self.root.blobs, opts, self.progress, self.content.find_labelled)
         result = imp.import_stream(stream, ctx)
         wanted = {k: v for k, v in (labels or {}).items() if v}  # `k=` sets nothing on import
         for imported in result.images:  # refuse bad names and labels before unpacking anything
@@ -203,36 +204,34 @@ class Client:
                     unpacker.unpack(imported.name, imported.target, opts.matcher)
                 for dgst, diff_id in unpacker.uncompressed.items():
                     result.blob_labels.setdefault(dgst, {})[mediatypes.LABEL_UNCOMPRESSED] = diff_id
-            out = self._record_import(result, wanted)
+            out = self._record(result.blobs, result.blob_labels, [(i.name, i.target) for i in result.images], wanted)
         except BaseException:
             if unpacker is not None:
                 unpacker.rollback()
             raise
         return out
 
-    def _record_import(self, result: ImportResult, labels: dict[str, str]) -> list[Image]:
-        """One transaction: the blobs, their labels, and the image records of an import."""
+    def _record(
+        self,
+        blobs: dict[str, int],
+        blob_labels: dict[str, dict[str, str]],
+        images: list[tuple[str, Descriptor]],
+        labels: dict[str, str],
+    ) -> list[Image]:
+        """One transaction: the blobs, their labels, and the image records."""
         content = self.content
-        images = self.images
-        out: list[Image] = []
+        store = self.images
         with self.root.db.transaction() as conn:
-            content.record(conn, result.blobs.items())
-            for dgst, blob_labels in result.blob_labels.items():
-                content.record(conn, [(dgst, result.blobs.get(dgst, 0))], blob_labels)
-            for imported in result.images:
-                row = conn.execute(
-                    "SELECT labels FROM images WHERE namespace = ? AND name = ?",
-                    (self.namespace, imported.name),
-                ).fetchone()
-                merged = dict(images.get(imported.name).labels) if row else {}
-                merged.update(labels)
-                out.append(images.put(conn, Image(imported.name, imported.target, merged)))
-        return out
+            content.record(conn, blobs.items())
+            for dgst, extra in blob_labels.items():
+                size = blobs.get(dgst)
+                content.record(conn, [(dgst, size if size is not None else self.root.blobs.size(dgst))], extra)
+            return [store.put(conn, Image(name, target), merge=labels) for name, target in images]
 
     # unpack, check -------------------------------------------------------------
-    def unpack(self, name: str, matcher: Matcher | None = None, snapshotter: str | None = None) -> str:
-        """Unpack an image into snapshots; returns the top chainID."""
-        img = self.image(name)
+    def unpack(self, image: ImageRef, matcher: Matcher | None = None, snapshotter: str | None = None) -> str:
+        """Unpack an image into snapshots; returns the top chainID ("" for an artifact)."""
+        img = self.image(image)
         unpacker = Unpacker(self.content, self.snapshotter(snapshotter), self.progress)
         top = unpacker.unpack(img.name, img.target, matcher or Matcher.default())
         content = self.content
@@ -241,76 +240,72 @@ class Client:
                 content.set_labels(dgst, {mediatypes.LABEL_UNCOMPRESSED: diff_id})
         return top
 
-    def layers(self, name: str, matcher: Matcher | None = None) -> ImageLayers:
-        img = self.image(name)
-        return image_layers(self.walker, img.target, matcher or Matcher.default())
+    def layers(self, image: ImageRef, matcher: Matcher | None = None) -> ImageLayers:
+        img = self.image(image)
+        return require_layers(self.content, img.name, img.target, matcher or Matcher.default())
 
-    def check(self, image: Image, matcher: Matcher | None = None, snapshotter: str | None = None) -> ImageCheck:
+    def check(self, image: ImageRef, matcher: Matcher | None = None, snapshotter: str | None = None) -> ImageCheck:
         """ctr's ``images check``: are the platform manifest's config and layers present
         (containerd's ``images.Check``), and is the image unpacked?  An unresolvable
         manifest counts as the target itself missing (``incomplete (0/1)``)."""
+        img = self.image(image)
         m = matcher or Matcher.default()
         content = self.content
         try:
-            manifest, _cfg = self.walker.resolve_manifest(image.target, m)
+            selected = self.walker.resolve(img.target, m, img.name)
         except CtrpyError:
-            return ImageCheck(image, 0, 1, 0, image.target.size, False)
-        required = [manifest.config, *manifest.layers]
+            return ImageCheck(img, 0, 1, 0, img.target.size, False)
+        required = [selected.manifest.config, *selected.manifest.layers]
         have = [d for d in required if content.exists(d.digest)]
         try:
-            unpacked = Unpacker(content, self.snapshotter(snapshotter)).is_unpacked(image.target, m)
+            unpacked = Unpacker(content, self.snapshotter(snapshotter)).is_unpacked(img.target, m)
         except CtrpyError:
             unpacked = False
         return ImageCheck(
-            image, len(have), len(required), sum(d.size for d in have), sum(d.size for d in required), unpacked
+            img, len(have), len(required), sum(d.size for d in have), sum(d.size for d in required), unpacked
         )
 
     def usage(
-        self, name: str, matcher: Matcher | None = None, snapshotter: str | None = None
+        self, image: ImageRef, matcher: Matcher | None = None, snapshotter: str | None = None
     ) -> list[tuple[str, Usage | None]]:
         """Disk usage of each layer's snapshot (None where not unpacked), bottom first."""
-        info = self.layers(name, matcher)
+        info = self.layers(image, matcher)
         sn = self.snapshotter(snapshotter)
-        out: list[tuple[str, Usage | None]] = []
-        for cid in info.chain_ids:
-            out.append((cid, sn.usage(cid) if sn.exists(cid) else None))
-        return out
+        return [(cid, sn.usage(cid) if sn.exists(cid) else None) for cid in info.chain_ids]
 
     # root filesystems -------------------------------------------------------------
-    def extract(self, name: str, dest: str | os.PathLike[str], matcher: Matcher | None = None) -> ImageLayers:
+    def extract(self, image: ImageRef, dest: str | os.PathLike[str], matcher: Matcher | None = None) -> ImageLayers:
         """Write the image's flattened root filesystem into ``dest`` (new or empty)."""
-        img = self.image(name)
+        img = self.image(image)
         path = Path(dest)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise FailedPrecondition(f"{path} exists and is not an empty directory")
         return extract_layers(self.content, img.name, img.target, matcher or Matcher.default(), path, self.progress)
 
-    def flatten(self, name: str, out: BinaryIO, matcher: Matcher | None = None) -> None:
-        """The image's flattened root filesystem as one tar stream.
+    def flatten(self, image: ImageRef, out: Output, matcher: Matcher | None = None) -> None:
+        """The image's flattened root filesystem as one tar, to a stream or a path.
 
         The layers are extracted (the same safe apply as ``extract``) into a private
         directory under ``ROOT/tmp``, which is then written as a deterministic tar and
         removed: the tar is exactly the tree ``extract`` makes, so it can never name a path
         through a symlink or a hardlink outside itself."""
-        img = self.image(name)
+        img = self.image(image)
+        require_layers(self.content, img.name, img.target, matcher or Matcher.default())
         self.root.ensure()
         scratch = self.root.path / "tmp"
         scratch.mkdir(mode=0o700, exist_ok=True)
-        work = Path(tempfile.mkdtemp(dir=scratch, prefix="flatten-"))
-        try:
-            rootfs = work / "rootfs"
-            extract_layers(self.content, img.name, img.target, matcher or Matcher.default(), rootfs, self.progress)
-            write_tree_tar(rootfs, out)
-        finally:
-            remove_tree(work)
-
-    def flatten_to_path(self, name: str, path: str | os.PathLike[str], matcher: Matcher | None = None) -> None:
-        with output_file(Path(path)) as f:
-            self.flatten(name, f, matcher)
+        with _writable(out) as f:  # OUT is checked before the work, written after it
+            work = Path(tempfile.mkdtemp(dir=scratch, prefix="flatten-"))
+            try:
+                rootfs = work / "rootfs"
+                extract_layers(self.content, img.name, img.target, matcher or Matcher.default(), rootfs, self.progress)
+                write_tree_tar(rootfs, f)
+            finally:
+                remove_tree(work, best_effort=True)
 
     def mount(
         self,
-        name: str,
+        image: ImageRef,
         target: str | os.PathLike[str],
         *,
         rw: bool = False,
@@ -319,15 +314,20 @@ class Client:
     ) -> str:
         """Mount the image's root filesystem on ``target`` (unpacking first if needed)."""
         require_root("mounting")
-        if not Path(target).is_dir():
+        where = Path(os.path.abspath(target))  # the mount runs from another directory
+        if not where.is_dir():
             raise NotFound(f"mount target {target} is not a directory")
         sn = self.snapshotter(snapshotter)
-        top = self.unpack(name, matcher, sn.name)
-        return mount_snapshot(sn, top, Path(target), rw=rw)
+        img = self.image(image)
+        require_layers(self.content, img.name, img.target, matcher or Matcher.default())
+        top = self.unpack(img, matcher, sn.name)
+        mount_snapshot(sn, top, where, rw=rw)
+        return str(target)
 
     def unmount(self, target: str | os.PathLike[str], *, remove: bool = False, snapshotter: str | None = None) -> None:
         require_root("unmounting")
-        key = mount_key(Path(target))
+        where = Path(os.path.abspath(target))
+        key = mount_key(where)
         candidates = [snapshotter] if snapshotter else _snapshots.names()
         base = self.root.path / "snapshots"
         owner = None
@@ -336,14 +336,7 @@ class Client:
             if sn.find(key) is not None:
                 owner = sn
                 break
-        unmount_snapshot(owner, Path(target), remove=remove)
-
-    def _find_labelled(self, key: str, value: str) -> list[str]:
-        """Digests of blobs labelled ``key=value`` in any namespace (for importers)."""
-        rows = self.root.db.query(
-            "SELECT digest, labels FROM content WHERE instr(labels, ?) > 0", (json.dumps(value),)
-        )
-        return sorted({r["digest"] for r in rows if json.loads(r["labels"]).get(key) == value})
+        unmount_snapshot(owner, where, remove=remove)
 
     # export -------------------------------------------------------------------
     def export_targets(
@@ -363,31 +356,27 @@ class Client:
             return [ExportTarget(desc, n, ref_name) for n in names]
         if not names:
             raise InvalidArgument("name at least one image to export")
-        targets = []
-        for n in names:
-            img = self.image(n)
-            targets.append(ExportTarget(img.target, img.name, ref_name))
-        return targets
+        return [ExportTarget(img.target, img.name, ref_name) for img in map(self.image, names)]
 
     def export(
         self,
         targets: list[ExportTarget],
-        out: BinaryIO,
+        out: Output,
         exporter: Exporter | str = "oci.v1",
         options: ExportOptions | None = None,
     ) -> None:
+        """Export to a stream, or to a path atomically (a failed export leaves no file)."""
         exp = get_exporter(exporter) if isinstance(exporter, str) else exporter
-        exp.export(self.content, targets, out, options or ExportOptions(), self.progress)
-
-    def export_to_path(
-        self,
-        targets: list[ExportTarget],
-        path: str | os.PathLike[str],
-        exporter: Exporter | str = "oci.v1",
-        options: ExportOptions | None = None,
-    ) -> None:
-        """Export into ``path`` atomically: a failed export leaves no partial file."""
-        with output_file(Path(path)) as f:
-            self.export(targets, f, exporter, options)
+        with _writable(out) as f:
+            exp.export(self.content, targets, f, options or ExportOptions(), self.progress)
 
 
+@contextmanager
+def _writable(out: Output) -> Iterator[BinaryIO]:
+    """A stream as it is; a path through :func:`ctrpy.util.output_file` (atomic)."""
+    if isinstance(out, (str, os.PathLike)):
+        with output_file(Path(out)) as f:
+            yield f
+    else:
+        yield out
+        out.flush()

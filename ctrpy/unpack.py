@@ -19,8 +19,7 @@ from typing import Any, Literal, Protocol
 
 from ctrpy.archive.apply import ApplyOptions, ApplyResult, apply_layer
 from ctrpy.archive.compression import open_decompressed
-from ctrpy.content.blobs import CHUNK
-from ctrpy.errors import AlreadyExists, CtrpyError, UnpackError
+from ctrpy.errors import AlreadyExists, CtrpyError, DigestMismatch, UnpackError, UnsupportedFormat
 from ctrpy.images.walk import Config, Manifest, Walker
 from ctrpy.oci import Descriptor, Matcher, digest, mediatypes
 from ctrpy.progress import (
@@ -30,10 +29,11 @@ from ctrpy.progress import (
     Sink,
     UnpackDone,
     UnpackStarted,
-    Warning,
+    Warn,
     null_sink,
 )
 from ctrpy.snapshots import Snapshotter
+from ctrpy.streams import CHUNK
 
 LABEL_SNAPSHOT_IMAGE = "ctrpy.io/unpacked-from"
 
@@ -45,6 +45,8 @@ class ContentReader(Protocol):
 
     def read_json(self, dgst: str) -> Any: ...
 
+    def exists(self, dgst: str) -> bool: ...
+
 
 @dataclass
 class ImageLayers:
@@ -55,12 +57,23 @@ class ImageLayers:
     chain_ids: list[str]
 
 
-def image_layers(walker: Walker, target: Descriptor, matcher: Matcher) -> ImageLayers:
-    manifest, config = walker.resolve_manifest(target, matcher)
-    layers = [d for d in manifest.layers if mediatypes.is_layer(d.media_type)]
+def image_layers(walker: Walker, target: Descriptor, matcher: Matcher, name: str | None = None) -> ImageLayers | None:
+    """The layers of the image's manifest for the platform; None for an artifact (a
+    manifest whose config is not an image config: nothing to unpack)."""
+    selected = walker.resolve(target, matcher, name)
+    if selected.config is None:
+        return None
+    config = selected.config
+    layers = [d for d in selected.manifest.layers if mediatypes.is_layer(d.media_type)]
     if len(layers) != len(config.diff_ids):
-        raise UnpackError("mismatched image rootfs and manifest layers")
-    return ImageLayers(manifest, config, layers, config.diff_ids, digest.chain_ids(config.diff_ids))
+        raise UnpackError(
+            f"the manifest lists {len(layers)} layers, but the config has {len(config.diff_ids)} diff_ids"
+        )
+    return ImageLayers(selected.manifest, config, layers, config.diff_ids, digest.chain_ids(config.diff_ids))
+
+
+def walker_of(content: ContentReader) -> Walker:
+    return Walker(content.read_json, content.exists)
 
 
 class _Counting:
@@ -98,13 +111,6 @@ def apply_blob(
     return result
 
 
-def diff_id_mismatch(name: str, index: int, layer: Descriptor, got: str, want: str) -> UnpackError:
-    return UnpackError(
-        f"layer {index} ({layer.digest}) of {name}: uncompressed content has digest "
-        f"{got}, but the config says diffID {want}"
-    )
-
-
 def apply_checked(
     content: ContentReader,
     name: str,
@@ -115,7 +121,8 @@ def apply_checked(
     progress: Sink,
 ) -> None:
     """Apply layer ``index`` of an image into ``target_dir`` and check its diffID; every
-    failure is an UnpackError naming the layer and the image."""
+    failure names the layer and the image (and keeps its class: a layer whose bytes do
+    not match its diffID is a DigestMismatch)."""
     layer, diff_id = info.layers[index], info.diff_ids[index]
 
     def on_progress(compressed: int, entries: int, size: int) -> None:
@@ -124,14 +131,15 @@ def apply_checked(
     opts = ApplyOptions(
         whiteouts=whiteouts,
         same_owner=os.geteuid() == 0,
-        on_warning=lambda message: progress(Warning(message)),
+        on_warning=lambda message: progress(Warn(message)),
     )
+    where = f"layer {index} ({layer.digest}) of {name}"
     try:
         result = apply_blob(content, layer, target_dir, opts, on_progress)
     except CtrpyError as e:
-        raise UnpackError(f"layer {index} ({layer.digest}) of {name}: {e}") from e
+        raise e.within(where) from None
     if result.diff_id != diff_id:
-        raise diff_id_mismatch(name, index, layer, result.diff_id, diff_id)
+        raise DigestMismatch(diff_id, result.diff_id, "uncompressed layer (diffID)").within(where)
 
 
 class Unpacker:
@@ -160,7 +168,11 @@ class Unpacker:
         missing layers applied side by side on ``workers`` threads; the commits still
         happen bottom-up, each onto its committed parent.
         """
-        info = image_layers(Walker(self.content.read_json), target, matcher)
+        info = image_layers(walker_of(self.content), target, matcher, name)
+        if info is None:  # an artifact: recorded, never unpacked
+            self.progress(UnpackStarted(name, target.digest, 0))
+            self.progress(UnpackDone(name, target.digest))
+            return ""
         count = len(info.layers)
         self.progress(UnpackStarted(name, target.digest, count))
         todo = [i for i, cid in enumerate(info.chain_ids) if not self.sn.exists(cid)]
@@ -239,11 +251,20 @@ class Unpacker:
             raise
 
     def is_unpacked(self, target: Descriptor, matcher: Matcher) -> bool:
+        """Is the image's top snapshot committed?  (An artifact never is.)"""
         try:
-            info = image_layers(Walker(self.content.read_json), target, matcher)
+            info = image_layers(walker_of(self.content), target, matcher)
         except CtrpyError:
             return False
-        return not info.chain_ids or self.sn.exists(info.chain_ids[-1])
+        return info is not None and (not info.chain_ids or self.sn.exists(info.chain_ids[-1]))
+
+
+def require_layers(content: ContentReader, name: str, target: Descriptor, matcher: Matcher) -> ImageLayers:
+    """The image's layers; an artifact is an error (it has no root filesystem)."""
+    info = image_layers(walker_of(content), target, matcher, name)
+    if info is None:
+        raise UnsupportedFormat(f"{name} is an artifact, not an image: it has no root filesystem")
+    return info
 
 
 def extract(
@@ -255,7 +276,7 @@ def extract(
     progress: Sink = null_sink,
 ) -> ImageLayers:
     """Apply every layer of the image, in order, straight into ``dest`` (umoci raw unpack)."""
-    info = image_layers(Walker(content.read_json), target, matcher)
+    info = require_layers(content, name, target, matcher)
     dest.mkdir(parents=True, exist_ok=True)
     progress(UnpackStarted(name, target.digest, len(info.layers)))
     for i, layer in enumerate(info.layers):

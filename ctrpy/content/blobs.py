@@ -15,10 +15,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Protocol
 
-from ctrpy.errors import DigestMismatch, InvalidArchive, NotFound, SizeMismatch, StoreError
+from ctrpy.errors import ContentNotFound, DigestMismatch, InvalidArchive, SizeMismatch, StoreError
 from ctrpy.oci import digest as _digest
+from ctrpy.streams import CHUNK
 
-CHUNK = 1 << 20
 MAX_JSON = 20 << 20  # containerd's cap on manifests/indexes/configs (CVE-2023-25153)
 
 
@@ -61,9 +61,7 @@ class BlobWriter:
     def write(self, data: bytes | memoryview) -> None:
         n = len(data)
         if self.expected_size is not None and self.size + n > self.expected_size:
-            raise SizeMismatch(
-                f"{self.expected or 'blob'}: more than the expected {self.expected_size} bytes"
-            )
+            raise SizeMismatch(self.expected_size, None)
         self.hash.update(data)
         self.size += n
         if self._fd is not None:
@@ -95,11 +93,9 @@ class BlobWriter:
         """Verify, fsync, and move the blob into place; returns (digest, size)."""
         dgst = self.digest
         if self.expected_size is not None and self.size != self.expected_size:
-            raise SizeMismatch(
-                f"{self.expected or 'content'}: got {self.size} bytes, expected {self.expected_size}"
-            )
+            raise SizeMismatch(self.expected_size, self.size)
         if self.expected is not None and dgst != self.expected:
-            raise DigestMismatch(f"content has digest {dgst}, expected {self.expected}")
+            raise DigestMismatch(self.expected, dgst)
         if self.verify_only:
             try:  # "recently used" (atime; mtime stays the write time): `content prune` spares it
                 path = self.blobs.path(dgst)
@@ -166,13 +162,13 @@ class BlobStore:
         try:
             return self.path(dgst).stat().st_size
         except FileNotFoundError:
-            raise NotFound(f"content {dgst} not found") from None
+            raise ContentNotFound(dgst) from None
 
     def open(self, dgst: str) -> BinaryIO:
         try:
             return open(self.path(dgst), "rb")
         except FileNotFoundError:
-            raise NotFound(f"content {dgst} not found") from None
+            raise ContentNotFound(dgst) from None
 
     def writer(self, expected: str | None = None, expected_size: int | None = None) -> BlobWriter:
         return BlobWriter(self, expected, expected_size)
@@ -187,8 +183,9 @@ class BlobStore:
             raise InvalidArchive(f"{label} is {size} bytes, larger than the {limit} byte limit")
         with self.open(dgst) as f:
             data = f.read(limit + 1)
-        if _digest.of_bytes(data) != dgst:
-            raise DigestMismatch(f"{label}: content {dgst} in the store is corrupt")
+        actual = _digest.of_bytes(data)
+        if actual != dgst:
+            raise DigestMismatch(dgst, actual, f"{label} in the store")
         return data
 
     def delete(self, dgst: str) -> bool:

@@ -6,17 +6,19 @@ import builtins
 import hashlib
 import json
 import sqlite3
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from ctrpy.content.blobs import CHUNK, MAX_JSON, BlobStore, BlobWriter
-from ctrpy.errors import DigestMismatch, InvalidArchive, NotFound
+from ctrpy.content.blobs import MAX_JSON, BlobStore, BlobWriter
+from ctrpy.errors import ContentNotFound, DigestMismatch, InvalidArchive, SizeMismatch
 from ctrpy.metadata import namespaces
 from ctrpy.metadata.db import Database, dumps, loads_map, now
 from ctrpy.metadata.labels import merge as merge_labels
 from ctrpy.metadata.labels import validate as validate_labels
 from ctrpy.oci import digest as _digest
+from ctrpy.streams import CHUNK, RawReader
 
 
 @dataclass
@@ -26,6 +28,10 @@ class Info:
     labels: dict[str, str] = field(default_factory=dict)
     created_at: str = ""
     updated_at: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"digest": self.digest, "size": self.size, "labels": self.labels,
+                "createdAt": self.created_at, "updatedAt": self.updated_at}
 
 
 def parse_json(data: bytes, where: str) -> Any:
@@ -38,40 +44,41 @@ def parse_json(data: bytes, where: str) -> Any:
         raise InvalidArchive(f"{where} is not valid JSON: {e}") from e
 
 
-class VerifyingReader:
-    """Reads a blob and raises DigestMismatch at EOF if it does not hash to its name."""
+class VerifyingReader(RawReader):
+    """Reads a blob and raises at EOF if it does not hash to its name (DigestMismatch) or
+    is not as long as recorded (SizeMismatch)."""
 
     def __init__(self, f: BinaryIO, dgst: str, size: int):
+        super().__init__()
         self._f = f
         self._digest = dgst
         self._size = size
         self._hash = hashlib.sha256()
         self._read = 0
 
-    def read(self, n: int = -1) -> bytes:
-        data = self._f.read(n)
+    def read(self, n: int | None = -1) -> bytes:
+        want = -1 if n is None else n
+        data: bytes = self._f.read(want)
         self._hash.update(data)
         self._read += len(data)
-        if not data or n < 0 or self._read == self._size:
-            self._check(eof=not data or n < 0)
+        if not data or want < 0 or self._read == self._size:
+            self._check(eof=not data or want < 0)
         return data
 
     def _check(self, eof: bool) -> None:
-        if self._read == self._size and "sha256:" + self._hash.hexdigest() != self._digest:
-            raise DigestMismatch(f"content {self._digest} in the store is corrupt")
+        if self._read == self._size:
+            actual = "sha256:" + self._hash.hexdigest()
+            if actual != self._digest:
+                raise DigestMismatch(self._digest, actual, f"content {self._digest} in the store")
         if eof and self._read != self._size:
-            raise DigestMismatch(
-                f"content {self._digest} in the store has {self._read} bytes, expected {self._size}"
-            )
+            raise SizeMismatch(self._size, self._read, f"content {self._digest} in the store")
 
     def close(self) -> None:
         self._f.close()
+        super().close()
 
     def __enter__(self) -> VerifyingReader:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class RawContent:
@@ -105,7 +112,7 @@ class ContentStore:
             (self.namespace, dgst),
         )
         if not rows or not self.blobs.exists(dgst):
-            raise NotFound(f"content {dgst} not found")
+            raise ContentNotFound(dgst)
         r = rows[0]
         return Info(r["digest"], r["size"], loads_map(r["labels"]), r["created_at"], r["updated_at"])
 
@@ -113,7 +120,7 @@ class ContentStore:
         try:
             self.info(dgst)
             return True
-        except NotFound:
+        except ContentNotFound:
             return False
 
     def list(self) -> builtins.list[Info]:
@@ -183,7 +190,7 @@ class ContentStore:
             "SELECT labels FROM content WHERE namespace = ? AND digest = ?", (self.namespace, dgst)
         ).fetchone()
         if row is None:
-            raise NotFound(f"content {dgst} not found")
+            raise ContentNotFound(dgst)
         merged = merge_labels(loads_map(row[0]), labels)
         conn.execute(
             "UPDATE content SET labels = ?, updated_at = ? WHERE namespace = ? AND digest = ?",
@@ -200,14 +207,53 @@ class ContentStore:
             return self._merge_labels(conn, dgst, labels)
 
     def delete(self, dgst: str) -> None:
-        """Hide the blob in this namespace; its bytes go when no namespace sees them."""
+        """Hide the blob in this namespace; its bytes go (after the commit) when no
+        namespace holds them any more."""
         _digest.validate(dgst)
         with self.db.transaction() as conn:
             cur = conn.execute(
                 "DELETE FROM content WHERE namespace = ? AND digest = ?", (self.namespace, dgst)
             )
             if cur.rowcount == 0:
-                raise NotFound(f"content {dgst} not found")
-            others = conn.execute("SELECT 1 FROM content WHERE digest = ? LIMIT 1", (dgst,)).fetchone()
-            if others is None:
-                self.blobs.delete(dgst)
+                raise ContentNotFound(dgst)
+        if not self.db.query("SELECT 1 FROM content WHERE digest = ? LIMIT 1", (dgst,)):
+            self.blobs.delete(dgst)
+
+    def find_labelled(self, key: str, value: str) -> builtins.list[str]:
+        """Digests of blobs labelled ``key=value`` in ANY namespace (an importer looking for
+        bytes it may reuse: it verifies them before it trusts the label)."""
+        rows = self.db.query(
+            "SELECT DISTINCT content.digest FROM content, json_each(content.labels) AS l "
+            "WHERE l.key = ? AND l.value = ? ORDER BY content.digest",
+            (key, value),
+        )
+        return [r["digest"] for r in rows]
+
+
+
+@dataclass
+class PruneResult:
+    removed: list[str]  # digests of the blob files deleted
+    bytes: int
+    partial: int  # partial writes removed from content/ingest
+
+
+def prune(blobs: BlobStore, db: Database, older_than: float = 3600.0) -> PruneResult:
+    """Delete blob files no namespace holds (left by failed imports, compressed-away
+    originals, removed namespaces) and partial writes, when older than ``older_than``
+    seconds.  The grace period protects an import running now: its blobs are new, and
+    blobs it finds already stored are touched when it verifies them."""
+    cutoff = time.time() - older_than
+    held = {r["digest"] for r in db.query("SELECT DISTINCT digest FROM content")}
+    result = PruneResult([], 0, blobs.clean_ingest(older_than))
+    for dgst in blobs.digests():
+        if dgst in held:
+            continue
+        try:
+            st = blobs.path(dgst).stat()
+        except FileNotFoundError:
+            continue
+        if max(st.st_mtime, st.st_atime) <= cutoff and blobs.delete(dgst):
+            result.removed.append(dgst)
+            result.bytes += st.st_size
+    return result

@@ -8,20 +8,27 @@ from typing import Any, BinaryIO, ClassVar, Protocol, runtime_checkable
 
 from ctrpy.content.blobs import BlobStore
 from ctrpy.content.store import parse_json
-from ctrpy.errors import InvalidArchive, NotFound
-from ctrpy.oci import Descriptor, Matcher, digest
-from ctrpy.progress import Event, Sink, null_sink
+from ctrpy.errors import ContentNotFound, CtrpyError, InvalidArchive, SizeMismatch
+from ctrpy.images.walk import Walker
+from ctrpy.oci import Descriptor, Matcher, digest, mediatypes
+from ctrpy.progress import Event, Sink, Warn, null_sink
+
+DEFAULT_OCI_BASE = "unknown/unknown"
 
 
 @dataclass
 class ImportOptions:
-    base_name: str = "unknown/unknown"
-    base_name_given: bool = False
+    base_name: str | None = None  # ctr's --base-name/--oci-name; None when not given
     digests: bool = False
     skip_digest_for_named: bool = False
     index_name: str | None = None
     matcher: Matcher = field(default_factory=Matcher.default)
     compress_blobs: bool = False
+
+    @property
+    def oci_base(self) -> str:
+        """The base name OCI entries with a bare tag or no name get (ctr's default)."""
+        return self.base_name or DEFAULT_OCI_BASE
 
 
 @dataclass
@@ -35,6 +42,19 @@ class ImportResult:
     images: list[ImportedImage] = field(default_factory=list)
     blobs: dict[str, int] = field(default_factory=dict)  # every blob stored: digest -> size
     blob_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def content_kind(media_type: str) -> str:
+    """What a blob is, in words, for messages."""
+    if mediatypes.is_index(media_type):
+        return "index"
+    if mediatypes.is_manifest(media_type):
+        return "manifest"
+    if mediatypes.is_image_config(media_type):
+        return "config"
+    if mediatypes.is_layer(media_type):
+        return "layer"
+    return "blob"
 
 
 # (label key, value) -> digests of stored blobs carrying that label, in any namespace
@@ -56,15 +76,55 @@ class ImportContext:
         self.options = options
         self.progress: Callable[[Event], None] = progress
         self.find_labelled = find_labelled
+        self._unknown_seen: set[str] = set()
 
     def read_json(self, dgst: str) -> Any:
         """A blob from the store, verified and size-capped, parsed as JSON."""
         digest.validate(dgst)
         try:
             data = self.blobs.read_small(dgst, what=f"blob {dgst}")
-        except NotFound:
+        except ContentNotFound:
             raise InvalidArchive(f"archive is missing blob {dgst}") from None
         return parse_json(data, f"blob {dgst}")
+
+    def exists(self, dgst: str) -> bool:
+        return self.blobs.exists(dgst)
+
+    def walker(self) -> Walker:
+        """The walk over what this import stored; index entries of unknown media types
+        are reported once each, as warnings (they are skipped, never an error)."""
+        return Walker(self.read_json, self.exists, self._unknown)
+
+    def _unknown(self, desc: Descriptor, where: str) -> None:
+        if desc.digest in self._unknown_seen:
+            return
+        self._unknown_seen.add(desc.digest)
+        self.progress(Warn(f"{where}: skipping {desc.digest}: unknown media type {desc.media_type!r}"))
+
+
+def check_complete(ctx: ImportContext, image: ImportedImage, sizes: dict[str, int]) -> None:
+    """Raise unless every blob ``image`` needs for the selected platforms is in the store
+    with the announced size (the one walk: index entries of unknown media types are
+    optional, non-distributable and foreign layers may be absent).
+
+    A needed blob the archive did not carry but the store already holds (verified when it
+    was written, perhaps by another namespace) is added to ``sizes``, so the import makes
+    it visible in this namespace too.
+    """
+    try:
+        for item in ctx.walker().content(image.target, ctx.options.matcher):
+            d = item.descriptor
+            if not ctx.exists(d.digest):
+                if item.optional or d.media_type in mediatypes.NON_DISTRIBUTABLE or d.urls:
+                    continue
+                raise InvalidArchive(f"archive is missing {content_kind(d.media_type)} {d.digest}")
+            size = sizes.get(d.digest)
+            if size is None:
+                size = sizes[d.digest] = ctx.blobs.size(d.digest)
+            if size != d.size:
+                raise SizeMismatch(d.size, size, f"blob {d.digest}")
+    except CtrpyError as e:
+        raise e.within(f"image {image.name}") from None
 
 
 @dataclass
@@ -78,10 +138,18 @@ class ExportTarget:
 
 @dataclass
 class ExportOptions:
-    matcher: Matcher = field(default_factory=Matcher.default)
+    matcher: Matcher | None = None  # the platforms asked for; None: the host's (see selected)
     all_platforms: bool = False
     skip_manifest_json: bool = False
     skip_non_distributable: bool = False
+
+    def selected(self) -> Matcher:
+        """The platforms exported.  Without a matcher, the host's -- except that an image
+        that is one lone manifest is exported whatever its platform (there is nothing else
+        it could mean); with one, a lone manifest must match it too."""
+        if self.all_platforms:
+            return Matcher(all_platforms=True)
+        return self.matcher or Matcher.default()
 
 
 class ExportSource(Protocol):

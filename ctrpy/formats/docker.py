@@ -45,40 +45,33 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, ClassVar, cast
 
-from ctrpy.archive.compression import (
-    CHUNK_SIZE,
-    Compression,
-    HashingReader,
-    compress_stream,
-    open_decompressed,
-    sniff,
-)
+from ctrpy.archive.compression import Compression, HashingReader, compress_stream, open_decompressed, sniff
 from ctrpy.content.store import parse_json
-from ctrpy.errors import CtrpyError, DigestMismatch, InvalidArchive, InvalidArgument, UnsupportedFormat
-from ctrpy.formats.base import ImportContext, ImportedImage, ImportResult
-from ctrpy.formats.oci import check_complete
+from ctrpy.errors import (
+    CtrpyError,
+    DigestMismatch,
+    InvalidArchive,
+    InvalidArgument,
+    PlatformNotFound,
+    UnsupportedFormat,
+)
+from ctrpy.formats.base import ImportContext, ImportedImage, ImportResult, check_complete
 from ctrpy.formats.reader import ArchiveContents, read_archive
 from ctrpy.images.walk import parse_config
 from ctrpy.oci import Descriptor, Platform, digest, mediatypes, reference
-from ctrpy.progress import BlobStored, Warning
-
-try:  # isa-l deflate is ~10x faster than zlib at a similar ratio
-    from isal import isal_zlib as _isal_zlib
-except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fallback
-    _isal_zlib = None  # type: ignore[assignment]
+from ctrpy.progress import BlobStored, Warn
+from ctrpy.streams import CHUNK, json_bytes
 
 MANIFEST_JSON = "manifest.json"
-DOCKER_LAYER_ZSTD = "application/vnd.docker.image.rootfs.diff.tar.zstd"
 
 LAYER_MEDIA_TYPES: dict[Compression, str] = {
     Compression.NONE: mediatypes.DOCKER_LAYER,
     Compression.GZIP: mediatypes.DOCKER_LAYER_GZIP,
-    Compression.ZSTD: DOCKER_LAYER_ZSTD,
+    Compression.ZSTD: mediatypes.DOCKER_LAYER_ZSTD,
 }
 
 # docker load also takes these; say so instead of reporting a diff_id mismatch
@@ -90,11 +83,6 @@ _HEX_NAME = re.compile(r"(?:.*/)?([0-9a-f]{64})(?:\.json)?")
 def _today() -> str:
     """The date in ``import-<date>@<digest>`` names (local time, as ctr does)."""
     return datetime.date.today().isoformat()
-
-
-def json_bytes(obj: Any) -> bytes:
-    """Compact JSON in the key order given: the same object always gives the same bytes."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 # --------------------------------------------------------------------------- manifest.json
@@ -159,7 +147,7 @@ def names_for(entry: ArchiveEntry, manifest_digest: str, ctx: ImportContext) -> 
     when given, else ``import-<YYYY-MM-DD>`` (ctr's prefix); an untagged image is never dropped.
     """
     opts = ctx.options
-    base = opts.base_name if opts.base_name_given else f"import-{_today()}"
+    base = opts.base_name or f"import-{_today()}"
     with_digest = reference.with_digest(base, manifest_digest)
     named = [normalize_tag(t, entry.where) for t in entry.repo_tags]
     if not named:
@@ -220,9 +208,6 @@ class DockerImporter:
             w.write(data)
             return w.commit()
 
-    def _read_small(self, dgst: str, size: int, what: str) -> bytes:
-        return self.ctx.blobs.read_small(dgst, what=what)
-
     # -- config -----------------------------------------------------------------------------
     def config(self, entry: ArchiveEntry) -> tuple[Descriptor, Platform, list[str]]:
         name = entry.config
@@ -230,16 +215,10 @@ class DockerImporter:
         dgst, size = self.member(name, "image config", entry)
         named = _HEX_NAME.fullmatch(name)
         if named and dgst != "sha256:" + named.group(1):
-            raise DigestMismatch(f"{what} has digest {dgst}, which does not match its name")
-        obj = parse_json(self._read_small(dgst, size, what), what)
+            raise DigestMismatch("sha256:" + named.group(1), dgst, what)
+        obj = parse_json(self.ctx.blobs.read_small(dgst, what=what), what)
         cfg = parse_config(obj, name)
-        osv = obj.get("os.version") or ""
-        if not isinstance(osv, str):
-            raise InvalidArchive(f"{what}: os.version must be a string")
-        rootfs_type = obj["rootfs"].get("type", "layers")
-        if rootfs_type != "layers":
-            raise InvalidArchive(f"{what}: unsupported rootfs type {rootfs_type!r}")
-        platform = Platform(cfg.platform.os, cfg.platform.architecture, cfg.platform.variant, osv)
+        platform = cfg.platform
         if not platform.is_known():
             raise InvalidArchive(f"{what}: unknown platform {platform}")
         desc = Descriptor(mediatypes.DOCKER_CONFIG, dgst, size)
@@ -257,18 +236,13 @@ class DockerImporter:
         kind = sniff(head)
         if kind is Compression.NONE:
             if dgst != diff_id:
-                raise DigestMismatch(
-                    f"{what} has digest {dgst}, but its config lists diff_id {diff_id} (rootfs.diff_ids[{i}])"
-                )
+                raise DigestMismatch(diff_id, dgst, f"{what} (rootfs.diff_ids[{i}])")
             if self.ctx.options.compress_blobs:
                 return _Layer(name, self.compressed(name, diff_id), diff_id)
         else:
             actual = self.diff_id_of(dgst)
             if actual != diff_id:
-                raise DigestMismatch(
-                    f"{what} decompresses to {actual}, but its config lists diff_id {diff_id} "
-                    f"(rootfs.diff_ids[{i}])"
-                )
+                raise DigestMismatch(diff_id, actual, f"the uncompressed {what} (rootfs.diff_ids[{i}])")
             self.result.blob_labels.setdefault(dgst, {})[mediatypes.LABEL_UNCOMPRESSED] = diff_id
         return _Layer(name, Descriptor(LAYER_MEDIA_TYPES[kind], dgst, size), diff_id)
 
@@ -290,7 +264,7 @@ class DockerImporter:
         found = self._compressed.get(diff_id) or self._reuse(diff_id)
         if found is None:
             with self.ctx.blobs.open(diff_id) as src, self.ctx.blobs.writer() as w:
-                _gzip(src, w)
+                compress_stream(src, w, Compression.GZIP)
                 dgst, size = w.commit()
             self.ctx.progress(BlobStored(dgst, size, name, new=True))
             found = Descriptor(mediatypes.DOCKER_LAYER_GZIP, dgst, size)
@@ -356,9 +330,8 @@ class DockerImporter:
         for r in resolved:
             names = names_for(r.entry, r.manifest.digest, self.ctx)
             if not opts.matcher.match(r.platform):
-                self.ctx.progress(Warning(
-                    f"skipping {names[0]}: the image is for {r.platform}, not {opts.matcher.describe()} "
-                    "(use --platform or --all-platforms)"
+                self.ctx.progress(Warn(
+                    f"skipping {names[0]}: the image is for {r.platform}, not {opts.matcher.describe()}", "platform"
                 ))
                 continue
             target = Descriptor(mediatypes.DOCKER_MANIFEST, r.manifest.digest, r.manifest.size)
@@ -370,9 +343,7 @@ class DockerImporter:
                 named[name] = target
                 self.result.images.append(ImportedImage(name, target))
         if not self.result.images and not opts.index_name:
-            raise InvalidArchive(
-                f"the archive has no image for {opts.matcher.describe()} (use --platform or --all-platforms)"
-            )
+            raise PlatformNotFound("the archive", opts.matcher.describe())
         if len(resolved) > 1 or opts.index_name:
             index = self.index(resolved)
             if opts.index_name:
@@ -422,17 +393,6 @@ class DockerFormat:
 def _uncompressed_digest(f: BinaryIO) -> str:
     _kind, raw = open_decompressed(f)
     h = hashlib.sha256()
-    while chunk := raw.read(CHUNK_SIZE):
+    while chunk := raw.read(CHUNK):
         h.update(chunk)
     return "sha256:" + h.hexdigest()
-
-
-def _gzip(src: BinaryIO, dst: Any) -> None:
-    """gzip ``src`` into the writer ``dst`` (isa-l level 1 when available; deterministic)."""
-    if _isal_zlib is None:  # pragma: no cover
-        compress_stream(src, dst, Compression.GZIP)
-        return
-    comp = _isal_zlib.compressobj(1, _isal_zlib.DEFLATED, 31)
-    while chunk := src.read(CHUNK_SIZE):
-        dst.write(comp.compress(chunk))
-    dst.write(comp.flush())

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import tarfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, ClassVar
 
-from ctrpy.content.blobs import CHUNK
-from ctrpy.errors import InvalidArchive, NotFound
+from ctrpy.errors import (
+    ContentNotFound,
+    CtrpyError,
+    InvalidArchive,
+    PlatformContentMissing,
+    PlatformNotFound,
+    SizeMismatch,
+)
 from ctrpy.formats.base import (
     ExportOptions,
     ExportSource,
@@ -18,11 +22,14 @@ from ctrpy.formats.base import (
     ImportedImage,
     ImportOptions,
     ImportResult,
+    check_complete,
+    content_kind,
 )
 from ctrpy.formats.reader import ArchiveContents, read_archive
 from ctrpy.images.walk import Walker, parse_index
 from ctrpy.oci import Descriptor, Matcher, digest, mediatypes, reference
-from ctrpy.progress import BytesWritten, Sink, Warning, null_sink
+from ctrpy.progress import BytesWritten, Sink, Warn, null_sink
+from ctrpy.streams import CHUNK, json_bytes
 
 LAYOUT_VERSION = "1.0.0"
 
@@ -36,66 +43,13 @@ def names_for_entry(desc: Descriptor, opts: ImportOptions) -> list[str]:
         named = ann[mediatypes.ANNOTATION_IMAGE_NAME]
     elif ann.get(mediatypes.ANNOTATION_REF_NAME):
         ref = ann[mediatypes.ANNOTATION_REF_NAME]
-        named = ref if reference.is_full_ref_name(ref) else f"{opts.base_name}:{ref}"
-    with_digest = reference.with_digest(opts.base_name, desc.digest)
+        named = ref if reference.is_full_ref_name(ref) else f"{opts.oci_base}:{ref}"
+    with_digest = reference.with_digest(opts.oci_base, desc.digest)
     if named is None:
         return [with_digest]
     if opts.digests and not opts.skip_digest_for_named:
         return [named, with_digest]
     return [named]
-
-
-# --------------------------------------------------------------------------- checks
-def required_blobs(walker: Walker, target: Descriptor, matcher: Matcher) -> Iterator[Descriptor]:
-    """Every descriptor an image needs for the matched platforms (walks stored JSON)."""
-    yield from walker.walk(target, matcher)
-
-
-def check_complete(ctx: ImportContext, image: ImportedImage, sizes: dict[str, int]) -> None:
-    """Raise unless every blob ``image`` needs is in the store with the announced size.
-
-    A needed blob the archive did not carry but the store already holds (verified when it
-    was written, perhaps by another namespace) is added to ``sizes``, so the import makes
-    it visible in this namespace too.
-    """
-    walker = Walker(ctx.read_json)
-    for desc in required_blobs(walker, image.target, ctx.options.matcher):
-        if not ctx.blobs.exists(desc.digest):
-            if desc.media_type in mediatypes.NON_DISTRIBUTABLE or desc.urls:
-                continue
-            kind = _kind(desc.media_type)
-            raise InvalidArchive(f"archive is missing {kind} {desc.digest} of image {image.name}")
-        size = sizes.get(desc.digest)
-        if size is None:
-            size = sizes[desc.digest] = ctx.blobs.size(desc.digest)
-        if size != desc.size:
-            raise InvalidArchive(
-                f"blob {desc.digest} of image {image.name} has {size} bytes, "
-                f"but its descriptor says {desc.size}"
-            )
-
-
-def _kind(media_type: str) -> str:
-    if mediatypes.is_index(media_type):
-        return "index"
-    if mediatypes.is_manifest(media_type):
-        return "manifest"
-    if media_type in mediatypes.CONFIG_TYPES:
-        return "config"
-    if mediatypes.is_layer(media_type):
-        return "layer"
-    return "blob"
-
-
-def has_platform(walker: Walker, target: Descriptor, matcher: Matcher) -> bool:
-    """Does ``target`` offer a manifest for the matched platform(s)?"""
-    if matcher.all:
-        return True
-    try:
-        walker.resolve_manifest(target, matcher)
-        return True
-    except NotFound:
-        return False
 
 
 # --------------------------------------------------------------------------- import
@@ -112,23 +66,25 @@ def import_oci_layout(contents: ArchiveContents, ctx: ImportContext) -> ImportRe
     index_obj = contents.json("index.json")
     entries = parse_index(index_obj, "index.json")
     opts = ctx.options
-    walker = Walker(ctx.read_json)
+    walker = ctx.walker()
     result = ImportResult(blobs=dict(contents.sizes))
+    known = 0
     for i, entry in enumerate(entries):
-        if not (mediatypes.is_index(entry.media_type) or mediatypes.is_manifest(entry.media_type)):
-            raise InvalidArchive(
-                f"index.json manifests[{i}]: unsupported media type {entry.media_type!r}"
-            )
-        if not ctx.blobs.exists(entry.digest):
-            raise InvalidArchive(f"archive is missing {_kind(entry.media_type)} {entry.digest}")
-        names = names_for_entry(entry, opts)
-        if (entry.platform is not None and not opts.matcher.match(entry.platform)) or not has_platform(
-            walker, entry, opts.matcher
-        ):
-            ctx.progress(Warning(
-                f"skipping {names[0]}: no manifest for {opts.matcher.describe()} "
-                "(use --platform or --all-platforms)"
+        if not mediatypes.is_known(entry.media_type):
+            ctx.progress(Warn(
+                f"index.json manifests[{i}]: skipping {entry.digest}: unknown media type {entry.media_type!r}"
             ))
+            continue
+        known += 1
+        if not ctx.exists(entry.digest):
+            raise InvalidArchive(f"archive is missing {content_kind(entry.media_type)} {entry.digest}")
+        names = names_for_entry(entry, opts)
+        try:
+            offered = walker.offers(entry, opts.matcher, names[0])
+        except ContentNotFound as e:
+            raise InvalidArchive(f"archive is missing {e.what} {e.digest} of image {names[0]}") from None
+        if not offered:
+            ctx.progress(Warn(f"skipping {names[0]}: no manifest for {opts.matcher.describe()}", "platform"))
             continue
         target = Descriptor(entry.media_type, entry.digest, entry.size)
         for name in names:
@@ -143,9 +99,9 @@ def import_oci_layout(contents: ArchiveContents, ctx: ImportContext) -> ImportRe
             opts.index_name, Descriptor(media_type or mediatypes.OCI_INDEX, dgst, size)
         ))
     if not result.images:
-        raise InvalidArchive(
-            f"the archive has no image for {opts.matcher.describe()} (use --platform or --all-platforms)"
-        )
+        if not known:
+            raise InvalidArchive("index.json names no index or manifest ctrpy knows")
+        raise PlatformNotFound("the archive", opts.matcher.describe())
     for image in result.images:
         check_complete(ctx, image, result.blobs)
     return result
@@ -194,8 +150,7 @@ def _ref_name(target: ExportTarget) -> str | None:
 def plan_export(
     source: ExportSource, targets: list[ExportTarget], options: ExportOptions, progress: Sink
 ) -> ExportPlan:
-    walker = Walker(source.read_json)
-    matcher = Matcher(all_platforms=True) if options.all_platforms else options.matcher
+    walker = Walker(source.read_json, source.exists)
     blobs: dict[str, int] = {}
     manifests: list[dict[str, Any]] = []
     docker_entries: dict[str, dict[str, Any]] = {}
@@ -209,66 +164,57 @@ def plan_export(
         desc = Descriptor(t.descriptor.media_type, t.descriptor.digest, t.descriptor.size, ann,
                           t.descriptor.platform)
         manifests.append(desc.to_json())
-        _collect(source, walker, t.descriptor, matcher, options, blobs, t.name or t.descriptor.digest)
+        label = t.name or t.descriptor.digest
+        try:
+            _collect(source, walker, t.descriptor, options, blobs, label)
+        except CtrpyError as e:
+            raise e.within(f"image {label}") from None
         if not options.skip_manifest_json and t.name:
-            _docker_entry(walker, t, options.matcher, docker_entries)
+            _docker_entry(walker, t, options, docker_entries)
     index = {"schemaVersion": 2, "mediaType": mediatypes.OCI_INDEX, "manifests": manifests}
     return ExportPlan(index, blobs, None if options.skip_manifest_json else list(docker_entries.values()))
 
 
 def _collect(
-    source: ExportSource,
-    walker: Walker,
-    target: Descriptor,
-    matcher: Matcher,
-    options: ExportOptions,
-    blobs: dict[str, int],
-    label: str,
+    source: ExportSource, walker: Walker, target: Descriptor, options: ExportOptions,
+    blobs: dict[str, int], label: str,
 ) -> None:
+    """Every blob of ``target`` the export writes (the one walk, platform-filtered)."""
     if not source.exists(target.digest):
-        raise NotFound(f"content {target.digest} of image {label} not found")
-    blobs[target.digest] = target.size
-    stack = [target]
-    while stack:
-        desc = stack.pop()
-        if mediatypes.is_index(desc.media_type):
-            chosen = [c for c in walker.children(desc) if c.platform is None or matcher.match(c.platform)]
-            if not chosen and desc is target:
-                raise NotFound(f"image {label} has no manifest for {matcher.describe()}")
-            for child in chosen:
-                if not source.exists(child.digest):
-                    hint = (
-                        "--all-platforms needs every platform's content" if options.all_platforms
-                        else "import it with --platform or --all-platforms"
-                    )
-                    raise NotFound(
-                        f"image {label}: manifest {child.digest} for "
-                        f"{child.platform or 'an unnamed platform'} is not in the store ({hint})"
-                    )
-                blobs[child.digest] = child.size
-                stack.append(child)
-        elif mediatypes.is_manifest(desc.media_type):
-            for child in walker.children(desc):
-                nondist = child.media_type in mediatypes.NON_DISTRIBUTABLE
-                if nondist and options.skip_non_distributable:
-                    continue
-                if not source.exists(child.digest):
-                    if nondist:
-                        continue
-                    raise NotFound(f"image {label}: {_kind(child.media_type)} {child.digest} not found")
-                blobs[child.digest] = child.size
+        raise ContentNotFound(target.digest)
+    matcher = options.selected()
+    lone_manifest = mediatypes.is_manifest(target.media_type)
+    if not options.all_platforms and (options.matcher is not None or not lone_manifest):
+        walker.resolve(target, matcher, label)  # the platform asked for is there (a lone manifest too)
+    for item in walker.content(target, matcher):
+        d = item.descriptor
+        nondist = d.media_type in mediatypes.NON_DISTRIBUTABLE
+        if nondist and options.skip_non_distributable:
+            continue
+        if not source.exists(d.digest):
+            if item.optional or nondist or d.urls:
+                continue
+            if item.parent is not None and mediatypes.is_index(item.parent.media_type):
+                raise PlatformContentMissing(label, d.digest, str(d.platform or "an unnamed platform"),
+                                             all_platforms=options.all_platforms)
+            raise ContentNotFound(d.digest, content_kind(d.media_type))
+        blobs[d.digest] = d.size
 
 
-def _docker_entry(walker: Walker, t: ExportTarget, matcher: Matcher, entries: dict[str, dict[str, Any]]) -> None:
+def _docker_entry(walker: Walker, t: ExportTarget, options: ExportOptions,
+                  entries: dict[str, dict[str, Any]]) -> None:
+    """manifest.json's item for a named image (docker load reads it): its image manifest
+    for the platform; an artifact, or an image without that platform, gets none."""
     assert t.name is not None
-    if mediatypes.is_manifest(t.descriptor.media_type):
-        # a lone manifest is exported whatever its platform (as ctr does): describe it too
-        manifest = walker.manifest(t.descriptor)
-    else:
-        try:
-            manifest, _cfg = walker.resolve_manifest(t.descriptor, matcher)
-        except NotFound:
-            return
+    lone_manifest = mediatypes.is_manifest(t.descriptor.media_type)
+    matcher = Matcher(all_platforms=True) if lone_manifest and options.matcher is None else options.selected()
+    try:
+        selected = walker.resolve(t.descriptor, matcher)
+    except CtrpyError:
+        return
+    if selected.is_artifact:
+        return
+    manifest = selected.manifest
     entry = entries.setdefault(manifest.descriptor.digest, {
         "Config": "blobs/sha256/" + digest.hex_of(manifest.config.digest),
         "RepoTags": [],
@@ -279,10 +225,6 @@ def _docker_entry(walker: Walker, t: ExportTarget, matcher: Matcher, entries: di
         fam = reference.familiar(tagged)
         if fam not in entry["RepoTags"]:
             entry["RepoTags"].append(fam)
-
-
-def _json_bytes(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
 
 
 def _header(name: str, size: int, *, directory: bool = False) -> bytes:
@@ -303,11 +245,11 @@ def _pad(n: int) -> bytes:
 def write_layout_tar(source: ExportSource, plan: ExportPlan, out: BinaryIO, progress: Sink) -> None:
     """Write the plan as a tar: entries sorted by name, mtime 0, owner 0, files 0444."""
     files: dict[str, bytes | tuple[str, int]] = {
-        "oci-layout": _json_bytes({"imageLayoutVersion": LAYOUT_VERSION}),
-        "index.json": _json_bytes(plan.index),
+        "oci-layout": json_bytes({"imageLayoutVersion": LAYOUT_VERSION}),
+        "index.json": json_bytes(plan.index),
     }
     if plan.manifest_json is not None:
-        files["manifest.json"] = _json_bytes(plan.manifest_json)
+        files["manifest.json"] = json_bytes(plan.manifest_json)
     for dgst, size in plan.blobs.items():
         files["blobs/sha256/" + digest.hex_of(dgst)] = (dgst, size)
     dirs = [_header("blobs/", 0, directory=True), _header("blobs/sha256/", 0, directory=True)]
@@ -348,7 +290,7 @@ def write_layout_tar(source: ExportSource, plan: ExportPlan, out: BinaryIO, prog
                     next_report = written + (8 << 20)
                     progress(BytesWritten(written, total))
         if copied != size:
-            raise InvalidArchive(f"content {dgst} has {copied} bytes, expected {size}")
+            raise SizeMismatch(size, copied, f"content {dgst}")
         emit(_pad(size))
     emit(b"\0" * (2 * tarfile.BLOCKSIZE))
     rest = -written % tarfile.RECORDSIZE

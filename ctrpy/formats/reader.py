@@ -22,16 +22,18 @@ from ctrpy.archive.compression import open_decompressed
 from ctrpy.archive.tar import LNK, REG, SYM, TarHeader, iter_tar
 from ctrpy.content.blobs import MAX_JSON, BlobStore
 from ctrpy.content.store import parse_json
-from ctrpy.errors import InvalidArchive
+from ctrpy.errors import CtrpyError, InvalidArchive
 from ctrpy.formats.base import ImportContext
-from ctrpy.progress import ArchiveRead, BlobStored
+from ctrpy.oci import digest
+from ctrpy.progress import ArchiveRead, BlobStored, Warn
+from ctrpy.streams import CHUNK, RawReader
 
-_BLOB_NAME = re.compile(r"blobs/([a-z0-9]+)/([0-9a-f]{64})")
+_BLOB_NAME = re.compile(r"blobs/([a-z0-9]+)/([0-9a-f]+)")
 _METADATA_BASENAMES = frozenset({"oci-layout", "repositories", "VERSION", "json"})
 _LINK_DEPTH = 16
 _KEEP_ONE = 1 << 20  # metadata files up to this size are kept in memory...
 _KEEP_ALL = 32 << 20  # ... up to this much in all; the rest go to the store like any file
-_BUF = 1 << 20
+TAR_ERROR = "not a valid tar archive, or truncated"
 
 
 def clean_name(name: str) -> str:
@@ -47,6 +49,7 @@ class ArchiveContents:
     metadata: dict[str, bytes] = field(default_factory=dict)  # member name -> bytes
     links: dict[str, str] = field(default_factory=dict)  # member name -> target member name
     names: list[str] = field(default_factory=list)  # every member name, in order
+    unsupported: dict[str, str] = field(default_factory=dict)  # member name -> sha512 digest (skipped)
     store: BlobStore | None = None  # where metadata too large to keep in memory went
     kept: int = 0  # bytes of metadata held in memory
 
@@ -85,31 +88,24 @@ class ArchiveContents:
         return parse_json(data, name)
 
 
-class _Counter:
+class _Counter(RawReader):
     """Counts bytes read from the raw input and reports progress now and then."""
 
     def __init__(self, f: BinaryIO, ctx: ImportContext, total: int | None):
+        super().__init__()
         self.f = f
         self.ctx = ctx
         self.total = total
         self.done = 0
         self._next = 0
 
-    def read(self, n: int = -1) -> bytes:
-        data = self.f.read(n)
+    def read(self, n: int | None = -1) -> bytes:
+        data: bytes = self.f.read(-1 if n is None else n)
         self.done += len(data)
         if self.done >= self._next or not data:
             self._next = self.done + (8 << 20)
             self.ctx.progress(ArchiveRead(self.done, self.total))
         return data
-
-    def readinto(self, b: bytearray | memoryview) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
-    def readable(self) -> bool:
-        return True
 
 
 def _input_size(stream: BinaryIO) -> int | None:
@@ -126,15 +122,29 @@ def _is_metadata_name(name: str) -> bool:
 
 
 def read_archive(stream: BinaryIO, ctx: ImportContext) -> ArchiveContents:
-    """Read the whole archive once; every blob is in the store when this returns."""
+    """Read the whole archive once; every blob is in the store when this returns.
+
+    Errors keep their class: one in the tar structure itself says the archive is not a
+    valid tar (or is truncated); one in a member (a digest mismatch, a cut blob) names the
+    member."""
     counter = _Counter(stream, ctx, _input_size(stream))
     out = ArchiveContents(store=ctx.blobs)
     try:
         _comp, raw = open_decompressed(counter)  # type: ignore[arg-type]
-        for header, read in iter_tar(raw):
-            _read_member(header, _MemberReader(read), out, ctx)
+        members = iter_tar(raw)
+        while True:
+            try:
+                header, read = next(members)
+            except StopIteration:
+                break
+            try:
+                _read_member(header, _MemberReader(read), out, ctx)
+            except CtrpyError as e:
+                raise e.within(f"archive member {os.fsdecode(header.name)!r}") from None
     except InvalidArchive as e:
-        raise InvalidArchive(f"not a valid tar archive, or truncated: {e}") from e
+        if not e.context:  # raised by the tar reader or the decompressor, not in a member
+            e.within(TAR_ERROR)
+        raise
     if not out.names:
         raise InvalidArchive("archive is empty")
     counter.ctx.progress(ArchiveRead(counter.done, counter.total))
@@ -148,7 +158,7 @@ class _MemberReader:
         self._read = read
 
     def read(self, n: int = -1) -> bytes:
-        return self._read(_BUF if n < 0 else n)
+        return self._read(CHUNK if n < 0 else n)
 
 
 def _read_member(h: TarHeader, f: _MemberReader, out: ArchiveContents, ctx: ImportContext) -> None:
@@ -164,19 +174,24 @@ def _read_member(h: TarHeader, f: _MemberReader, out: ArchiveContents, ctx: Impo
     if h.type != REG:
         return
     if h.sparse is not None:
-        raise InvalidArchive(f"archive member {raw_name!r}: sparse files are not image archive members")
+        raise InvalidArchive("sparse files are not image archive members")
     match = _BLOB_NAME.fullmatch(name)
     if match:
-        alg, hexpart = match.groups()
-        if alg != "sha256":
-            raise InvalidArchive(f"archive member {raw_name!r}: unsupported digest algorithm {alg!r}")
-        _store_blob(f, name, f"sha256:{hexpart}", h.size, out, ctx)
+        dgst = f"{match.group(1)}:{match.group(2)}"
+        if digest.is_valid(dgst):
+            _store_blob(f, name, dgst, h.size, out, ctx)
+        elif digest.is_well_formed(dgst):
+            out.unsupported[name] = dgst  # needed by an image: that image's import says so
+            ctx.progress(Warn(f"archive member {raw_name!r}: skipped: digest algorithm "
+                              f"{match.group(1)} is not supported (ctrpy stores sha256 content)"))
+        else:
+            raise InvalidArchive("not a valid blob name (want blobs/sha256/<64 lowercase hex>)")
     elif name.startswith("blobs/"):
-        raise InvalidArchive(f"archive member {raw_name!r}: not a valid blob name")
+        raise InvalidArchive("not a valid blob name (want blobs/sha256/<64 lowercase hex>)")
     elif _is_metadata_name(name) and h.size <= _KEEP_ONE and out.kept + h.size <= _KEEP_ALL:
         data = f.read(h.size)
         if len(data) != h.size:
-            raise InvalidArchive(f"archive member {raw_name!r} is truncated")
+            raise InvalidArchive("truncated")
         out.metadata[name] = data
         out.kept += h.size
     else:
@@ -189,11 +204,8 @@ def _store_blob(
     with ctx.blobs.writer(expected, size) as w:
         w.copy_from(f, size)
         if w.size != size:
-            raise InvalidArchive(f"archive member {name!r} is truncated")
-        try:
-            dgst, n = w.commit()
-        except InvalidArchive as e:
-            raise InvalidArchive(f"archive member {name!r}: {e}") from e
+            raise InvalidArchive("truncated")
+        dgst, n = w.commit()
     out.blobs[name] = dgst
     out.sizes[dgst] = n
     ctx.progress(BlobStored(dgst, n, name, new=not w.existed))

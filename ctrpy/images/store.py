@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import builtins
+import difflib
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
-from ctrpy.errors import AlreadyExists, InvalidArgument, NotFound
+from ctrpy.errors import ImageExists, ImageNotFound, InvalidArgument
 from ctrpy.metadata import namespaces
 from ctrpy.metadata.db import Database, dumps, loads_map, now
 from ctrpy.metadata.labels import merge as merge_labels
@@ -22,6 +24,16 @@ class Image:
     labels: dict[str, str] = field(default_factory=dict)
     created_at: str = ""
     updated_at: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as ``--json`` and ``images inspect`` show it."""
+        return {
+            "name": self.name,
+            "target": self.target.to_json(),
+            "labels": self.labels,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+        }
 
 
 def validate(image: Image) -> None:
@@ -57,17 +69,30 @@ class ImageStore:
             (self.namespace, name),
         )
         if not rows:
-            raise NotFound(f"image {name!r} not found")
+            raise ImageNotFound(name)
         return _row_to_image(rows[0])
 
     def resolve(self, name: str) -> Image:
-        """Find an image by the name given, else by its docker-normalised form."""
+        """Find an image by the name given, else by its docker-normalised form (a tag-less
+        name means ``:latest``).  Not found: the error suggests the closest names."""
         for cand in reference.candidates(name):
             try:
                 return self.get(cand)
-            except NotFound:
+            except ImageNotFound:
                 pass
-        raise NotFound(f"image {name!r} not found")
+        raise ImageNotFound(name, self.closest(name))
+
+    def closest(self, name: str, n: int = 3) -> builtins.list[str]:
+        """The existing names most like ``name`` (for "did you mean")."""
+        names = self.names()
+        forms = {reference.familiar(x): x for x in names}
+        found = difflib.get_close_matches(name, [*names, *forms], n=n, cutoff=0.6)
+        out: builtins.list[str] = []
+        for f in found:
+            full = forms.get(f, f)
+            if full not in out:
+                out.append(full)
+        return out[:n]
 
     def list(self) -> builtins.list[Image]:
         rows = self.db.query(
@@ -81,44 +106,36 @@ class ImageStore:
         )]
 
     # writing -------------------------------------------------------------
-    def put(self, conn: sqlite3.Connection, image: Image) -> Image:
-        """Within a transaction: create ``image`` or update it, keeping created_at."""
+    def put(self, conn: sqlite3.Connection, image: Image, *, merge: Mapping[str, str] | None = None) -> Image:
+        """Within a transaction: create ``image`` or update it (one upsert), keeping its
+        created_at.  With ``merge``, an existing image keeps its labels and gets these
+        merged in (an import); else the labels are ``image.labels``."""
         validate(image)
         namespaces.ensure(conn, self.namespace)
         t = now()
-        row = conn.execute(
-            "SELECT created_at FROM images WHERE namespace = ? AND name = ?",
-            (self.namespace, image.name),
-        ).fetchone()
-        created = row[0] if row else t
-        self._write(conn, replace(image, created_at=created, updated_at=t), exists=row is not None)
-        return replace(image, created_at=created, updated_at=t)
-
-    def _write(self, conn: sqlite3.Connection, image: Image, *, exists: bool) -> None:
         tgt = image.target
-        args = (
-            tgt.media_type, tgt.digest, tgt.size, dumps(tgt.annotations), dumps(image.labels),
-            image.created_at, image.updated_at, self.namespace, image.name,
-        )
-        if exists:
-            conn.execute(
-                "UPDATE images SET media_type = ?, digest = ?, size = ?, annotations = ?, "
-                "labels = ?, created_at = ?, updated_at = ? WHERE namespace = ? AND name = ?",
-                args,
-            )
-        else:
-            conn.execute(
-                "INSERT INTO images (media_type, digest, size, annotations, labels, created_at, "
-                "updated_at, namespace, name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                args,
-            )
+        labels = dict(merge) if merge is not None else image.labels
+        row = conn.execute(
+            "INSERT INTO images (namespace, name, media_type, digest, size, annotations, labels, "
+            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (namespace, name) DO UPDATE SET media_type = excluded.media_type, "
+            "digest = excluded.digest, size = excluded.size, annotations = excluded.annotations, "
+            "labels = CASE WHEN ? THEN json_patch(images.labels, excluded.labels) ELSE excluded.labels END, "
+            "updated_at = excluded.updated_at "
+            "RETURNING labels, created_at, updated_at",
+            (self.namespace, image.name, tgt.media_type, tgt.digest, tgt.size, dumps(tgt.annotations),
+             dumps(labels), t, t, merge is not None),
+        ).fetchone()
+        merged = loads_map(row[0])
+        validate_labels(merged)
+        return replace(image, labels=merged, created_at=row[1], updated_at=row[2])
 
     def create(self, image: Image) -> Image:
         with self.db.transaction() as conn:
             if conn.execute(
                 "SELECT 1 FROM images WHERE namespace = ? AND name = ?", (self.namespace, image.name)
             ).fetchone():
-                raise AlreadyExists(f"image {image.name!r} already exists")
+                raise ImageExists(image.name)
             return self.put(conn, image)
 
     def put_all(self, images: Iterable[Image]) -> builtins.list[Image]:
@@ -135,7 +152,7 @@ class ImageStore:
                     "SELECT 1 FROM images WHERE namespace = ? AND name = ?", (self.namespace, name)
                 ).fetchone()
                 if exists and not force:
-                    raise AlreadyExists(f"image {name!r} already exists (use --force to replace it)")
+                    raise ImageExists(name)
                 out.append(self.put(conn, Image(name, src.target, dict(src.labels))))
         return out
 
