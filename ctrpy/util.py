@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -55,22 +54,3 @@ def output_file(dest: Path) -> Iterator[BinaryIO]:
         except OSError:
             pass
         raise
-
-
-def make_removable(path: Path) -> None:
-    """Directories with mode 0555 from an image would stop rmtree as non-root."""
-    if os.geteuid() == 0:
-        return
-    for dirpath, dirnames, _files in os.walk(path):
-        for d in dirnames:
-            try:
-                os.chmod(os.path.join(dirpath, d), 0o700)
-            except OSError:
-                pass
-
-
-def remove_tree(path: Path) -> None:
-    """Remove a tree written from an image (whatever its modes), ignoring what is gone."""
-    if path.exists():
-        make_removable(path)
-        shutil.rmtree(path, ignore_errors=True)

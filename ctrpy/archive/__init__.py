@@ -14,7 +14,6 @@ from ctrpy.archive.apply import (
     safe_join,
 )
 from ctrpy.archive.compression import (
-    CHUNK_SIZE,
     Compression,
     HashingReader,
     compress_stream,
@@ -24,7 +23,6 @@ from ctrpy.archive.compression import (
 from ctrpy.archive.tree import TreeNode, tree_manifest, write_tree_tar
 
 __all__ = [
-    "CHUNK_SIZE",
     "ApplyOptions",
     "ApplyResult",
     "Compression",

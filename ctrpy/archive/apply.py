@@ -137,8 +137,10 @@ class _Applier(TreeOps):
         self.is_root = self.euid == 0
         self.opaque_xattr = b"trusted.overlay.opaque" if self.is_root else b"user.overlay.opaque"
         self.umask = read_umask()
-        self.resolver = Resolver(root_fd, on_nondir=self._whiteout_to_dir if self.overlay else None)
-        self.link_resolver = Resolver(root_fd)
+        denied = None if self.is_root else self.writable  # a directory of 0644 from a lower layer
+        self.resolver = Resolver(root_fd, on_nondir=self._whiteout_to_dir if self.overlay else None,
+                                 on_denied=denied)
+        self.link_resolver = Resolver(root_fd, on_denied=denied)
         self.upper: set[bytes] = set()
         self.dirs: dict[bytes, _DirFix] = {}
         self.made_writable: dict[bytes, tuple[int, int, int]] = {}  # rel -> (mode, dev, ino)

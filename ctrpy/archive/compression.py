@@ -15,22 +15,12 @@ import zlib
 from typing import Any, BinaryIO, Final, cast
 
 import zstandard
+from isal import igzip, isal_zlib
 
-from ctrpy.errors import InvalidArchive
-
-try:  # isa-l is several times faster than zlib for inflate; optional.
-    from isal import isal_zlib as _fast_zlib
-
-    _ZLIB_ERRORS: tuple[type[BaseException], ...] = (
-        zlib.error,
-        cast("type[BaseException]", _fast_zlib.error),
-    )
-except ImportError:  # pragma: no cover - exercised only without isal installed
-    _fast_zlib = None  # type: ignore[assignment]
-    _ZLIB_ERRORS = (zlib.error,)
+from ctrpy.errors import InvalidArchive, InvalidArgument
+from ctrpy.streams import CHUNK, RawReader, read_exactly_or_eof
 
 __all__ = [
-    "CHUNK_SIZE",
     "Compression",
     "HashingReader",
     "compress_stream",
@@ -38,13 +28,12 @@ __all__ = [
     "sniff",
 ]
 
-CHUNK_SIZE: Final = 1 << 20
-"""Read size used throughout the archive package (1 MiB)."""
-
 _GZIP_MAGIC: Final = b"\x1f\x8b\x08"
 _ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
 _SNIFF_LEN: Final = 4
 _ZSTD_MAX_WINDOW: Final = 1 << 29  # 512 MiB, like klauspost/compress used by containerd
+GZIP_LEVELS: Final = range(0, 4)
+_ISAL_ERROR = cast("type[BaseException]", isal_zlib.error)  # isa-l's levels; 1 is about zlib's 6 in size, 5x faster
 
 
 class Compression(enum.Enum):
@@ -64,20 +53,7 @@ def sniff(head: bytes) -> Compression:
     return Compression.NONE
 
 
-def _read_exactly_or_eof(stream: BinaryIO, n: int) -> bytes:
-    """Read n bytes, fewer only at end of stream (pipes may return short reads)."""
-    parts: list[bytes] = []
-    got = 0
-    while got < n:
-        chunk = stream.read(n - got)
-        if not chunk:
-            break
-        parts.append(chunk)
-        got += len(chunk)
-    return b"".join(parts)
-
-
-class _PrefixedRaw(io.RawIOBase):
+class _PrefixedRaw(RawReader):
     """A raw reader returning ``prefix`` first, then the rest of ``stream``."""
 
     def __init__(self, prefix: bytes, stream: BinaryIO) -> None:
@@ -85,10 +61,7 @@ class _PrefixedRaw(io.RawIOBase):
         self._prefix = prefix
         self._stream = stream
 
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int | None = -1) -> bytes:
         if self._prefix:
             if size is None or size < 0:
                 data = self._prefix + self._stream.read()
@@ -100,96 +73,26 @@ class _PrefixedRaw(io.RawIOBase):
             return self._stream.read()
         return self._stream.read(size)
 
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self.read(len(view))
-        n = len(data)
-        view[:n] = data
-        return n
 
-
-class _GzipRaw(io.RawIOBase):
-    """Multi-member gzip decoder with bounded output per call.
-
-    Trailing NUL padding after the last member is accepted (gzip(1) does the same);
-    any other trailing bytes, a truncated member or corrupt data raise InvalidArchive.
-    """
+class _GzipRaw(RawReader):
+    """isa-l's multi-member gzip reader (output bounded per read, so a gzip bomb costs no
+    memory), with its errors as InvalidArchive.  NUL padding after the last member is
+    accepted, as gzip(1) does; anything else after it is an error."""
 
     def __init__(self, source: io.RawIOBase) -> None:
         super().__init__()
-        self._src = source
-        self._zlib: Any = _fast_zlib if _fast_zlib is not None else zlib
-        self._dec: Any = None
-        self._pending = b""  # compressed bytes read but not yet fed
-        self._out = b""
-        self._out_pos = 0
-        self._done = False
-        self._members = 0
+        self._gz: Any = cast(Any, igzip).IGzipFile(fileobj=source, mode="rb")
 
-    def readable(self) -> bool:
-        return True
-
-    def _read_src(self) -> bytes:
-        return self._src.read(CHUNK_SIZE // 4) or b""
-
-    def _start_member(self) -> bool:
-        """Begin the next member; False at a clean end of stream."""
-        while len(self._pending) < 2:
-            chunk = self._read_src()
-            if not chunk:
-                break
-            self._pending += chunk
-        if not self._pending:
-            return False
-        if self._members and not self._pending.startswith(b"\x1f\x8b"):
-            # Only NUL padding may follow the last member.
-            while True:
-                if self._pending.strip(b"\0"):
-                    raise InvalidArchive("gzip stream: trailing garbage after the last member")
-                self._pending = self._read_src()
-                if not self._pending:
-                    return False
-        self._dec = self._zlib.decompressobj(wbits=31)
-        self._members += 1
-        return True
-
-    def _produce(self) -> bytes:
-        """Return the next non-empty piece of output, b"" at end of stream."""
-        while not self._done:
-            if self._dec is None and not self._start_member():
-                self._done = True
-                break
-            dec = self._dec
-            if dec.unconsumed_tail:
-                data = dec.unconsumed_tail
-            elif self._pending:
-                data, self._pending = self._pending, b""
-            else:
-                data = self._read_src()
-                if not data:
-                    raise InvalidArchive("gzip stream: truncated (unexpected end of data)")
-            try:
-                out: bytes = dec.decompress(data, CHUNK_SIZE)
-            except _ZLIB_ERRORS as exc:
-                raise InvalidArchive(f"gzip stream: corrupt data: {exc}") from exc
-            if dec.eof:
-                self._pending = dec.unused_data + self._pending
-                self._dec = None
-            if out:
-                return out
-        return b""
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        if self._out_pos >= len(self._out):
-            self._out = self._produce()
-            self._out_pos = 0
-            if not self._out:
-                return 0
-        n = min(len(view), len(self._out) - self._out_pos)
-        view[:n] = self._out[self._out_pos : self._out_pos + n]
-        self._out_pos += n
-        return n
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
+        try:  # at most CHUNK per call, whatever is asked: a bomb inflates piece by piece
+            data: bytes = self._gz.read(min(size, CHUNK))
+            return data
+        except EOFError as exc:
+            raise InvalidArchive("gzip stream: truncated, or followed by data that is not gzip") from exc
+        except (OSError, zlib.error, _ISAL_ERROR) as exc:
+            raise InvalidArchive(f"gzip stream: corrupt data: {exc}") from exc
 
 
 class _ZstdFrameTracker:
@@ -269,7 +172,7 @@ class _ZstdFrameTracker:
             raise InvalidArchive("zstd stream: truncated (unexpected end of data)")
 
 
-class _TrackedSource(io.RawIOBase):
+class _TrackedSource(RawReader):
     """Feeds every byte read from ``source`` to a zstd frame tracker."""
 
     def __init__(self, source: io.RawIOBase, tracker: _ZstdFrameTracker) -> None:
@@ -277,29 +180,24 @@ class _TrackedSource(io.RawIOBase):
         self._src = source
         self._tracker = tracker
 
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._src.read(size) or b""
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._src.read(-1 if size is None else size) or b""
         self._tracker.feed(data)
         return data
 
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
 
 class _ZstdRaw(io.RawIOBase):
+    """python-zstandard's stream reader (bounded output per read) plus the frame tracker:
+    the reader alone ends silently at a truncated frame.  (``decompressobj()`` would know
+    ``eof`` itself, but one call may inflate 16 KiB into 512 MiB: not bounded.)"""
+
     def __init__(self, source: io.RawIOBase) -> None:
         super().__init__()
         self._tracker = _ZstdFrameTracker()
         self._src = _TrackedSource(source, self._tracker)
         dctx = zstandard.ZstdDecompressor(max_window_size=_ZSTD_MAX_WINDOW)
         self._reader = dctx.stream_reader(
-            cast(BinaryIO, self._src), read_size=CHUNK_SIZE // 4, read_across_frames=True
+            cast(BinaryIO, self._src), read_size=CHUNK // 4, read_across_frames=True
         )
         self._done = False
 
@@ -316,7 +214,7 @@ class _ZstdRaw(io.RawIOBase):
             raise InvalidArchive(f"zstd stream: corrupt data: {exc}") from exc
         if n == 0:
             self._done = True
-            while self._src.read(CHUNK_SIZE):  # let the tracker see everything
+            while self._src.read(CHUNK):  # let the tracker see everything
                 pass
             self._tracker.finish()
         return n
@@ -324,7 +222,7 @@ class _ZstdRaw(io.RawIOBase):
 
 def open_decompressed(stream: BinaryIO) -> tuple[Compression, BinaryIO]:
     """Sniff ``stream`` (without seeking) and return a reader of its decompressed bytes."""
-    head = _read_exactly_or_eof(stream, _SNIFF_LEN)
+    head = read_exactly_or_eof(stream, _SNIFF_LEN)
     kind = sniff(head)
     raw = _PrefixedRaw(head, stream)
     if kind is Compression.GZIP:
@@ -333,10 +231,10 @@ def open_decompressed(stream: BinaryIO) -> tuple[Compression, BinaryIO]:
         out = _ZstdRaw(raw)
     else:
         out = raw
-    return kind, cast(BinaryIO, io.BufferedReader(out, buffer_size=CHUNK_SIZE))
+    return kind, cast(BinaryIO, io.BufferedReader(out, buffer_size=CHUNK))
 
 
-class HashingReader(io.RawIOBase):
+class HashingReader(RawReader):
     """Passes reads through, hashing and counting every byte that goes by."""
 
     def __init__(self, stream: BinaryIO, algo: str = "sha256") -> None:
@@ -346,9 +244,6 @@ class HashingReader(io.RawIOBase):
         self._hash = hashlib.new(algo)
         self.size = 0
 
-    def readable(self) -> bool:
-        return True
-
     def read(self, size: int | None = -1) -> bytes:
         data = self._stream.read(-1 if size is None else size) or b""
         if data:
@@ -356,16 +251,10 @@ class HashingReader(io.RawIOBase):
             self.size += len(data)
         return data
 
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
-
     def drain(self) -> int:
         """Read (and hash) everything left; return how many bytes that was."""
         before = self.size
-        while self.read(CHUNK_SIZE):
+        while self.read(CHUNK):
             pass
         return self.size - before
 
@@ -375,21 +264,24 @@ class HashingReader(io.RawIOBase):
         return f"{self.algo}:{self._hash.hexdigest()}"
 
 
-def compress_stream(src: BinaryIO, dst: BinaryIO, kind: Compression, *, level: int | None = None) -> None:
-    """Copy ``src`` into ``dst`` compressed with ``kind``, deterministically.
+def compress_stream(src: BinaryIO, dst: Any, kind: Compression, *, level: int | None = None) -> None:
+    """Copy ``src`` into ``dst`` (anything with ``write``) compressed with ``kind``,
+    deterministically: the same input always gives the same bytes.
 
-    gzip uses zlib (level 6 by default) with an empty header: mtime 0, no file name,
-    so the same input gives the same bytes.  zstd uses level 3 by default.
-    """
+    gzip is isa-l's deflate (levels 0 to 3, default 1) with an empty header (mtime 0, no
+    file name); zstd is python-zstandard's (default level 3)."""
     if kind is Compression.NONE:
-        shutil.copyfileobj(src, dst, CHUNK_SIZE)
+        shutil.copyfileobj(src, dst, CHUNK)
     elif kind is Compression.GZIP:
-        comp = zlib.compressobj(6 if level is None else level, zlib.DEFLATED, 31)
-        while chunk := src.read(CHUNK_SIZE):
+        gz_level = 1 if level is None else level
+        if gz_level not in GZIP_LEVELS:
+            raise InvalidArgument(f"gzip level {gz_level} is out of range ({GZIP_LEVELS.start}-{GZIP_LEVELS.stop - 1})")
+        comp = isal_zlib.compressobj(gz_level, isal_zlib.DEFLATED, 31)
+        while chunk := src.read(CHUNK):
             dst.write(comp.compress(chunk))
         dst.write(comp.flush())
     elif kind is Compression.ZSTD:
         cctx = zstandard.ZstdCompressor(level=3 if level is None else level)
-        cctx.copy_stream(src, dst, read_size=CHUNK_SIZE, write_size=CHUNK_SIZE)
+        cctx.copy_stream(src, dst, read_size=CHUNK, write_size=CHUNK)
     else:  # pragma: no cover - enum is exhaustive
         raise ValueError(f"unknown compression {kind!r}")

@@ -84,6 +84,7 @@ class Resolver:
         root_fd: int,
         *,
         on_nondir: Callable[[int, bytes], bool] | None = None,
+        on_denied: Callable[[int, bytes], bool] | None = None,
     ) -> None:
         self.root_fd = root_fd
         self._stack: list[int] = [root_fd]  # stack[0] is borrowed, the rest are owned
@@ -91,6 +92,8 @@ class Resolver:
         self._logical: list[bytes] = []  # cached logical components
         self._depths: list[int] = []  # stack depth after each cached component
         self._on_nondir = on_nondir
+        # (dir fd, its physical rel path) -> True when it was made searchable: retry
+        self._on_denied = on_denied
         self.dirty = False
         self.gen = 0  # changes whenever ``fd`` may name another directory
         self._links = 0
@@ -189,6 +192,11 @@ class Resolver:
             except FileNotFoundError:
                 virtual.append(comp)
                 continue
+            except PermissionError:
+                if self._on_denied is not None and self._on_denied(cur, b"/".join(self._phys)):
+                    pending.append(comp)
+                    continue
+                raise
             except OSError as exc:
                 if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
                     raise
@@ -222,6 +230,10 @@ class Resolver:
                     os.mkdir(comp, 0o755, dir_fd=stack[-1])
                 except FileExistsError:
                     pass
+                except PermissionError:
+                    if self._on_denied is None or not self._on_denied(stack[-1], b"/".join(self._phys)):
+                        raise
+                    os.mkdir(comp, 0o755, dir_fd=stack[-1])
                 stack.append(os.open(comp, DIR_PATH_FLAGS, dir_fd=stack[-1]))
                 self._phys.append(comp)
                 self.gen += 1

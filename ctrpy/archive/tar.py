@@ -12,8 +12,8 @@ import os
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, Final, Protocol
 
-from ctrpy.archive.compression import CHUNK_SIZE
 from ctrpy.errors import InvalidArchive
+from ctrpy.streams import CHUNK
 
 _BLOCK: Final = 512
 _ZERO_BLOCK: Final = bytes(_BLOCK)
@@ -196,7 +196,7 @@ class TarReader:
             return True
         parts = [self._buf[self._pos :]] if avail else []
         while avail < n:
-            chunk = self._stream.read(max(CHUNK_SIZE, n - avail))
+            chunk = self._stream.read(max(CHUNK, n - avail))
             if not chunk:
                 break
             parts.append(chunk)

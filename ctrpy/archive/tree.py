@@ -14,7 +14,7 @@ import tarfile
 from collections.abc import Collection
 from typing import BinaryIO, NamedTuple
 
-from ctrpy.archive.compression import CHUNK_SIZE
+from ctrpy.streams import CHUNK
 
 __all__ = ["TreeNode", "tree_manifest", "write_tree_tar"]
 
@@ -99,7 +99,7 @@ def _sha256(path: bytes) -> str:
     digest = hashlib.sha256()
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     with os.fdopen(fd, "rb", buffering=0) as f:
-        while chunk := f.read(CHUNK_SIZE):
+        while chunk := f.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
 

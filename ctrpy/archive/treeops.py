@@ -14,9 +14,9 @@ import stat
 from collections.abc import Callable, Iterator
 from typing import Final
 
-from ctrpy.archive.resolve import DIR_PATH_FLAGS, DIR_READ_FLAGS, Resolver, fd_path
+from ctrpy.archive.resolve import DIR_PATH_FLAGS, DIR_READ_FLAGS, Resolver, fd_path, resolve_in_root
 from ctrpy.archive.tar import TarHeader, quote
-from ctrpy.errors import InvalidArchive
+from ctrpy.errors import InvalidArchive, StoreError
 
 _log = logging.getLogger("ctrpy.archive")
 
@@ -257,3 +257,128 @@ class TreeOps:
             os.fchmod(fd, hdr.mode)
         os.utime(fd, ns=self.times(hdr))
 
+
+
+# ---------------------------------------------------------------------------------
+# Whole trees written from images: removing them, and (not root) reading them
+
+
+class _Remover(TreeOps):
+    """Just what :meth:`TreeOps._remove_tree` needs: no layer, nothing kept."""
+
+    def __init__(self) -> None:
+        self.euid = os.geteuid()
+        self.is_root = self.euid == 0
+        self.upper = set()
+        self.made_writable = {}
+
+
+def remove_tree(path: str | os.PathLike[str], *, best_effort: bool = False) -> None:
+    """Remove ``path`` and everything under it, never following a symlink inside it.
+
+    A tree written from an image may hold symlinks to anywhere and directories of any
+    mode: entries are removed relative to directory descriptors, and (not root) a
+    directory of ours that denies us rwx is opened up through its descriptor, never by
+    path, so nothing outside the tree is ever touched.  Missing is fine.  Failure raises
+    StoreError, unless ``best_effort`` (clean-up after another error)."""
+    full = os.path.abspath(os.fspath(path))
+    parent, name = os.path.split(full)
+    try:
+        pfd = os.open(parent, DIR_READ_FLAGS & ~os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        if best_effort:
+            return
+        raise StoreError(f"cannot remove {full}: {exc.strerror}") from exc
+    try:
+        st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+        if stat.S_ISDIR(st.st_mode):
+            _Remover()._remove_tree(pfd, os.fsencode(name), None)
+        else:
+            os.unlink(name, dir_fd=pfd)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        if not best_effort:
+            raise StoreError(f"cannot remove {full}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(pfd)
+
+
+ModeChanges = list[tuple[bytes, int]]  # (root-relative path, the mode it had)
+
+
+def open_up(root: str | os.PathLike[str]) -> ModeChanges:
+    """Not root: give ourselves read and search permission on every directory of ours
+    under ``root`` that lacks it (an image may ship a directory of mode 0644), through
+    descriptors; returns what changed, for :func:`restore_modes`.  As root: nothing."""
+    if os.geteuid() == 0:
+        return []
+    changes: ModeChanges = []
+    stack: list[tuple[int, Iterator[str], bytes]] = []
+    try:
+        top = os.open(root, DIR_PATH_FLAGS & ~os.O_NOFOLLOW)
+        stack.append((top, _opened_listing(top, b"", changes), b""))
+        while stack:
+            fd, names, rel = stack[-1]
+            for entry in names:
+                child = os.fsencode(entry)
+                try:
+                    cfd = os.open(child, DIR_PATH_FLAGS, dir_fd=fd)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOTDIR, errno.ELOOP, errno.ENOENT):
+                        continue  # not a directory (or a symlink: never followed)
+                    raise
+                crel = rel + b"/" + child if rel else child
+                try:
+                    stack.append((cfd, _opened_listing(cfd, crel, changes), crel))
+                except BaseException:
+                    os.close(cfd)
+                    raise
+                break
+            else:
+                stack.pop()
+                os.close(fd)
+    except BaseException:
+        for fd, _names, _rel in stack:
+            os.close(fd)
+        restore_modes(root, changes)
+        raise
+    return changes
+
+
+def _opened_listing(fd: int, rel: bytes, changes: ModeChanges) -> Iterator[str]:
+    """The names in directory ``fd`` (an O_PATH descriptor), after granting ourselves rwx
+    on it when it is ours and denies us that."""
+    st = os.fstat(fd)
+    mode = stat.S_IMODE(st.st_mode)
+    if st.st_uid == os.geteuid() and mode & 0o700 != 0o700:
+        os.chmod(fd_path(fd), mode | 0o700)
+        changes.append((rel, mode))
+    rfd = os.open(b".", DIR_READ_FLAGS, dir_fd=fd)
+    try:
+        return iter(sorted(os.listdir(rfd)))
+    finally:
+        os.close(rfd)
+
+
+def restore_modes(root: str | os.PathLike[str], changes: ModeChanges) -> None:
+    """Put back the modes :func:`open_up` changed (deepest first), in ``root`` or in a copy
+    of it; paths are resolved inside the root without following symlinks."""
+    if not changes:
+        return
+    root_fd = os.open(root, DIR_PATH_FLAGS & ~os.O_NOFOLLOW)
+    try:
+        for rel, mode in sorted(changes, key=lambda c: c[0].count(b"/"), reverse=True):
+            try:
+                fd = resolve_in_root(root_fd, rel) if rel else os.dup(root_fd)
+            except OSError:
+                continue
+            try:
+                if stat.S_ISDIR(os.fstat(fd).st_mode):
+                    os.chmod(fd_path(fd), mode)
+            finally:
+                os.close(fd)
+    finally:
+        os.close(root_fd)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ctrpy.errors import InvalidArgument
+from ctrpy.errors import InvalidArgument, SnapshotterUnavailable
 from ctrpy.metadata.db import Database
 from ctrpy.snapshots.base import Snapshot, Snapshotter, Usage
 from ctrpy.snapshots.native import NativeSnapshotter
@@ -36,7 +36,7 @@ def get(name: str, snapshots_root: Path, db: Database, namespace: str) -> Snapsh
     if cls is None:
         raise InvalidArgument(f"unknown snapshotter {name!r}; valid snapshotters: {', '.join(names())}")
     if real == "overlayfs" and os.geteuid() != 0:
-        raise InvalidArgument("the overlayfs snapshotter needs root; use --snapshotter native")
+        raise SnapshotterUnavailable("overlayfs", "needs root")
     return cls(snapshots_root / real, db, namespace)
 
 

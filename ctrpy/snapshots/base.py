@@ -15,12 +15,12 @@ import secrets
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
+from ctrpy.archive.treeops import remove_tree
 from ctrpy.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from ctrpy.metadata import namespaces
 from ctrpy.metadata.db import Database, dumps, loads_map, now
-from ctrpy.util import remove_tree
 
 Kind = Literal["active", "committed", "view"]
 
@@ -34,6 +34,18 @@ class Snapshot:
     dir: str = ""  # the snapshot's directory name under snapshots/
     created_at: str = ""
     updated_at: str = ""
+
+    def to_json(self, snapshotter: str) -> dict[str, Any]:
+        """One ``snapshots ls --json`` item (the envelope's lower camel case keys)."""
+        return {
+            "key": self.key,
+            "parent": self.parent,
+            "kind": self.kind,
+            "labels": self.labels,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+            "snapshotter": snapshotter,
+        }
 
 
 @dataclass
@@ -242,7 +254,7 @@ class Snapshotter:
         self._remove_dir(snap)
 
     def _remove_dir(self, snap: Snapshot) -> None:
-        remove_tree(self.snapshot_path(snap))
+        remove_tree(self.snapshot_path(snap), best_effort=True)
 
     def usage(self, key: str) -> Usage:
         return dir_usage(self.fs_path(self.stat(key)))

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ctrpy.errors import FailedPrecondition, MountError, NotFound
+from ctrpy.errors import FailedPrecondition, MountBusy, MountError, NotFound
 from ctrpy.snapshots.base import Snapshotter
 from ctrpy.snapshots.overlay import MS_BIND, MS_RDONLY, MS_REMOUNT, OverlaySnapshotter, mount, umount
 
@@ -76,10 +76,7 @@ def mount_snapshot(sn: Snapshotter, top: str, target: Path, *, rw: bool) -> str:
         sn.remove(key)  # left by a read-only mount that was unmounted without ctrpy
         existing = None
     if existing is not None and rw and existing.parent != top:
-        raise FailedPrecondition(
-            f"a writable snapshot {key!r} of another image exists for {target}: "
-            "remove it with `snapshots rm` (or `images unmount --rm`) first"
-        )
+        raise MountBusy(str(target), key)
     # a read-only mount next to a kept writable snapshot needs no view: that snapshot,
     # a child of some top, already keeps it from being removed
     snap = existing if existing is not None and rw else None
