@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from ctrpy.cli.context import App, pass_app
 from ctrpy.cli.group import AliasedGroup
 from ctrpy.cli.params import Duration, parse_labels, stdin_binary, stdout_binary
-from ctrpy.cli.render import age, human_size, json_envelope, labels_cell, table
-from ctrpy.content.blobs import CHUNK
+from ctrpy.cli.render import age, human_size, labels_cell, listing
+from ctrpy.content import Info
 from ctrpy.oci import digest as _digest
+from ctrpy.streams import CHUNK
 
 
 @click.group(cls=AliasedGroup)
@@ -35,19 +34,12 @@ def ls(app: App, quiet: bool, as_json: bool) -> None:
     Example:
       $ ctrpy content ls -q
     """
-    infos = app.client.content.list()
-    if quiet:
-        for info in infos:
-            click.echo(info.digest)
-    elif as_json:
-        click.echo(json_envelope("ContentList", [
-            {"digest": i.digest, "size": i.size, "labels": i.labels,
-             "createdAt": i.created_at, "updatedAt": i.updated_at}
-            for i in infos
-        ]))
-    else:
-        rows = [[i.digest, str(i.size), age(i.created_at), labels_cell(i.labels)] for i in infos]
-        table(sys.stdout, ["DIGEST", "SIZE", "AGE", "LABELS"], rows)
+    listing(
+        app.client.content.list(), lambda i: i, quiet=quiet, as_json=as_json, kind="ContentList",
+        name=lambda i: i.digest, header=["DIGEST", "SIZE", "AGE", "LABELS"],
+        row=lambda i: [i.digest, str(i.size), age(i.created_at), labels_cell(i.labels)],
+        to_json=Info.to_json,
+    )
 
 
 @content.command("get")

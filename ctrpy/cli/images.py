@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
@@ -12,8 +11,9 @@ from ctrpy.cli.context import App, pass_app
 from ctrpy.cli.group import AliasedGroup
 from ctrpy.cli.options import platform_option, snapshotter_option
 from ctrpy.cli.params import open_input, parse_labels, stdout_binary
-from ctrpy.cli.render import human_size, json_envelope, labels_cell, table
-from ctrpy.errors import NotFound
+from ctrpy.cli.render import human_size, labels_cell, listing
+from ctrpy.client import ImageSummary
+from ctrpy.errors import ImageNotFound
 from ctrpy.formats import ExportOptions, ImportOptions, registry
 from ctrpy.oci import Matcher, mediatypes
 
@@ -43,38 +43,16 @@ def ls(app: App, quiet: bool, as_json: bool) -> None:
       $ ctrpy images ls -q
     """
     client = app.client
-    imgs = client.images.list()
-    if quiet:
-        for img in imgs:
-            click.echo(img.name)
-        return
-    summaries = [client.summarize(img) for img in imgs]
-    if as_json:
-        click.echo(json_envelope("ImageList", [
-            {
-                "name": s.image.name,
-                "target": s.image.target.to_json(),
-                "size": s.size,
-                "platforms": [str(p) for p in s.platforms],
-                "labels": s.image.labels,
-                "createdAt": s.image.created_at,
-                "updatedAt": s.image.updated_at,
-            }
-            for s in summaries
-        ]))
-        return
-    rows = [
-        [
-            s.image.name,
-            s.image.target.media_type,
-            s.image.target.digest,
-            human_size(s.size),
-            ",".join(str(p) for p in s.platforms) or "-",
-            labels_cell(s.image.labels),
-        ]
-        for s in summaries
-    ]
-    table(sys.stdout, ["REF", "TYPE", "DIGEST", "SIZE", "PLATFORMS", "LABELS"], rows)
+    listing(
+        client.images.list(), client.summarize, quiet=quiet, as_json=as_json, kind="ImageList",
+        name=lambda img: img.name,
+        header=["REF", "TYPE", "DIGEST", "SIZE", "PLATFORMS", "LABELS"],
+        row=lambda s: [
+            s.image.name, s.image.target.media_type, s.image.target.digest, human_size(s.size),
+            ",".join(str(p) for p in s.platforms) or "-", labels_cell(s.image.labels),
+        ],
+        to_json=ImageSummary.to_json,
+    )
 
 
 @images.command("tag")
@@ -107,7 +85,7 @@ def rm(app: App, refs: tuple[str, ...]) -> None:
     for ref in refs:
         try:
             img = store.delete(ref)
-        except NotFound:
+        except ImageNotFound:
             click.echo(f"ctrpy: warning: image {ref!r} not found", err=True)
             continue
         click.echo(img.name)
@@ -190,10 +168,11 @@ def import_cmd(
       $ ctrpy images import --platform linux/amd64 busybox.tar
       $ skopeo copy docker://busybox oci-archive:/dev/stdout | ctrpy images import -
     """
+    if base_name is not None and not base_name.strip():
+        raise click.BadParameter("must not be empty", param_hint="--oci-name/--base-name")
     importer = registry.get_importer(fmt)
     opts = ImportOptions(
-        base_name=base_name or "unknown/unknown",
-        base_name_given=base_name is not None,
+        base_name=base_name,
         digests=digests,
         skip_digest_for_named=skip_digest_for_named,
         index_name=index_name,
@@ -257,16 +236,11 @@ def export_cmd(
     app.progress_for("export")
     targets = client.export_targets(names, manifest, manifest_type, oci_ref_name)
     opts = ExportOptions(
-        matcher=Matcher.from_options(platforms, all_platforms),
+        matcher=Matcher.from_options(platforms, False) if platforms else None,
         all_platforms=all_platforms,
         skip_manifest_json=skip_manifest_json,
         skip_non_distributable=skip_non_distributable,
     )
-    if out == "-":
-        stdout = stdout_binary()
-        client.export(targets, stdout, options=opts)
-        stdout.flush()
-    else:
-        client.export_to_path(targets, out, options=opts)
+    client.export(targets, stdout_binary() if out == "-" else out, options=opts)
 
 

@@ -19,7 +19,15 @@ from ctrpy.cli.completion import complete_namespaces
 from ctrpy.cli.context import App
 from ctrpy.cli.group import AliasedGroup
 from ctrpy.cli.progress import MODES
-from ctrpy.errors import CtrpyError
+from ctrpy.errors import (
+    CtrpyError,
+    ImageExists,
+    ImageNotFound,
+    MountBusy,
+    PlatformContentMissing,
+    PlatformNotFound,
+    SnapshotterUnavailable,
+)
 from ctrpy.metadata import namespaces
 
 
@@ -30,6 +38,31 @@ class CommandFailed(click.ClickException):
 
     def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"ctrpy: error: {self.message}", err=True)
+
+
+def hint(e: CtrpyError) -> str:
+    """What the user can do about ``e``, in the CLI's own words (its flags): the library
+    carries the data, this is the one place that names flags."""
+    if isinstance(e, PlatformContentMissing):
+        if e.all_platforms:
+            return "--all-platforms needs every platform's content"
+        return "import or pull it with --platform or --all-platforms"
+    if isinstance(e, PlatformNotFound):
+        return "use --platform or --all-platforms"
+    if isinstance(e, ImageExists):
+        return "use --force to replace it"
+    if isinstance(e, ImageNotFound) and e.suggestions:
+        return "did you mean " + " or ".join(repr(s) for s in e.suggestions) + "?"
+    if isinstance(e, SnapshotterUnavailable):
+        return "use --snapshotter native"
+    if isinstance(e, MountBusy):
+        return f"remove it with `ctrpy snapshots rm {e.key}` or `ctrpy images unmount --rm {e.target}` first"
+    return ""
+
+
+def with_hint(e: CtrpyError) -> str:
+    text = hint(e)
+    return f"{e} ({text})" if text else str(e)
 
 
 def _describe_os_error(e: OSError) -> str:
@@ -45,7 +78,7 @@ class RootGroup(AliasedGroup):
             raise
         except CtrpyError as e:
             self._maybe_trace(ctx)
-            raise CommandFailed(str(e)) from e
+            raise CommandFailed(with_hint(e)) from e
         except BrokenPipeError:
             # the reader went away (`ctrpy ... | head`): not our error to report
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -127,14 +160,18 @@ def version_cmd() -> None:
     """
     import platform
 
+    from ctrpy.oci import Platform
+
     click.echo(f"ctrpy:\n  Version:  {ctrpy.__version__}\n  Python:   {platform.python_version()}")
-    click.echo(f"  Platform: {platform.system().lower()}/{platform.machine()}")
+    click.echo(f"  Platform: {Platform.host()}")
 
 
 def _register() -> None:
+    """Every command group, added here and only here."""
     from ctrpy.cli import completion, content, images, namespaces_cmd, rootfs, snapshots
 
-    del rootfs  # its commands join the images group on import
+    for cmd in rootfs.COMMANDS:
+        images.images.add_command(cmd)
     cli.add_command(images.images)
     cli.add_command(content.content)
     cli.add_command(namespaces_cmd.namespaces)

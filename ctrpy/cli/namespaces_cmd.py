@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from ctrpy.cli.completion import complete_namespaces
 from ctrpy.cli.context import App, pass_app
 from ctrpy.cli.group import AliasedGroup
 from ctrpy.cli.params import parse_labels
-from ctrpy.cli.render import json_envelope, labels_cell, table
+from ctrpy.cli.render import labels_cell, listing
 from ctrpy.metadata import namespaces as ns_rules
 
 
@@ -38,14 +36,11 @@ def ls(app: App, quiet: bool, as_json: bool) -> None:
     Example:
       $ ctrpy ns ls
     """
-    items = app.client.namespaces.list()
-    if quiet:
-        for name, _labels in items:
-            click.echo(name)
-    elif as_json:
-        click.echo(json_envelope("NamespaceList", [{"name": n, "labels": lb} for n, lb in items]))
-    else:
-        table(sys.stdout, ["NAME", "LABELS"], [[n, labels_cell(lb)] for n, lb in items])
+    listing(
+        app.client.namespaces.list(), lambda item: item, quiet=quiet, as_json=as_json, kind="NamespaceList",
+        name=lambda item: item[0], header=["NAME", "LABELS"], row=lambda item: [item[0], labels_cell(item[1])],
+        to_json=lambda item: {"name": item[0], "labels": item[1]},
+    )
 
 
 @namespaces.command("create")

@@ -36,7 +36,7 @@ from ctrpy.progress import (
     LayerStarted,
     UnpackDone,
     UnpackStarted,
-    Warning,
+    Warn,
 )
 
 if TYPE_CHECKING:
@@ -62,8 +62,17 @@ class Renderer(Protocol):
     def close(self, failed: bool = False) -> None: ...
 
 
-def _warn(message: str) -> None:
-    click.echo(f"ctrpy: warning: {message}", err=True)
+TOPIC_HINTS = {"platform": "use --platform or --all-platforms"}
+
+
+def warning_text(event: Warn) -> str:
+    """A warning as the user reads it: the library's words plus the CLI's hint."""
+    hint = TOPIC_HINTS.get(event.topic)
+    return f"ctrpy: warning: {event.message}" + (f" ({hint})" if hint else "")
+
+
+def _warn(event: Warn) -> None:
+    click.echo(warning_text(event), err=True)
 
 
 class QuietRenderer:
@@ -72,8 +81,8 @@ class QuietRenderer:
     unpack_lines = False
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, Warning):
-            _warn(event.message)
+        if isinstance(event, Warn):
+            _warn(event)
 
     def close(self, failed: bool = False) -> None:
         pass
@@ -88,8 +97,8 @@ class PlainRenderer:
 
     def __call__(self, event: Event) -> None:
         out = self.out or sys.stdout
-        if isinstance(event, Warning):
-            _warn(event.message)
+        if isinstance(event, Warn):
+            _warn(event)
         elif isinstance(event, UnpackStarted) and self.unpack_lines:
             out.write(f"unpacking {event.image} ({event.digest})...")
             out.flush()
@@ -171,8 +180,8 @@ class RichRenderer:
         return self._bars
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, Warning):
-            self._live().log(f"ctrpy: warning: {event.message}", style="yellow")
+        if isinstance(event, Warn):
+            self._live().log(warning_text(event), style="yellow")
         elif isinstance(event, UnpackDone):
             if self.unpack_lines:
                 # the same line, at once, as the plain renderer writes in two parts

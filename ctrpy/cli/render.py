@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
+
+import click
+
+R = TypeVar("R")
+D = TypeVar("D")
 
 JSON_SCHEMA_VERSION = 1
 
@@ -79,3 +85,32 @@ def json_envelope(kind: str, items: list[dict[str, Any]]) -> str:
     return json.dumps(
         {"schemaVersion": JSON_SCHEMA_VERSION, "kind": kind, "items": items}, indent=2, sort_keys=False
     )
+
+
+def listing(
+    records: Sequence[R],
+    detail: Callable[[R], D],
+    *,
+    quiet: bool,
+    as_json: bool,
+    kind: str,
+    name: Callable[[R], str],
+    header: Sequence[str],
+    row: Callable[[D], Sequence[str]],
+    to_json: Callable[[D], dict[str, Any]],
+    quiet_keeps: Callable[[D], bool] | None = None,
+) -> None:
+    """The one way a list command prints: ``-q`` the names (of the records ``quiet_keeps``
+    keeps, when given), ``--json`` the envelope, else ctr's table.  ``detail`` turns a
+    record into what the table and the JSON show (e.g. an image's size); ``-q`` without
+    ``quiet_keeps`` never computes it."""
+    if quiet:
+        for record in records:
+            if quiet_keeps is None or quiet_keeps(detail(record)):
+                click.echo(name(record))
+        return
+    details = [detail(r) for r in records]
+    if as_json:
+        click.echo(json_envelope(kind, [to_json(d) for d in details]))
+    else:
+        table(sys.stdout, header, [row(d) for d in details])

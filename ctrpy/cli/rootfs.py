@@ -1,4 +1,8 @@
-"""``ctrpy images unpack|extract|flatten|mount|unmount|check|usage``: images as root filesystems."""
+"""``ctrpy images unpack|extract|flatten|mount|unmount|check|usage``: images as root filesystems.
+
+The commands are plain click commands; ``ctrpy.cli.main`` adds them to the ``images``
+group (see :data:`COMMANDS`).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,10 @@ from pathlib import Path
 import click
 
 from ctrpy.cli.context import App, pass_app
-from ctrpy.cli.images import images
 from ctrpy.cli.options import image_argument, platform_option, snapshotter_option
 from ctrpy.cli.params import stdout_binary
-from ctrpy.cli.render import human_size, json_envelope, table
+from ctrpy.cli.render import human_size, listing, table
+from ctrpy.client import ImageCheck
 from ctrpy.oci import Matcher
 
 
@@ -19,7 +23,7 @@ def _matcher(platforms: tuple[str, ...]) -> Matcher:
     return Matcher.from_options(platforms, False)
 
 
-@images.command("unpack")
+@click.command("unpack")
 @platform_option
 @snapshotter_option
 @image_argument
@@ -35,7 +39,7 @@ def unpack(app: App, platforms: tuple[str, ...], snapshotter: str | None, ref: s
     app.client.unpack(ref, _matcher(platforms), snapshotter)
 
 
-@images.command("extract")
+@click.command("extract")
 @platform_option
 @image_argument
 @click.argument("dest", metavar="DIR", type=click.Path(path_type=Path))
@@ -51,7 +55,7 @@ def extract(app: App, platforms: tuple[str, ...], ref: str, dest: Path) -> None:
     app.client.extract(ref, dest, _matcher(platforms))
 
 
-@images.command("flatten")
+@click.command("flatten")
 @platform_option
 @image_argument
 @click.argument("out", metavar="OUT")
@@ -63,17 +67,11 @@ def flatten(app: App, platforms: tuple[str, ...], ref: str, out: str) -> None:
     Example:
       $ ctrpy images flatten busybox:latest - | tar -t | head
     """
-    client = app.client
     app.progress_for("flatten")
-    if out == "-":
-        stdout = stdout_binary()
-        client.flatten(ref, stdout, _matcher(platforms))
-        stdout.flush()
-    else:
-        client.flatten_to_path(ref, Path(out), _matcher(platforms))
+    app.client.flatten(ref, stdout_binary() if out == "-" else out, _matcher(platforms))
 
 
-@images.command("mount")
+@click.command("mount")
 @click.option("--rw", is_flag=True, help="Mount writable (changes go to a new active snapshot).")
 @platform_option
 @snapshotter_option
@@ -91,7 +89,7 @@ def mount(app: App, rw: bool, platforms: tuple[str, ...], snapshotter: str | Non
     click.echo(app.client.mount(ref, target, rw=rw, matcher=_matcher(platforms), snapshotter=snapshotter))
 
 
-@images.command("unmount")
+@click.command("unmount")
 @click.option("--rm", "remove", is_flag=True, help="Also remove the writable snapshot of an --rw mount.")
 @snapshotter_option
 @click.argument("target", metavar="TARGET", type=click.Path(path_type=Path))
@@ -107,7 +105,7 @@ def unmount(app: App, remove: bool, snapshotter: str | None, target: Path) -> No
     click.echo(str(target))
 
 
-@images.command("check")
+@click.command("check")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the names of complete images.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON envelope instead of a table.")
 @snapshotter_option
@@ -120,42 +118,21 @@ def check(app: App, quiet: bool, as_json: bool, snapshotter: str | None) -> None
       $ ctrpy images check
     """
     client = app.client
-    checks = [client.check(img, snapshotter=snapshotter) for img in client.images.list()]
-    if quiet:
-        for c in checks:
-            if c.complete:
-                click.echo(c.image.name)
-        return
-    if as_json:
-        click.echo(json_envelope("ImageCheckList", [
-            {
-                "name": c.image.name,
-                "target": c.image.target.to_json(),
-                "complete": c.complete,
-                "present": c.present,
-                "required": c.required,
-                "size": c.size,
-                "requiredSize": c.required_size,
-                "unpacked": c.unpacked,
-            }
-            for c in checks
-        ]))
-        return
-    rows = [
-        [
-            c.image.name,
-            c.image.target.media_type,
-            c.image.target.digest,
+    listing(
+        client.images.list(), lambda img: client.check(img, snapshotter=snapshotter),
+        quiet=quiet, as_json=as_json, kind="ImageCheckList", name=lambda img: img.name,
+        header=["REF", "TYPE", "DIGEST", "STATUS", "SIZE", "UNPACKED"],
+        row=lambda c: [
+            c.image.name, c.image.target.media_type, c.image.target.digest,
             f"{'complete' if c.complete else 'incomplete'} ({c.present}/{c.required})",
-            f"{human_size(c.size)}/{human_size(c.required_size)}",
-            "true" if c.unpacked else "false",
-        ]
-        for c in checks
-    ]
-    table(sys.stdout, ["REF", "TYPE", "DIGEST", "STATUS", "SIZE", "UNPACKED"], rows)
+            f"{human_size(c.size)}/{human_size(c.required_size)}", "true" if c.unpacked else "false",
+        ],
+        to_json=ImageCheck.to_json,
+        quiet_keeps=lambda c: c.complete,
+    )
 
 
-@images.command("usage")
+@click.command("usage")
 @platform_option
 @snapshotter_option
 @image_argument
@@ -175,3 +152,6 @@ def usage(app: App, platforms: tuple[str, ...], snapshotter: str | None, ref: st
     ]
     cells.append(["TOTAL", human_size(total), str(inodes)])
     table(sys.stdout, ["SNAPSHOT", "SIZE", "INODES"], cells)
+
+
+COMMANDS = (unpack, extract, flatten, mount, unmount, check, usage)

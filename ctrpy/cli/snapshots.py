@@ -10,7 +10,7 @@ import click
 from ctrpy.cli.context import App, pass_app
 from ctrpy.cli.group import AliasedGroup
 from ctrpy.cli.options import snapshotter_option
-from ctrpy.cli.render import human_size, json_envelope, table
+from ctrpy.cli.render import human_size, listing, table
 from ctrpy.snapshots import Snapshot, Snapshotter
 
 
@@ -32,19 +32,6 @@ snapshots.aliases = ("snapshot",)  # type: ignore[attr-defined]
 
 def _sn(app: App) -> Snapshotter:
     return app.client.snapshotter(app.snapshotter)
-
-
-def _json_item(s: Snapshot, snapshotter: str) -> dict[str, object]:
-    """One ``snapshots ls --json`` item (the envelope's lower camel case keys)."""
-    return {
-        "key": s.key,
-        "parent": s.parent,
-        "kind": s.kind,
-        "labels": s.labels,
-        "createdAt": s.created_at,
-        "updatedAt": s.updated_at,
-        "snapshotter": snapshotter,
-    }
 
 
 def _info(s: Snapshot, snapshotter: str) -> dict[str, object]:
@@ -72,14 +59,11 @@ def ls(app: App, quiet: bool, as_json: bool) -> None:
       $ ctrpy snapshots ls
     """
     sn = _sn(app)
-    items = sn.list()
-    if quiet:
-        for s in items:
-            click.echo(s.key)
-    elif as_json:
-        click.echo(json_envelope("SnapshotList", [_json_item(s, sn.name) for s in items]))
-    else:
-        table(sys.stdout, ["KEY", "PARENT", "KIND"], [[s.key, s.parent, s.kind.capitalize()] for s in items])
+    listing(
+        sn.list(), lambda s: s, quiet=quiet, as_json=as_json, kind="SnapshotList", name=lambda s: s.key,
+        header=["KEY", "PARENT", "KIND"], row=lambda s: [s.key, s.parent, s.kind.capitalize()],
+        to_json=lambda s: s.to_json(sn.name),
+    )
 
 
 @snapshots.command("info")
