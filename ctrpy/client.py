@@ -12,16 +12,16 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ctrpy import gc
 from ctrpy import snapshots as _snapshots
 from ctrpy.archive.tree import write_tree_tar
-from ctrpy.archive.treeops import remove_tree
-from ctrpy.content import ContentStore, RawContent
-from ctrpy.content.store import PruneResult, prune
-from ctrpy.errors import CtrpyError, FailedPrecondition, InvalidArgument, NotFound
+from ctrpy.archive.treeops import empty_tree, remove_tree
+from ctrpy.content import ContentStore, Info, RawContent
+from ctrpy.errors import CtrpyError, FailedPrecondition, ImageNotFound, InvalidArgument, NotFound
 from ctrpy.formats import (
     Exporter,
     ExportOptions,
@@ -35,6 +35,7 @@ from ctrpy.formats import (
 from ctrpy.images import Image, ImageStore, Walker
 from ctrpy.images.store import validate as validate_image
 from ctrpy.metadata import NamespaceStore, namespaces
+from ctrpy.metadata.leases import Held, LeaseStore, new_id, this_process
 from ctrpy.oci import Descriptor, Matcher, Platform, digest, mediatypes
 from ctrpy.progress import Sink, null_sink
 from ctrpy.root import Root
@@ -62,6 +63,22 @@ class ImageSummary:
         out["size"] = self.size
         out["platforms"] = [str(p) for p in self.platforms]
         return {k: out[k] for k in ("name", "target", "size", "platforms", "labels", "createdAt", "updatedAt")}
+
+
+@dataclass
+class VerifyReport:
+    """What ``content verify`` found: blobs whose bytes are not what their digest says,
+    blobs a namespace lists that are gone, and snapshots whose trees vanished."""
+
+    checked: int = 0
+    corrupt: list[tuple[str, str]] = field(default_factory=list)  # (digest, what the bytes hash to)
+    missing: list[str] = field(default_factory=list)
+    broken_snapshots: list[tuple[str, str, str]] = field(default_factory=list)  # (namespace, snapshotter, key)
+    fixed: bool = False
+
+    @property
+    def clean(self) -> bool:
+        return not (self.corrupt or self.missing or self.broken_snapshots)
 
 
 @dataclass
@@ -124,18 +141,118 @@ class Client:
         self.root.ensure()
         return _snapshots.get(name or _snapshots.default_name(base), base, self.root.db, self.namespace)
 
+    @property
+    def leases(self) -> LeaseStore:
+        return LeaseStore(self.root.db, self.namespace)
+
     def close(self) -> None:
         self.root.close()
 
-    def prune_content(self, older_than: float = 3600.0) -> PruneResult:
-        """Delete stored bytes no namespace holds, and partial writes, older than
-        ``older_than`` seconds (see :func:`ctrpy.content.store.prune`)."""
-        return prune(self.root.blobs, self.root.db, older_than)
+    # the lifecycle ------------------------------------------------------------------
+    @contextmanager
+    def lease(self, purpose: str) -> Iterator[Held]:
+        """A lease this process owns for one operation: what the operation writes is held
+        by it until an image record holds it; a dead process's lease holds nothing."""
+        self.root.ensure()
+        store = self.leases
+        lease = store.create(new_id(purpose), owner=this_process())
+        try:
+            yield Held(store, lease.id)
+        finally:
+            try:
+                store.delete(lease.id)
+            except CtrpyError:
+                pass  # the next collection drops it: its process is gone by then
 
-    def remove_namespace(self, name: str) -> None:
-        """Remove an empty namespace, and the bytes of blobs no other namespace holds."""
-        for dgst in self.namespaces.remove(name):
-            self.root.blobs.delete(dgst)
+    def collect(self, grace: float = 0.0) -> gc.Collected:
+        """Garbage-collect the whole root (every namespace); see :mod:`ctrpy.gc`."""
+        return gc.collect(self.root, grace=grace)
+
+    def remove_images(self, names: Iterable[str]) -> tuple[list[Image], list[str], gc.Collected]:
+        """Remove image records (a name that is not there is reported, not an error), then
+        collect what they held: (removed, missing, freed)."""
+        removed: list[Image] = []
+        missing: list[str] = []
+        for name in names:
+            try:
+                removed.append(self.images.delete(name))
+            except ImageNotFound:
+                missing.append(name)
+        return removed, missing, self.collect()
+
+    def remove_content(self, digests: Iterable[str]) -> gc.Collected:
+        """Hide blobs in this namespace (all must exist), then collect."""
+        wanted = [digest.validate(d) for d in digests]
+        content = self.content
+        for d in wanted:
+            content.info(d)
+        for d in wanted:
+            content.delete(d)
+        return self.collect()
+
+    def remove_snapshots(self, keys: Iterable[str], snapshotter: str | None = None) -> gc.Collected:
+        sn = self.snapshotter(snapshotter)
+        for key in keys:
+            sn.remove(key)
+        return self.collect()
+
+    def remove_namespace(self, name: str) -> gc.Collected:
+        """Remove an empty namespace (its content rows go with it), then collect."""
+        self.namespaces.remove(name)
+        return self.collect()
+
+    def remove_lease(self, lease_id: str) -> gc.Collected:
+        self.leases.delete(lease_id)
+        return self.collect()
+
+    def verify(self, digests: Iterable[str] | None = None, *, fix: bool = False) -> VerifyReport:
+        """Re-hash stored blobs (``digests``, or every blob file with None) and look for
+        snapshot rows whose directory is gone, in every namespace.  ``fix`` deletes the
+        corrupt blobs (the next import or pull brings them back; ``images check`` shows the
+        images that need them as incomplete meanwhile) and forgets the broken snapshots (the
+        next unpack rebuilds them)."""
+        report = VerifyReport()
+        blobs = self.root.blobs
+        if digests is None:
+            wanted = blobs.digests()
+            listed = {r["digest"] for r in self.root.db.query("SELECT DISTINCT digest FROM content")} \
+                if (self.root.path / "metadata.db").exists() else set()
+            report.missing = sorted(d for d in listed if not blobs.exists(d))
+        else:
+            wanted = [digest.validate(d) for d in digests]
+        for dgst in wanted:
+            actual = blobs.rehash(dgst)
+            report.checked += 1
+            if actual is None:
+                if digests is not None:
+                    report.missing.append(dgst)
+            elif actual != dgst:
+                report.corrupt.append((dgst, actual))
+        if digests is None and (self.root.path / "metadata.db").exists():
+            for name in _snapshots.names():
+                for ns, in self.root.db.query("SELECT DISTINCT namespace FROM snapshots WHERE snapshotter = ?", (name,)):
+                    sn = _snapshots.get(name, self.root.path / "snapshots", self.root.db, ns)
+                    for snap in sn.list():
+                        if snap.kind != "view" and not sn.fs_path(snap).is_dir():
+                            report.broken_snapshots.append((ns, name, snap.key))
+        if fix:
+            for dgst, _actual in report.corrupt:
+                blobs.delete(dgst)
+            for ns, name, key in report.broken_snapshots:
+                _snapshots.get(name, self.root.path / "snapshots", self.root.db, ns).forget_broken(key)
+            report.fixed = True
+        return report
+
+    def ingest(
+        self,
+        stream: BinaryIO,
+        expected: str | None = None,
+        expected_size: int | None = None,
+        labels: dict[str, str] | None = None,
+    ) -> Info:
+        """Store a stream as a blob and make it visible in this namespace."""
+        with self.lease("ingest") as held:
+            return self.content.ingest(stream, expected, expected_size, labels, held)
 
     # images -------------------------------------------------------------------
     def image(self, image: ImageRef) -> Image:
@@ -190,25 +307,38 @@ class Client:
         opts = options or ImportOptions()
         if opts.base_name is not None and not opts.base_name.strip():
             raise InvalidArgument("the base name must not be empty")
-        self.root.ensure()
-        ctx = ImportContext(self.root.blobs, opts, self.progress, self.content.find_labelled)
-        result = imp.import_stream(stream, ctx)
-        wanted = {k: v for k, v in (labels or {}).items() if v}  # `k=` sets nothing on import
-        for imported in result.images:  # refuse bad names and labels before unpacking anything
-            validate_image(Image(imported.name, imported.target, wanted))
-        unpacker: Unpacker | None = None
-        try:
-            if unpack and result.images:
-                unpacker = Unpacker(RawContent(self.root.blobs), self.snapshotter(snapshotter), self.progress)
+        with self.lease("import") as held:
+            ctx = ImportContext(self.root.blobs, opts, self.progress, self.content.find_labelled, held)
+            result = imp.import_stream(stream, ctx)
+            wanted = {k: v for k, v in (labels or {}).items() if v}  # `k=` sets nothing on import
+            for imported in result.images:  # refuse bad names and labels before unpacking anything
+                validate_image(Image(imported.name, imported.target, wanted))
+            unpacker: Unpacker | None = None
+            try:
+                walker = ctx.walker()
                 for imported in result.images:
-                    unpacker.unpack(imported.name, imported.target, opts.matcher)
-                for dgst, diff_id in unpacker.uncompressed.items():
-                    result.blob_labels.setdefault(dgst, {})[mediatypes.LABEL_UNCOMPRESSED] = diff_id
-            out = self._record(result.blobs, result.blob_labels, [(i.name, i.target) for i in result.images], wanted)
-        except BaseException:
-            if unpacker is not None:
-                unpacker.rollback()
-            raise
+                    _add_labels(result.blob_labels, self._reference_labels(walker, imported.target, opts.matcher))
+                if unpack and result.images:
+                    unpacker = Unpacker(RawContent(self.root.blobs), self.snapshotter(snapshotter), self.progress, held)
+                    for imported in result.images:
+                        unpacker.unpack(imported.name, imported.target, opts.matcher)
+                    _add_labels(result.blob_labels, unpacker.labels)
+                images = [(i.name, i.target) for i in result.images]
+                return self._record(result.blobs, result.blob_labels, images, wanted)
+            except BaseException:
+                if unpacker is not None:
+                    unpacker.rollback()
+                raise
+
+    @staticmethod
+    def _reference_labels(walker: Walker, target: Descriptor, matcher: Matcher) -> dict[str, dict[str, str]]:
+        """containerd's gc reference labels for every index and manifest of an image that
+        is present (see :meth:`ctrpy.images.walk.Walker.reference_labels`)."""
+        out: dict[str, dict[str, str]] = {}
+        for item in walker.content(target, matcher):
+            d = item.descriptor
+            if (mediatypes.is_index(d.media_type) or mediatypes.is_manifest(d.media_type)) and walker.exists(d.digest):
+                out[d.digest] = walker.reference_labels(d)
         return out
 
     def _record(
@@ -232,12 +362,17 @@ class Client:
     def unpack(self, image: ImageRef, matcher: Matcher | None = None, snapshotter: str | None = None) -> str:
         """Unpack an image into snapshots; returns the top chainID ("" for an artifact)."""
         img = self.image(image)
-        unpacker = Unpacker(self.content, self.snapshotter(snapshotter), self.progress)
-        top = unpacker.unpack(img.name, img.target, matcher or Matcher.default())
-        content = self.content
-        for dgst, diff_id in unpacker.uncompressed.items():
-            if content.info(dgst).labels.get(mediatypes.LABEL_UNCOMPRESSED) != diff_id:
-                content.set_labels(dgst, {mediatypes.LABEL_UNCOMPRESSED: diff_id})
+        m = matcher or Matcher.default()
+        with self.lease("unpack") as held:
+            unpacker = Unpacker(self.content, self.snapshotter(snapshotter), self.progress, held)
+            try:
+                top = unpacker.unpack(img.name, img.target, m)
+                labels = self._reference_labels(self.walker, img.target, m)
+                _add_labels(labels, unpacker.labels)
+                self.content.label_all(labels)  # the image now holds its snapshots
+            except BaseException:
+                unpacker.rollback()
+                raise
         return top
 
     def layers(self, image: ImageRef, matcher: Matcher | None = None) -> ImageLayers:
@@ -278,9 +413,17 @@ class Client:
         """Write the image's flattened root filesystem into ``dest`` (new or empty)."""
         img = self.image(image)
         path = Path(dest)
-        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        existed = path.exists()
+        if existed and (not path.is_dir() or any(path.iterdir())):
             raise FailedPrecondition(f"{path} exists and is not an empty directory")
-        return extract_layers(self.content, img.name, img.target, matcher or Matcher.default(), path, self.progress)
+        try:
+            return extract_layers(self.content, img.name, img.target, matcher or Matcher.default(), path, self.progress)
+        except BaseException:  # failed or interrupted: no half tree is left behind
+            if existed:
+                empty_tree(path)
+            else:
+                remove_tree(path, best_effort=True)
+            raise
 
     def flatten(self, image: ImageRef, out: Output, matcher: Matcher | None = None) -> None:
         """The image's flattened root filesystem as one tar, to a stream or a path.
@@ -294,8 +437,8 @@ class Client:
         self.root.ensure()
         scratch = self.root.path / "tmp"
         scratch.mkdir(mode=0o700, exist_ok=True)
-        with _writable(out) as f:  # OUT is checked before the work, written after it
-            work = Path(tempfile.mkdtemp(dir=scratch, prefix="flatten-"))
+        with self.lease("flatten") as held, _writable(out) as f:  # OUT checked first, written last
+            work = Path(tempfile.mkdtemp(dir=scratch, prefix=f"{held.tag}flatten-"))
             try:
                 rootfs = work / "rootfs"
                 extract_layers(self.content, img.name, img.target, matcher or Matcher.default(), rootfs, self.progress)
@@ -367,8 +510,18 @@ class Client:
     ) -> None:
         """Export to a stream, or to a path atomically (a failed export leaves no file)."""
         exp = get_exporter(exporter) if isinstance(exporter, str) else exporter
-        with _writable(out) as f:
-            exp.export(self.content, targets, f, options or ExportOptions(), self.progress)
+        opts = options or ExportOptions()
+        walker = self.walker
+        with self.lease("export") as held:
+            for t in targets:  # nothing exported can be collected while it is written
+                held.contents(item.descriptor.digest for item in walker.content(t.descriptor, opts.selected()))
+            with _writable(out) as f:
+                exp.export(self.content, targets, f, opts, self.progress)
+
+
+def _add_labels(into: dict[str, dict[str, str]], more: dict[str, dict[str, str]]) -> None:
+    for dgst, labels in more.items():
+        into.setdefault(dgst, {}).update(labels)
 
 
 @contextmanager

@@ -57,7 +57,11 @@ class Root:
     @property
     def db(self) -> Database:
         if self._db is None:
-            self._db = Database(self.path / "metadata.db", before_open=self.ensure)
+            db = self._db = Database(self.path / "metadata.db", before_open=self.ensure)
+            if db.todo("gc-labels") and not db.read_only:
+                from ctrpy.gc import backfill_labels  # a root made before gc labels existed
+
+                backfill_labels(self)
         return self._db
 
     def snapshot_dir(self, snapshotter: str) -> Path:

@@ -21,6 +21,7 @@ from ctrpy.archive.apply import ApplyOptions, ApplyResult, apply_layer
 from ctrpy.archive.compression import open_decompressed
 from ctrpy.errors import AlreadyExists, CtrpyError, DigestMismatch, UnpackError, UnsupportedFormat
 from ctrpy.images.walk import Config, Manifest, Walker
+from ctrpy.metadata.leases import Held
 from ctrpy.oci import Descriptor, Matcher, digest, mediatypes
 from ctrpy.progress import (
     LayerDone,
@@ -36,6 +37,7 @@ from ctrpy.snapshots import Snapshotter
 from ctrpy.streams import CHUNK
 
 LABEL_SNAPSHOT_IMAGE = "ctrpy.io/unpacked-from"
+REF_SNAPSHOT_LABEL = "containerd.io/gc.ref.snapshot."
 
 
 class ContentReader(Protocol):
@@ -143,11 +145,20 @@ def apply_checked(
 
 
 class Unpacker:
-    def __init__(self, content: ContentReader, snapshotter: Snapshotter, progress: Sink = null_sink):
+    def __init__(
+        self,
+        content: ContentReader,
+        snapshotter: Snapshotter,
+        progress: Sink = null_sink,
+        lease: Held | None = None,
+    ):
         self.content = content
         self.sn = snapshotter
         self.progress = progress
-        self.uncompressed: dict[str, str] = {}  # layer blob digest -> diffID, to label
+        self.lease = lease  # holds the snapshots made, until an image record does
+        # what unpacking teaches the content store, as ctr labels it: a layer's
+        # containerd.io/uncompressed diffID, a config's gc.ref.snapshot.<snapshotter> top
+        self.labels: dict[str, dict[str, str]] = {}
         self.workers = min(2, os.cpu_count() or 1)
         self.committed: list[str] = []  # snapshots this unpacker created, in order
 
@@ -180,7 +191,10 @@ class Unpacker:
             self.sn.forget_broken(info.chain_ids[i])
         for i, layer in enumerate(info.layers):
             if layer.digest != info.diff_ids[i]:
-                self.uncompressed[layer.digest] = info.diff_ids[i]
+                self.labels.setdefault(layer.digest, {})[mediatypes.LABEL_UNCOMPRESSED] = info.diff_ids[i]
+        if info.chain_ids:
+            self.labels.setdefault(info.manifest.config.digest, {})[
+                f"{REF_SNAPSHOT_LABEL}{self.sn.name}"] = info.chain_ids[-1]
         if self.sn.independent_layers and len(todo) > 1 and self.workers > 1:
             self._unpack_parallel(name, info, todo)
         else:
@@ -226,7 +240,7 @@ class Unpacker:
 
     def _prepare(self, chain_id: str, parent: str) -> str:
         key = f"extract-{secrets.token_hex(6)}-{chain_id}"
-        self.sn.prepare(key, parent)
+        self.sn.prepare(key, parent, lease=self.lease)
         return key
 
     def _discard(self, key: str) -> None:

@@ -306,6 +306,17 @@ def remove_tree(path: str | os.PathLike[str], *, best_effort: bool = False) -> N
         os.close(pfd)
 
 
+def empty_tree(path: str | os.PathLike[str]) -> None:
+    """Remove everything inside the directory ``path`` (as :func:`remove_tree` does, never
+    following a symlink), keeping the directory itself.  Best effort."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    for name in names:
+        remove_tree(os.path.join(os.fspath(path), name), best_effort=True)
+
+
 ModeChanges = list[tuple[bytes, int]]  # (root-relative path, the mode it had)
 
 

@@ -76,9 +76,7 @@ def ingest(app: App, expected_digest: str | None, expected_size: int | None, lab
     if expected_digest is not None:
         _digest.validate(expected_digest)
     label_map = parse_labels(labels)
-    info = app.client.content.ingest(
-        stdin_binary(), expected_digest, expected_size, label_map
-    )
+    info = app.client.ingest(stdin_binary(), expected_digest, expected_size, label_map)
     click.echo(info.digest)
 
 
@@ -86,20 +84,49 @@ def ingest(app: App, expected_digest: str | None, expected_size: int | None, lab
 @click.argument("digests", nargs=-1, required=True)
 @pass_app
 def rm(app: App, digests: tuple[str, ...]) -> None:
-    """Remove blobs from this namespace (their bytes go when no namespace has them).
+    """Remove blobs from this namespace, then free their bytes when no namespace has them.
 
     \b
     Example:
       $ ctrpy content rm sha256:...
     """
+    freed = app.client.remove_content(digests)  # all must exist before any is removed
     for d in digests:
-        _digest.validate(d)
-    store = app.client.content
-    for d in digests:
-        store.info(d)  # all must exist before any is removed
-    for d in digests:
-        store.delete(d)
         click.echo(d)
+    app.freed(freed)
+
+
+@content.command("verify")
+@click.option("--all", "all_blobs", is_flag=True, help="Verify every stored blob (and every snapshot's tree).")
+@click.option("--fix", is_flag=True, help="Delete corrupt blobs and forget snapshots whose tree is gone.")
+@click.argument("digests", nargs=-1)
+@pass_app
+def verify(app: App, all_blobs: bool, fix: bool, digests: tuple[str, ...]) -> None:
+    """Re-hash stored blobs and report those whose bytes no longer match their digest.
+
+    Prints one line per problem: `DIGEST corrupt (hashes to DIGEST)`, `DIGEST missing`,
+    `snapshot SNAPSHOTTER/KEY (namespace NS) has no tree`. Exit 1 when problems remain
+    (none with --fix: the next import or pull brings the blobs back).
+
+    \b
+    Example:
+      $ ctrpy content verify --all
+    """
+    if all_blobs == bool(digests):
+        raise click.UsageError("name the DIGESTs to verify, or --all")
+    report = app.client.verify(None if all_blobs else digests, fix=fix)
+    for dgst, actual in report.corrupt:
+        click.echo(f"{dgst} corrupt (hashes to {actual})")
+    for dgst in report.missing:
+        click.echo(f"{dgst} missing")
+    for ns, sn, key in report.broken_snapshots:
+        click.echo(f"snapshot {sn}/{key} (namespace {ns}) has no tree")
+    problems = len(report.corrupt) + len(report.missing) + len(report.broken_snapshots)
+    if not app.quiet:
+        done = " (removed)" if fix and problems else ""
+        click.echo(f"ctrpy: verified {report.checked} blobs: {problems} problems{done}", err=True)
+    if problems and not fix:
+        raise click.exceptions.Exit(1)
 
 
 @content.command("label")
@@ -120,24 +147,23 @@ def label(app: App, digest: str, labels: tuple[str, ...]) -> None:
 @content.command("prune")
 @click.option(
     "--older-than", type=Duration(), default="1h", show_default=True,
-    help="Only blobs and partial writes at least this old (protects imports running now).",
+    help="Keep partial writes nothing holds until they are this old (0s: remove them all).",
 )
 @pass_app
 def prune(app: App, older_than: float) -> None:
-    """Delete stored bytes no namespace holds, and leftover partial writes.
-
-    Failed imports, `--compress-blobs` originals and removed namespaces leave blob files
-    that no `content ls` shows; this frees them. Prints each removed digest.
+    """Collect garbage in every namespace: blobs and snapshots no image, lease or gc.root
+    label holds, partial writes of operations that are gone, and snapshot directories an
+    interrupted run left.  Prints each removed digest; says on stderr what was freed.
 
     \b
     Example:
       $ ctrpy content prune --older-than 0s
     """
-    result = app.client.prune_content(older_than)
-    for dgst in result.removed:
+    result = app.client.collect(grace=older_than)
+    for dgst in result.digests:
         click.echo(dgst)
     click.echo(
-        f"ctrpy: pruned {len(result.removed)} blobs ({human_size(result.bytes)}) "
-        f"and {result.partial} partial writes",
+        f"ctrpy: pruned {result.blobs} blobs, {result.snapshots} snapshots and {result.partial} "
+        f"partial writes ({human_size(result.bytes)})",
         err=True,
     )

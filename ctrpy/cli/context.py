@@ -8,7 +8,9 @@ from types import TracebackType
 import click
 
 from ctrpy.cli.progress import QuietRenderer, Renderer, choose_renderer, exit_failed
+from ctrpy.cli.render import human_size
 from ctrpy.client import Client
+from ctrpy.gc import Collected
 from ctrpy.progress import Event
 
 
@@ -40,6 +42,17 @@ class App:
         self.renderer.close()
         self.renderer = choose_renderer(self.progress, operation, quiet=self.quiet)
         return self.renderer
+
+    def freed(self, what: Collected, verb: str = "freed") -> None:
+        """Say on stderr what a collection freed (nothing with -q or --progress none)."""
+        if self.quiet or self.progress == "none" or not (what.blobs or what.snapshots or what.partial):
+            return
+        parts = [f"{what.blobs} blob{'s' if what.blobs != 1 else ''}",
+                 f"{what.snapshots} snapshot{'s' if what.snapshots != 1 else ''}"]
+        if what.partial:
+            parts.append(f"{what.partial} partial write{'s' if what.partial != 1 else ''}")
+        text = ", ".join(parts[:-1]) + " and " + parts[-1]
+        click.echo(f"ctrpy: {verb} {text} ({human_size(what.bytes)})", err=True)
 
     def close(self, failed: bool = False) -> None:
         try:

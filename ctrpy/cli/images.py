@@ -13,7 +13,6 @@ from ctrpy.cli.options import platform_option, snapshotter_option
 from ctrpy.cli.params import open_input, parse_labels, stdout_binary
 from ctrpy.cli.render import human_size, labels_cell, listing
 from ctrpy.client import ImageSummary
-from ctrpy.errors import ImageNotFound
 from ctrpy.formats import ExportOptions, ImportOptions, registry
 from ctrpy.oci import Matcher, mediatypes
 
@@ -72,23 +71,24 @@ def tag(app: App, source: str, targets: tuple[str, ...], force: bool) -> None:
 
 
 @images.command("rm", aliases=("remove", "delete", "del"))
+@click.option("--sync", is_flag=True, help="Accepted for ctr: the content and snapshots are always freed before returning.")
 @click.argument("refs", nargs=-1, required=True, shell_complete=complete_images)
 @pass_app
-def rm(app: App, refs: tuple[str, ...]) -> None:
-    """Remove images by name (a missing one is a warning, as in ctr).
+def rm(app: App, refs: tuple[str, ...], sync: bool) -> None:
+    """Remove images by name, then free what no other image holds (a missing name is a
+    warning, as in ctr).
 
     \b
     Example:
       $ ctrpy images rm docker.io/library/busybox:latest
     """
-    store = app.client.images
-    for ref in refs:
-        try:
-            img = store.delete(ref)
-        except ImageNotFound:
-            click.echo(f"ctrpy: warning: image {ref!r} not found", err=True)
-            continue
+    del sync  # there is no daemon to do it later: rm always collects before it returns
+    removed, missing, freed = app.client.remove_images(refs)
+    for ref in missing:
+        click.echo(f"ctrpy: warning: image {ref!r} not found", err=True)
+    for img in removed:
         click.echo(img.name)
+    app.freed(freed)
 
 
 @images.command("label")

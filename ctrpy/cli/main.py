@@ -168,12 +168,13 @@ def version_cmd() -> None:
 
 def _register() -> None:
     """Every command group, added here and only here."""
-    from ctrpy.cli import completion, content, images, namespaces_cmd, rootfs, snapshots
+    from ctrpy.cli import completion, content, images, leases, namespaces_cmd, rootfs, snapshots
 
     for cmd in rootfs.COMMANDS:
         images.images.add_command(cmd)
     cli.add_command(images.images)
     cli.add_command(content.content)
+    cli.add_command(leases.leases)
     cli.add_command(namespaces_cmd.namespaces)
     cli.add_command(snapshots.snapshots)
     cli.add_command(completion.completion)

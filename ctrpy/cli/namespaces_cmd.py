@@ -84,5 +84,5 @@ def rm(app: App, names: tuple[str, ...]) -> None:
       $ ctrpy ns rm ci
     """
     for name in names:
-        app.client.remove_namespace(name)
+        app.freed(app.client.remove_namespace(name))
         click.echo(name)

@@ -90,10 +90,10 @@ def rm(app: App, keys: tuple[str, ...]) -> None:
     Example:
       $ ctrpy snapshots rm sha256:...
     """
-    sn = _sn(app)
+    freed = app.client.remove_snapshots(keys, app.snapshotter)
     for key in keys:
-        sn.remove(key)
         click.echo(key)
+    app.freed(freed)
 
 
 @snapshots.command("tree")

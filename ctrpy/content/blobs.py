@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import BinaryIO, Protocol
 
 from ctrpy.errors import ContentNotFound, DigestMismatch, InvalidArchive, SizeMismatch, StoreError
+from ctrpy.metadata.leases import Held
 from ctrpy.oci import digest as _digest
 from ctrpy.streams import CHUNK
 
@@ -38,14 +39,18 @@ class BlobWriter:
         blobs: BlobStore,
         expected: str | None = None,
         expected_size: int | None = None,
+        lease: Held | None = None,
     ):
         self.blobs = blobs
         self.expected = _digest.validate(expected) if expected else None
         self.expected_size = expected_size
+        self.lease = lease
         self.hash = hashlib.sha256()
         self.size = 0
         self._fd: int | None = None
         self._tmp: str | None = None
+        if self.expected is not None and lease is not None:
+            lease.content(self.expected)  # held before we look: a collection now keeps it
         self.verify_only = self.expected is not None and blobs.exists(self.expected)
         self.existed = self.verify_only  # after commit: the store had these bytes already
         if not self.verify_only:
@@ -54,7 +59,8 @@ class BlobWriter:
             ingest = blobs.ingest_dir
             try:
                 ingest.mkdir(parents=True, exist_ok=True)
-                self._fd, self._tmp = tempfile.mkstemp(dir=ingest, prefix="ingest-")
+                prefix = lease.tag if lease is not None else "ingest-"
+                self._fd, self._tmp = tempfile.mkstemp(dir=ingest, prefix=prefix)
             except OSError as e:
                 raise StoreError(f"cannot write to content store {blobs.root}: {e.strerror}") from e
 
@@ -96,6 +102,8 @@ class BlobWriter:
             raise SizeMismatch(self.expected_size, self.size)
         if self.expected is not None and dgst != self.expected:
             raise DigestMismatch(self.expected, dgst)
+        if self.expected is None and self.lease is not None:
+            self.lease.content(dgst)  # before the rename makes it visible
         if self.verify_only:
             try:  # "recently used" (atime; mtime stays the write time): `content prune` spares it
                 path = self.blobs.path(dgst)
@@ -170,8 +178,10 @@ class BlobStore:
         except FileNotFoundError:
             raise ContentNotFound(dgst) from None
 
-    def writer(self, expected: str | None = None, expected_size: int | None = None) -> BlobWriter:
-        return BlobWriter(self, expected, expected_size)
+    def writer(
+        self, expected: str | None = None, expected_size: int | None = None, lease: Held | None = None
+    ) -> BlobWriter:
+        return BlobWriter(self, expected, expected_size, lease)
 
     def read_small(self, dgst: str, limit: int = MAX_JSON, what: str | None = None) -> bytes:
         """The whole blob, verified against its digest; refuses one over ``limit`` bytes.
@@ -188,6 +198,17 @@ class BlobStore:
             raise DigestMismatch(dgst, actual, f"{label} in the store")
         return data
 
+    def rehash(self, dgst: str) -> str | None:
+        """The digest a stored blob's bytes really have (None when the file is gone)."""
+        h = hashlib.sha256()
+        try:
+            with open(self.path(dgst), "rb") as f:
+                while chunk := f.read(CHUNK):
+                    h.update(chunk)
+        except FileNotFoundError:
+            return None
+        return "sha256:" + h.hexdigest()
+
     def delete(self, dgst: str) -> bool:
         try:
             self.path(dgst).unlink()
@@ -199,18 +220,3 @@ class BlobStore:
         if not self.blob_dir.is_dir():
             return []
         return sorted("sha256:" + p.name for p in self.blob_dir.iterdir() if _digest.is_valid("sha256:" + p.name))
-
-    def clean_ingest(self, older_than: float = 0.0) -> int:
-        """Remove leftover partial writes older than ``older_than`` seconds; returns the count."""
-        removed = 0
-        if not self.ingest_dir.is_dir():
-            return 0
-        cutoff = time.time() - older_than
-        for p in self.ingest_dir.iterdir():
-            try:
-                if p.stat().st_mtime <= cutoff:
-                    p.unlink()
-                    removed += 1
-            except OSError:
-                pass
-        return removed

@@ -6,7 +6,6 @@ import builtins
 import hashlib
 import json
 import sqlite3
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -17,6 +16,7 @@ from ctrpy.metadata import namespaces
 from ctrpy.metadata.db import Database, dumps, loads_map, now
 from ctrpy.metadata.labels import merge as merge_labels
 from ctrpy.metadata.labels import validate as validate_labels
+from ctrpy.metadata.leases import Held
 from ctrpy.oci import digest as _digest
 from ctrpy.streams import CHUNK, RawReader
 
@@ -157,9 +157,10 @@ class ContentStore:
         expected: str | None = None,
         expected_size: int | None = None,
         labels: dict[str, str] | None = None,
+        lease: Held | None = None,
     ) -> Info:
         """Stream bytes in, verify, and make them visible in this namespace."""
-        with self.writer(expected, expected_size) as w:
+        with self.blobs.writer(expected, expected_size, lease) as w:
             while chunk := stream.read(CHUNK):
                 w.write(chunk)
             dgst, size = w.commit()
@@ -198,6 +199,19 @@ class ContentStore:
         )
         return merged
 
+    def label_all(self, labels: dict[str, dict[str, str]]) -> None:
+        """Merge labels into several blobs' rows (those this namespace holds), in one
+        transaction."""
+        with self.db.transaction() as conn:
+            for dgst, extra in labels.items():
+                self._merge_labels_if_present(conn, dgst, extra)
+
+    def _merge_labels_if_present(self, conn: sqlite3.Connection, dgst: str, labels: dict[str, str]) -> None:
+        if conn.execute(
+            "SELECT 1 FROM content WHERE namespace = ? AND digest = ?", (self.namespace, dgst)
+        ).fetchone():
+            self._merge_labels(conn, dgst, labels)
+
     def set_labels(self, dgst: str, labels: dict[str, str]) -> dict[str, str]:
         """Merge labels (an empty value removes that label); returns the result."""
         _digest.validate(dgst)
@@ -230,30 +244,3 @@ class ContentStore:
         return [r["digest"] for r in rows]
 
 
-
-@dataclass
-class PruneResult:
-    removed: list[str]  # digests of the blob files deleted
-    bytes: int
-    partial: int  # partial writes removed from content/ingest
-
-
-def prune(blobs: BlobStore, db: Database, older_than: float = 3600.0) -> PruneResult:
-    """Delete blob files no namespace holds (left by failed imports, compressed-away
-    originals, removed namespaces) and partial writes, when older than ``older_than``
-    seconds.  The grace period protects an import running now: its blobs are new, and
-    blobs it finds already stored are touched when it verifies them."""
-    cutoff = time.time() - older_than
-    held = {r["digest"] for r in db.query("SELECT DISTINCT digest FROM content")}
-    result = PruneResult([], 0, blobs.clean_ingest(older_than))
-    for dgst in blobs.digests():
-        if dgst in held:
-            continue
-        try:
-            st = blobs.path(dgst).stat()
-        except FileNotFoundError:
-            continue
-        if max(st.st_mtime, st.st_atime) <= cutoff and blobs.delete(dgst):
-            result.removed.append(dgst)
-            result.bytes += st.st_size
-    return result

@@ -6,10 +6,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, ClassVar, Protocol, runtime_checkable
 
-from ctrpy.content.blobs import BlobStore
+from ctrpy.content.blobs import BlobStore, BlobWriter
 from ctrpy.content.store import parse_json
 from ctrpy.errors import ContentNotFound, CtrpyError, InvalidArchive, SizeMismatch
 from ctrpy.images.walk import Walker
+from ctrpy.metadata.leases import Held
 from ctrpy.oci import Descriptor, Matcher, digest, mediatypes
 from ctrpy.progress import Event, Sink, Warn, null_sink
 
@@ -71,12 +72,18 @@ class ImportContext:
         options: ImportOptions,
         progress: Sink = null_sink,
         find_labelled: LabelLookup | None = None,
+        lease: Held | None = None,
     ):
         self.blobs = blobs
         self.options = options
         self.progress: Callable[[Event], None] = progress
         self.find_labelled = find_labelled
+        self.lease = lease
         self._unknown_seen: set[str] = set()
+
+    def writer(self, expected: str | None = None, expected_size: int | None = None) -> BlobWriter:
+        """A blob writer held by the import's lease (when there is one)."""
+        return self.blobs.writer(expected, expected_size, self.lease)
 
     def read_json(self, dgst: str) -> Any:
         """A blob from the store, verified and size-capped, parsed as JSON."""

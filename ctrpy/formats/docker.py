@@ -204,7 +204,7 @@ class DockerImporter:
 
     def store_bytes(self, data: bytes) -> tuple[str, int]:
         dgst = digest.of_bytes(data)
-        with self.ctx.blobs.writer(dgst, len(data)) as w:
+        with self.ctx.writer(dgst, len(data)) as w:
             w.write(data)
             return w.commit()
 
@@ -263,7 +263,7 @@ class DockerImporter:
         """A gzip blob of the uncompressed layer ``diff_id``: one already stored, or a new one."""
         found = self._compressed.get(diff_id) or self._reuse(diff_id)
         if found is None:
-            with self.ctx.blobs.open(diff_id) as src, self.ctx.blobs.writer() as w:
+            with self.ctx.blobs.open(diff_id) as src, self.ctx.writer() as w:
                 compress_stream(src, w, Compression.GZIP)
                 dgst, size = w.commit()
             self.ctx.progress(BlobStored(dgst, size, name, new=True))

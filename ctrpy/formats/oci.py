@@ -90,7 +90,7 @@ def import_oci_layout(contents: ArchiveContents, ctx: ImportContext) -> ImportRe
         for name in names:
             result.images.append(ImportedImage(name, target))
     if opts.index_name:
-        with ctx.blobs.writer() as w:
+        with ctx.writer() as w:
             w.write(index_bytes)
             dgst, size = w.commit()
         result.blobs[dgst] = size

@@ -28,7 +28,7 @@ from ctrpy.oci import digest
 from ctrpy.progress import ArchiveRead, BlobStored, Warn
 from ctrpy.streams import CHUNK, RawReader
 
-_BLOB_NAME = re.compile(r"blobs/([a-z0-9]+)/([0-9a-f]+)")
+_BLOB_NAME = re.compile(r"blobs/([a-z0-9+._-]+)/([a-zA-Z0-9=_-]+)")
 _METADATA_BASENAMES = frozenset({"oci-layout", "repositories", "VERSION", "json"})
 _LINK_DEPTH = 16
 _KEEP_ONE = 1 << 20  # metadata files up to this size are kept in memory...
@@ -201,7 +201,7 @@ def _read_member(h: TarHeader, f: _MemberReader, out: ArchiveContents, ctx: Impo
 def _store_blob(
     f: _MemberReader, name: str, expected: str | None, size: int, out: ArchiveContents, ctx: ImportContext
 ) -> None:
-    with ctx.blobs.writer(expected, size) as w:
+    with ctx.writer(expected, size) as w:
         w.copy_from(f, size)
         if w.size != size:
             raise InvalidArchive("truncated")

@@ -33,6 +33,8 @@ from typing import Any
 from ctrpy.errors import ContentNotFound, InvalidArchive, PlatformNotFound
 from ctrpy.oci import Descriptor, Matcher, Platform, digest, mediatypes
 
+REF_CONTENT = "containerd.io/gc.ref.content"
+
 JsonReader = Callable[[str], Any]
 Handler = Callable[[Descriptor], Sequence[Descriptor]]
 UnknownHook = Callable[[Descriptor, str], None]  # (descriptor, where it was named)
@@ -241,6 +243,19 @@ class Walker:
             m = self.manifest(desc)
             return [m.config, *m.layers]
         return []
+
+    def reference_labels(self, desc: Descriptor) -> dict[str, str]:
+        """containerd's garbage-collection reference labels of an index or manifest, as
+        ctr writes them on its content: ``containerd.io/gc.ref.content.m.<i>`` for an
+        index's entries, ``...content.config`` and ``...content.l.<i>`` for a manifest's."""
+        if mediatypes.is_index(desc.media_type):
+            return {f"{REF_CONTENT}.m.{i}": e.digest for i, e in enumerate(self.index(desc))}
+        if mediatypes.is_manifest(desc.media_type):
+            m = self.manifest(desc)
+            labels = {f"{REF_CONTENT}.config": m.config.digest}
+            labels.update({f"{REF_CONTENT}.l.{i}": layer.digest for i, layer in enumerate(m.layers)})
+            return labels
+        return {}
 
     # -- what an image needs ------------------------------------------------------
     def content(self, target: Descriptor, matcher: Matcher) -> list[Content]:

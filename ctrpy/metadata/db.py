@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -67,6 +68,31 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX snapshots_by_dir ON snapshots (snapshotter, dir);
     """,
+    # 2 -> 3: leases and what they hold; a note that gc reference labels must be written
+    # for content imported before (the first opener for writing does it, see Root)
+    """
+    CREATE TABLE leases (
+        namespace TEXT NOT NULL,
+        id TEXT NOT NULL,
+        labels TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        owner TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (namespace, id)
+    );
+    CREATE TABLE lease_resources (
+        namespace TEXT NOT NULL,
+        lease TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        PRIMARY KEY (namespace, lease, kind, key)
+    );
+    CREATE INDEX lease_resources_by_key ON lease_resources (kind, key);
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    INSERT INTO meta (key, value) VALUES ('todo:gc-labels', '1');
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -95,11 +121,16 @@ class Database:
         self._before_open = before_open
         self._conn: sqlite3.Connection | None = None
         self.read_only = False
+        # one connection, shared by the threads of one operation (parallel layers,
+        # downloads): statements and transactions take turns
+        self.lock = threading.RLock()
 
     @property
     def conn(self) -> sqlite3.Connection:
         if self._conn is None:
-            self._conn = self._open()
+            with self.lock:
+                if self._conn is None:
+                    self._conn = self._open()
         return self._conn
 
     def _open(self) -> sqlite3.Connection:
@@ -176,22 +207,23 @@ class Database:
         conn = self.conn
         if self.read_only:
             raise StoreError(f"cannot write metadata database {self.path}: the root is read-only")
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as e:
-            raise StoreError(f"cannot write metadata database {self.path}: {e}") from e
-        try:
-            yield conn
-        except BaseException as e:
-            self._rollback(conn)
-            if isinstance(e, sqlite3.Error):
+        with self.lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as e:
                 raise StoreError(f"cannot write metadata database {self.path}: {e}") from e
-            raise
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as e:
-            self._rollback(conn)
-            raise StoreError(f"cannot write metadata database {self.path}: {e}") from e
+            try:
+                yield conn
+            except BaseException as e:
+                self._rollback(conn)
+                if isinstance(e, sqlite3.Error):
+                    raise StoreError(f"cannot write metadata database {self.path}: {e}") from e
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as e:
+                self._rollback(conn)
+                raise StoreError(f"cannot write metadata database {self.path}: {e}") from e
 
     @staticmethod
     def _rollback(conn: sqlite3.Connection) -> None:
@@ -201,12 +233,24 @@ class Database:
             pass  # SQLite rolled back itself (e.g. after SQLITE_FULL)
 
     def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        try:
-            cur = self.conn.execute(sql, args)
-            cur.row_factory = sqlite3.Row
-            return list(cur.fetchall())
-        except sqlite3.Error as e:
-            raise StoreError(f"cannot read metadata database {self.path}: {e}") from e
+        conn = self.conn
+        with self.lock:
+            try:
+                cur = conn.execute(sql, args)
+                cur.row_factory = sqlite3.Row
+                return list(cur.fetchall())
+            except sqlite3.Error as e:
+                raise StoreError(f"cannot read metadata database {self.path}: {e}") from e
+
+    def todo(self, key: str) -> bool:
+        """Is a one-time upgrade step noted as still to do (see MIGRATIONS)?"""
+        if self.schema_version < 3:
+            return False
+        return bool(self.query("SELECT 1 FROM meta WHERE key = ?", (f"todo:{key}",)))
+
+    @staticmethod
+    def done(conn: sqlite3.Connection, key: str) -> None:
+        conn.execute("DELETE FROM meta WHERE key = ?", (f"todo:{key}",))
 
     def close(self) -> None:
         if self._conn is not None:

@@ -60,9 +60,9 @@ class NamespaceStore:
             conn.execute("UPDATE namespaces SET labels = ? WHERE name = ?", (dumps(merged), name))
             return merged
 
-    def remove(self, name: str) -> builtins.list[str]:
-        """Remove an empty namespace; returns the digests no other namespace holds any more
-        (the caller deletes their bytes)."""
+    def remove(self, name: str) -> None:
+        """Remove an empty namespace, with its content rows and leases (their bytes are
+        garbage now, for the next collection when no other namespace holds them)."""
         with self.db.transaction() as conn:
             if not conn.execute("SELECT 1 FROM namespaces WHERE name = ?", (name,)).fetchone():
                 raise NotFound(f"namespace {name!r} not found")
@@ -74,11 +74,7 @@ class NamespaceStore:
                     raise FailedPrecondition(
                         f"namespace {name!r} must be empty, but it still has {n} {what}"
                     )
-            orphans = [r[0] for r in conn.execute(
-                "SELECT digest FROM content WHERE namespace = ? AND digest NOT IN "
-                "(SELECT digest FROM content WHERE namespace != ?)",
-                (name, name),
-            )]
             conn.execute("DELETE FROM content WHERE namespace = ?", (name,))
+            conn.execute("DELETE FROM lease_resources WHERE namespace = ?", (name,))
+            conn.execute("DELETE FROM leases WHERE namespace = ?", (name,))
             conn.execute("DELETE FROM namespaces WHERE name = ?", (name,))
-            return orphans

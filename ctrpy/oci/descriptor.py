@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,4 +59,18 @@ class Descriptor:
         urls = obj.get("urls") or []
         if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
             raise InvalidArchive(f"{where}: urls must be a list of strings")
+        artifact_type = obj.get("artifactType")
+        if artifact_type is not None and not isinstance(artifact_type, str):
+            raise InvalidArchive(f"{where}: artifactType must be a string")
+        data = obj.get("data")
+        if data is not None and (not isinstance(data, str) or not _is_base64(data)):
+            raise InvalidArchive(f"{where}: data must be base64")
         return cls(mt, dg, size, dict(ann), platform, tuple(urls))
+
+
+def _is_base64(text: str) -> bool:
+    try:
+        base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True

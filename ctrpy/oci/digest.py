@@ -8,7 +8,9 @@ import re
 from ctrpy.errors import InvalidArgument, UnsupportedDigest
 
 _SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
-_SHA512 = re.compile(r"sha512:[0-9a-f]{128}")
+# the OCI image-spec's digest grammar; sha256 and sha512 are registered with fixed encodings
+_GRAMMAR = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
+_REGISTERED = {"sha256": re.compile(r"[0-9a-f]{64}"), "sha512": re.compile(r"[0-9a-f]{128}")}
 
 
 def is_valid(digest: str) -> bool:
@@ -17,12 +19,18 @@ def is_valid(digest: str) -> bool:
 
 
 def is_well_formed(digest: str) -> bool:
-    """A digest of an algorithm the OCI image-spec registers (sha256 or sha512)."""
-    return is_valid(digest) or (isinstance(digest, str) and _SHA512.fullmatch(digest) is not None)
+    """A digest the OCI image-spec's grammar allows (``algorithm:encoded``; the registered
+    sha256 and sha512 with their exact encodings).  A descriptor may carry one ctrpy cannot
+    store: that is only an error when ctrpy needs the blob."""
+    if not isinstance(digest, str) or _GRAMMAR.fullmatch(digest) is None:
+        return False
+    algorithm, _, encoded = digest.partition(":")
+    rule = _REGISTERED.get(algorithm)
+    return rule is None or rule.fullmatch(encoded) is not None
 
 
 def validate(digest: str) -> str:
-    """Return ``digest`` if it is ``sha256:`` + 64 lowercase hex.  A well-formed sha512
+    """Return ``digest`` if it is ``sha256:`` + 64 lowercase hex.  Another well-formed
     digest raises UnsupportedDigest (it names the algorithm); anything else InvalidArgument."""
     if is_valid(digest):
         return digest

@@ -21,6 +21,7 @@ from ctrpy.archive.treeops import remove_tree
 from ctrpy.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from ctrpy.metadata import namespaces
 from ctrpy.metadata.db import Database, dumps, loads_map, now
+from ctrpy.metadata.leases import Held, rename_snapshot
 
 Kind = Literal["active", "committed", "view"]
 
@@ -161,7 +162,13 @@ class Snapshotter:
         return self._row(key)
 
     def prepare(
-        self, key: str, parent: str = "", labels: dict[str, str] | None = None, *, kind: Kind = "active"
+        self,
+        key: str,
+        parent: str = "",
+        labels: dict[str, str] | None = None,
+        *,
+        kind: Kind = "active",
+        lease: Held | None = None,
     ) -> Snapshot:
         """Create an active snapshot on top of committed ``parent``; returns it with its dir.
 
@@ -186,6 +193,8 @@ class Snapshotter:
                 "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (self.name, self.namespace, key, parent, kind, dumps(snap.labels), dirname, t, t),
             )
+            if lease is not None:
+                lease.snapshot(conn, self.name, key)
         path = self.snapshot_path(snap)
         try:
             path.mkdir(parents=True)
@@ -228,6 +237,7 @@ class Snapshotter:
                 "WHERE snapshotter = ? AND namespace = ? AND key = ?",
                 (name, new_parent, dumps(merged), now(), self.name, self.namespace, key),
             )
+            rename_snapshot(conn, self.namespace, self.name, key, name)
         return self.stat(name)
 
     def remove(self, key: str) -> None:
