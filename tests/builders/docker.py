@@ -417,81 +417,35 @@ def docker_save_entries(
 def docker_save_tar(
     images: Sequence[tuple[Image | BuiltImage, Sequence[str] | None]],
     *,
-    variant: DockerVariant = "classic",
-    layer_symlinks: bool | None = None,
-    include_repositories: bool = True,
-    order: DockerOrder | None = None,
-    compression_of_layers: Compression = "none",
-    omit: Iterable[str] = (),
-    tamper: Mapping[str, bytes] | None = None,
-    extra_members: Sequence[Entry] = (),
-    manifest_json_override: bytes | None = None,
-    repositories_override: bytes | None = None,
-    include_dirs: bool = True,
     compression: Compression = "none",
     truncate_at: int | None = None,
+    **options: Any,
 ) -> bytes:
-    """A ``docker save`` / ``podman save`` archive of ``images`` = [(image, tags or None)].
+    """A ``docker save`` / ``podman save`` archive of ``images`` = [(image, tags or None)];
+    ``options`` are :func:`docker_save_entries`'.
 
-    ``layer_symlinks``: classic: a layer already written is symlinked from later layer dirs
-    (default True, like docker; False writes full copies). podman: write the legacy
-    ``<id>/layer.tar`` symlink dirs (default True, like podman). ``order``: ``sorted``
-    (docker's directory walk; default for classic/docker25), ``natural`` (write order;
-    default for podman), ``manifest-last`` / ``manifest-first`` (manifest.json and
-    repositories after / before everything else). ``compression_of_layers``: layer files
-    compressed (docker load accepts that); layers with an explicit compression keep it.
-    ``omit``: member names left out (``repositories``, ``<id>/json``, ...). ``tamper``: member
-    name -> replacement bytes. ``extra_members`` are appended as given. ``include_dirs``:
-    directory entries. ``compression`` compresses the whole archive; ``truncate_at`` cuts it.
+    ``variant``: ``classic`` (default), ``docker25``, ``podman``. ``layer_symlinks``:
+    classic: a layer already written is symlinked from later layer dirs (default True, like
+    docker; False writes full copies). podman: write the legacy ``<id>/layer.tar`` symlink
+    dirs (default True, like podman). ``order``: ``sorted`` (docker's directory walk; default
+    for classic/docker25), ``natural`` (write order; default for podman), ``manifest-last`` /
+    ``manifest-first`` (manifest.json and repositories after / before everything else).
+    ``compression_of_layers``: layer files compressed (docker load accepts that); layers
+    with an explicit compression keep it. ``omit``: member names left out (``repositories``,
+    ``<id>/json``, ...). ``tamper``: member name -> replacement bytes. ``extra_members`` are
+    appended as given. ``include_dirs``: directory entries. ``compression`` compresses the
+    whole archive; ``truncate_at`` cuts it.
     """
-    es = docker_save_entries(
-        images,
-        variant=variant,
-        layer_symlinks=layer_symlinks,
-        include_repositories=include_repositories,
-        order=order,
-        compression_of_layers=compression_of_layers,
-        omit=omit,
-        tamper=tamper,
-        extra_members=extra_members,
-        manifest_json_override=manifest_json_override,
-        repositories_override=repositories_override,
-        include_dirs=include_dirs,
-    )
-    return archive_bytes(es, compression=compression, truncate_at=truncate_at)
+    return archive_bytes(docker_save_entries(images, **options), compression=compression, truncate_at=truncate_at)
 
 
 def write_docker_save_tar(
     path: str | os.PathLike[str],
     images: Sequence[tuple[Image | BuiltImage, Sequence[str] | None]],
     *,
-    variant: DockerVariant = "classic",
-    layer_symlinks: bool | None = None,
-    include_repositories: bool = True,
-    order: DockerOrder | None = None,
-    compression_of_layers: Compression = "none",
-    omit: Iterable[str] = (),
-    tamper: Mapping[str, bytes] | None = None,
-    extra_members: Sequence[Entry] = (),
-    manifest_json_override: bytes | None = None,
-    repositories_override: bytes | None = None,
-    include_dirs: bool = True,
     compression: Compression = "none",
     truncate_at: int | None = None,
+    **options: Any,
 ) -> None:
     """:func:`docker_save_tar` streamed to a file (for big images)."""
-    es = docker_save_entries(
-        images,
-        variant=variant,
-        layer_symlinks=layer_symlinks,
-        include_repositories=include_repositories,
-        order=order,
-        compression_of_layers=compression_of_layers,
-        omit=omit,
-        tamper=tamper,
-        extra_members=extra_members,
-        manifest_json_override=manifest_json_override,
-        repositories_override=repositories_override,
-        include_dirs=include_dirs,
-    )
-    write_archive(path, es, compression=compression, truncate_at=truncate_at)
+    write_archive(path, docker_save_entries(images, **options), compression=compression, truncate_at=truncate_at)

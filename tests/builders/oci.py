@@ -868,21 +868,9 @@ class OCILayout:
         return out + list(extra_entries)
 
     def tar_bytes(
-        self,
-        *,
-        order: LayoutOrder = "sorted",
-        compression: Compression = "none",
-        omit_blobs: Iterable[str] = (),
-        tamper: Mapping[str, bytes] | None = None,
-        index_json_override: bytes | None = None,
-        oci_layout_override: bytes | None = None,
-        extra_entries: Sequence[Entry] = (),
-        docker_manifest_json: bool = False,
-        truncate_at: int | None = None,
-        include_dirs: bool = True,
-        omit_files: Iterable[str] = (),
+        self, *, compression: Compression = "none", truncate_at: int | None = None, **options: Any
     ) -> bytes:
-        """The layout as an (``oci-archive``) tarball.
+        """The layout as an (``oci-archive``) tarball; ``options`` are :meth:`entries`'.
 
         ``order``: ``sorted`` (as ``ctr export``), ``index-first`` (index.json, oci-layout
         [, manifest.json] before the blobs), ``index-last`` (blobs, then oci-layout, then
@@ -893,50 +881,21 @@ class OCILayout:
         ``docker_manifest_json`` also writes ``manifest.json`` (Docker 25+ / ``ctr export``).
         ``include_dirs``: ``blobs/`` and ``blobs/sha256/`` directory entries (containerd
         writes them). ``omit_files``: other names to leave out (``oci-layout``,
-        ``index.json``, ``blobs``). ``truncate_at``: cut the final bytes there.
+        ``index.json``, ``blobs``). ``compression`` compresses the whole archive;
+        ``truncate_at`` cuts the final bytes there.
         """
-        es = self.entries(
-            order=order,
-            omit_blobs=omit_blobs,
-            tamper=tamper,
-            index_json_override=index_json_override,
-            oci_layout_override=oci_layout_override,
-            extra_entries=extra_entries,
-            docker_manifest_json=docker_manifest_json,
-            include_dirs=include_dirs,
-            omit_files=omit_files,
-        )
-        return archive_bytes(es, compression=compression, truncate_at=truncate_at)
+        return archive_bytes(self.entries(**options), compression=compression, truncate_at=truncate_at)
 
     def write_tar(
         self,
         path: str | os.PathLike[str],
         *,
-        order: LayoutOrder = "sorted",
         compression: Compression = "none",
-        omit_blobs: Iterable[str] = (),
-        tamper: Mapping[str, bytes] | None = None,
-        index_json_override: bytes | None = None,
-        oci_layout_override: bytes | None = None,
-        extra_entries: Sequence[Entry] = (),
-        docker_manifest_json: bool = False,
         truncate_at: int | None = None,
-        include_dirs: bool = True,
-        omit_files: Iterable[str] = (),
+        **options: Any,
     ) -> None:
         """:meth:`tar_bytes` streamed to a file (large blobs are never held in memory)."""
-        es = self.entries(
-            order=order,
-            omit_blobs=omit_blobs,
-            tamper=tamper,
-            index_json_override=index_json_override,
-            oci_layout_override=oci_layout_override,
-            extra_entries=extra_entries,
-            docker_manifest_json=docker_manifest_json,
-            include_dirs=include_dirs,
-            omit_files=omit_files,
-        )
-        write_archive(path, es, compression=compression, truncate_at=truncate_at)
+        write_archive(path, self.entries(**options), compression=compression, truncate_at=truncate_at)
 
     def write_dir(
         self,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import Cli
+from tests.helpers import Cli
 
 HELLO = b"hello\n"
 HELLO_DIGEST = "sha256:" + hashlib.sha256(HELLO).hexdigest()

@@ -16,7 +16,7 @@ import pytest
 import ctrpy
 from ctrpy import root as root_mod
 from tests.builders import ANNOTATION_IMAGE_NAME, file
-from tests.cli.conftest import Cli, assert_error, host_image, oci_archive
+from tests.helpers import Cli, assert_error, host_image, oci_archive
 
 BLOB = b"global options\n"
 BLOB_DIGEST = "sha256:" + hashlib.sha256(BLOB).hexdigest()

@@ -19,10 +19,7 @@ from tests.builders import (
     file,
     index_of,
 )
-from tests.cli.conftest import HOST, Cli, host_image, oci_archive
-
-HOST_PLATFORM = f"linux/{HOST.architecture}" + (f"/{HOST.variant}" if HOST.variant else "")
-OTHER_ARCH = "s390x" if HOST.architecture != "s390x" else "ppc64le"
+from tests.helpers import HOST_PLATFORM, OTHER_ARCH, Cli, host_image, oci_archive
 
 
 def app_image(text: bytes = b"app") -> BuiltImage:

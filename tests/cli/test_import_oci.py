@@ -35,20 +35,19 @@ from tests.builders import (
     index_of,
     symlink,
 )
-from tests.cli.conftest import HOST, Cli, assert_error, host_image, oci_archive
+from tests.helpers import (
+    HOST_PLATFORM,
+    OTHER_ARCH,
+    THIRD_ARCH,
+    Cli,
+    arch_image,
+    assert_error,
+    host_image,
+    oci_archive,
+    text_image,
+)
 
-OTHER = "s390x" if HOST.architecture != "s390x" else "ppc64le"
-THIRD = "ppc64le" if HOST.architecture != "ppc64le" else "riscv64"
-HOST_SPEC = f"linux/{HOST.architecture}" + (f"/{HOST.variant}" if HOST.variant else "")
 MIB = 1 << 20
-
-
-def app(text: bytes = b"app") -> BuiltImage:
-    return host_image([file("etc/app.txt", text)], [file("bin/app", text * 3)]).build()
-
-
-def arch_image(arch: str, variant: str | None = None, text: bytes | None = None) -> BuiltImage:
-    return Image([[file("arch.txt", text or arch.encode())]], architecture=arch, variant=variant).build()
 
 
 def sha(data: bytes) -> str:
@@ -86,12 +85,12 @@ def rejects(run: Cli, data: bytes, *args: str, match: str | tuple[str, ...] = ()
 
 # --------------------------------------------------------------------------- naming
 def test_import_prints_the_name_of_each_image(run: Cli) -> None:
-    data = oci_archive((app(), {ANNOTATION_IMAGE_NAME: "docker.io/library/app:1"}))
+    data = oci_archive((text_image(), {ANNOTATION_IMAGE_NAME: "docker.io/library/app:1"}))
     assert imp(run, data) == ["docker.io/library/app:1"]
 
 
 def test_import_of_bare_tag_ref_name_prefixes_the_default_base_name(run: Cli) -> None:
-    img = app()
+    img = text_image()
     imp(run, oci_archive((img, {ANNOTATION_REF_NAME: "latest"})))
     assert run.names() == ["unknown/unknown:latest"]
     assert target(run, "unknown/unknown:latest") == img.manifest.digest
@@ -99,7 +98,7 @@ def test_import_of_bare_tag_ref_name_prefixes_the_default_base_name(run: Cli) ->
 
 @pytest.mark.parametrize("option", ["--oci-name", "--base-name"])
 def test_import_of_bare_tag_ref_name_prefixes_the_given_base_name(run: Cli, option: str) -> None:
-    imp(run, oci_archive((app(), {ANNOTATION_REF_NAME: "v1"})), option, "docker.io/me/app")
+    imp(run, oci_archive((text_image(), {ANNOTATION_REF_NAME: "v1"})), option, "docker.io/me/app")
     assert run.names() == ["docker.io/me/app:v1"]
 
 
@@ -114,35 +113,35 @@ def test_import_of_bare_tag_ref_name_prefixes_the_given_base_name(run: Cli, opti
     ],
 )
 def test_full_ref_name_is_kept_as_it_is(run: Cli, ref_name: str) -> None:
-    imp(run, oci_archive((app(), {ANNOTATION_REF_NAME: ref_name})), "--oci-name", "ignored/base")
+    imp(run, oci_archive((text_image(), {ANNOTATION_REF_NAME: ref_name})), "--oci-name", "ignored/base")
     assert run.names() == [ref_name]
 
 
 def test_containerd_image_name_wins_over_ref_name(run: Cli) -> None:
     annotations = {ANNOTATION_IMAGE_NAME: "docker.io/library/app:1", ANNOTATION_REF_NAME: "other"}
-    imp(run, oci_archive((app(), annotations)), "--oci-name", "base/name")
+    imp(run, oci_archive((text_image(), annotations)), "--oci-name", "base/name")
     assert run.names() == ["docker.io/library/app:1"]
 
 
 def test_containerd_image_name_is_used_without_normalising(run: Cli) -> None:
-    imp(run, oci_archive((app(), {ANNOTATION_IMAGE_NAME: "app:1"})))
+    imp(run, oci_archive((text_image(), {ANNOTATION_IMAGE_NAME: "app:1"})))
     assert run.names() == ["app:1"]
 
 
 def test_entry_without_a_name_is_named_base_name_at_digest(run: Cli) -> None:
-    img = app()
+    img = text_image()
     imp(run, oci_archive((img, None)))
     assert run.names() == [f"unknown/unknown@{img.manifest.digest}"]
 
 
 def test_entry_without_a_name_uses_the_given_base_name(run: Cli) -> None:
-    img = app()
+    img = text_image()
     imp(run, oci_archive((img, None)), "--oci-name", "docker.io/me/app")
     assert run.names() == [f"docker.io/me/app@{img.manifest.digest}"]
 
 
 def test_every_index_json_entry_becomes_an_image(run: Cli) -> None:
-    one, two = app(b"one"), app(b"two")
+    one, two = text_image(b"one"), text_image(b"two")
     data = oci_archive((one, {ANNOTATION_REF_NAME: "one"}), (two, {ANNOTATION_IMAGE_NAME: "x/two:2"}))
     imp(run, data, "--oci-name", "x/one")
     assert run.names() == ["x/one:one", "x/two:2"]
@@ -151,34 +150,34 @@ def test_every_index_json_entry_becomes_an_image(run: Cli) -> None:
 
 
 def test_empty_base_name_is_an_error(run: Cli) -> None:
-    path = run.write(oci_archive((app(), {ANNOTATION_REF_NAME: "v1"})))
+    path = run.write(oci_archive((text_image(), {ANNOTATION_REF_NAME: "v1"})))
     run.fails("images", "import", "--oci-name", " ", path, match="must not be empty")
     assert run.names() == []
 
 
 # --------------------------------------------------------------------------- --digests, --index-name
 def test_digests_adds_a_digest_name_for_named_entries(run: Cli) -> None:
-    img = app()
+    img = text_image()
     imp(run, oci_archive((img, {ANNOTATION_REF_NAME: "v1"})), "--oci-name", "x/app", "--digests")
     assert run.names() == ["x/app:v1", f"x/app@{img.manifest.digest}"]
     assert target(run, f"x/app@{img.manifest.digest}") == img.manifest.digest
 
 
 def test_digests_gives_an_unnamed_entry_one_digest_name(run: Cli) -> None:
-    img = app()
+    img = text_image()
     imp(run, oci_archive((img, None)), "--oci-name", "x/app", "--digests")
     assert run.names() == [f"x/app@{img.manifest.digest}"]
 
 
 def test_skip_digest_for_named_keeps_only_the_name(run: Cli) -> None:
-    named, unnamed = app(b"named"), app(b"unnamed")
+    named, unnamed = text_image(b"named"), text_image(b"unnamed")
     data = oci_archive((named, {ANNOTATION_REF_NAME: "v1"}), (unnamed, None))
     imp(run, data, "--oci-name", "x/app", "--digests", "--skip-digest-for-named")
     assert run.names() == sorted(["x/app:v1", f"x/app@{unnamed.manifest.digest}"])
 
 
 def test_index_name_records_the_whole_index(run: Cli) -> None:
-    one, two = app(b"one"), app(b"two")
+    one, two = text_image(b"one"), text_image(b"two")
     layout = OCILayout()
     layout.add_manifest(one, {ANNOTATION_REF_NAME: "one"})
     layout.add_manifest(two, {ANNOTATION_REF_NAME: "two"})
@@ -192,20 +191,20 @@ def test_index_name_records_the_whole_index(run: Cli) -> None:
 
 # --------------------------------------------------------------------------- --label, re-import
 def test_label_is_set_on_every_imported_image(run: Cli) -> None:
-    data = oci_archive((app(b"1"), {ANNOTATION_REF_NAME: "one"}), (app(b"2"), {ANNOTATION_REF_NAME: "two"}))
+    data = oci_archive((text_image(b"1"), {ANNOTATION_REF_NAME: "one"}), (text_image(b"2"), {ANNOTATION_REF_NAME: "two"}))
     imp(run, data, "--label", "team=infra", "--label", "tier=1")
     for name in ("unknown/unknown:one", "unknown/unknown:two"):
         assert run.image(name)["labels"] == {"team": "infra", "tier": "1"}
 
 
 def test_malformed_label_is_a_usage_error(run: Cli) -> None:
-    path = run.write(oci_archive((app(), {ANNOTATION_REF_NAME: "v1"})))
+    path = run.write(oci_archive((text_image(), {ANNOTATION_REF_NAME: "v1"})))
     run.usage_error("images", "import", "--label", "novalue", path)
     assert run.names() == []
 
 
 def test_reimport_updates_the_target_and_keeps_created_at_and_labels(run: Cli) -> None:
-    old, new = app(b"old"), app(b"new")
+    old, new = text_image(b"old"), text_image(b"new")
     imp(run, oci_archive((old, {ANNOTATION_IMAGE_NAME: "x/app:1"})), "--label", "a=1")
     before = run.image("x/app:1")
     imp(run, oci_archive((new, {ANNOTATION_IMAGE_NAME: "x/app:1"})), "--label", "b=2")
@@ -217,7 +216,7 @@ def test_reimport_updates_the_target_and_keeps_created_at_and_labels(run: Cli) -
 
 
 def test_reimport_of_the_same_archive_changes_no_blob_file(run: Cli, root: Path) -> None:
-    data = oci_archive((app(), {ANNOTATION_IMAGE_NAME: "x/app:1"}))
+    data = oci_archive((text_image(), {ANNOTATION_IMAGE_NAME: "x/app:1"}))
     imp(run, data)
     blobs = root / "content" / "blobs" / "sha256"
     before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in blobs.iterdir()}
@@ -226,7 +225,7 @@ def test_reimport_of_the_same_archive_changes_no_blob_file(run: Cli, root: Path)
 
 
 def test_import_into_a_namespace_stays_there(run: Cli) -> None:
-    run.ok("-n", "other", "images", "import", "--no-unpack", run.write(oci_archive((app(), {ANNOTATION_IMAGE_NAME: "x/app:1"}))))
+    run.ok("-n", "other", "images", "import", "--no-unpack", run.write(oci_archive((text_image(), {ANNOTATION_IMAGE_NAME: "x/app:1"}))))
     assert run.names("other") == ["x/app:1"]
     assert run.names() == []
 
@@ -237,18 +236,18 @@ def multi(*images: BuiltImage) -> IndexBlob:
 
 
 def test_host_platform_is_the_default_for_a_multi_platform_index(run: Cli) -> None:
-    host, other = app(), arch_image(OTHER)
+    host, other = text_image(), arch_image(OTHER_ARCH)
     idx = multi(other, host)
     layout = OCILayout()
     layout.add_manifest(idx, {ANNOTATION_REF_NAME: "v1"})
     data = layout.tar_bytes(omit_blobs=[b.digest for b in other.blobs()])  # only the host's content
     imp(run, data)
     assert target(run, "unknown/unknown:v1") == idx.digest
-    assert run.image("unknown/unknown:v1")["platforms"] == sorted([f"linux/{OTHER}", HOST_SPEC])  # a sorted set, as ctr prints
+    assert run.image("unknown/unknown:v1")["platforms"] == sorted([f"linux/{OTHER_ARCH}", HOST_PLATFORM])  # a sorted set, as ctr prints
 
 
 def test_default_import_needs_the_host_platforms_content(run: Cli) -> None:
-    host, other = app(), arch_image(OTHER)
+    host, other = text_image(), arch_image(OTHER_ARCH)
     layout = OCILayout()
     layout.add_manifest(multi(other, host), {ANNOTATION_REF_NAME: "v1"})
     path = run.write(layout.tar_bytes(omit_blobs=[host.layers[0].digest]))
@@ -258,32 +257,32 @@ def test_default_import_needs_the_host_platforms_content(run: Cli) -> None:
 
 def test_index_without_the_host_platform_is_skipped_with_a_warning(run: Cli) -> None:
     data = oci_archive(
-        (multi(arch_image(OTHER)), {ANNOTATION_REF_NAME: "other"}),
-        (multi(app()), {ANNOTATION_REF_NAME: "host"}),
+        (multi(arch_image(OTHER_ARCH)), {ANNOTATION_REF_NAME: "other"}),
+        (multi(text_image()), {ANNOTATION_REF_NAME: "host"}),
     )
     r = run.ok("images", "import", "--no-unpack", run.write(data))
     assert run.names() == ["unknown/unknown:host"]
     assert r.stderr.splitlines() == [
-        f"ctrpy: warning: skipping unknown/unknown:other: no manifest for {HOST_SPEC} "
+        f"ctrpy: warning: skipping unknown/unknown:other: no manifest for {HOST_PLATFORM} "
         "(use --platform or --all-platforms)"
     ]
 
 
 def test_platform_selects_another_platform_and_needs_only_its_content(run: Cli) -> None:
-    host, other = app(), arch_image(OTHER)
+    host, other = text_image(), arch_image(OTHER_ARCH)
     idx = multi(host, other)
     layout = OCILayout()
     layout.add_manifest(idx, {ANNOTATION_REF_NAME: "v1"})
-    imp(run, layout.tar_bytes(omit_blobs=[b.digest for b in host.blobs()]), "--platform", f"linux/{OTHER}")
+    imp(run, layout.tar_bytes(omit_blobs=[b.digest for b in host.blobs()]), "--platform", f"linux/{OTHER_ARCH}")
     assert target(run, "unknown/unknown:v1") == idx.digest
 
 
 def test_platform_needs_the_selected_platforms_content(run: Cli) -> None:
-    host, other = app(), arch_image(OTHER)
+    host, other = text_image(), arch_image(OTHER_ARCH)
     layout = OCILayout()
     layout.add_manifest(multi(host, other), {ANNOTATION_REF_NAME: "v1"})
     path = run.write(layout.tar_bytes(omit_blobs=[other.manifest.digest]))
-    run.fails("images", "import", "--platform", f"linux/{OTHER}", path, match=other.manifest.digest)
+    run.fails("images", "import", "--platform", f"linux/{OTHER_ARCH}", path, match=other.manifest.digest)
     assert run.names() == []
 
 
@@ -303,27 +302,27 @@ def test_platform_linux_arm_means_arm_v7(run: Cli) -> None:
 
 
 def test_platform_is_repeatable(run: Cli) -> None:
-    a, b, c = app(), arch_image(OTHER), arch_image(THIRD)
+    a, b, c = text_image(), arch_image(OTHER_ARCH), arch_image(THIRD_ARCH)
     layout = OCILayout()
     layout.add_manifest(multi(a, b, c), {ANNOTATION_REF_NAME: "v1"})
     data = layout.tar_bytes(omit_blobs=[x.digest for x in c.blobs()])
-    imp(run, data, "--platform", HOST_SPEC, "--platform", f"linux/{OTHER}")
+    imp(run, data, "--platform", HOST_PLATFORM, "--platform", f"linux/{OTHER_ARCH}")
     assert run.names() == ["unknown/unknown:v1"]
     path = run.write(data)
     run.fails(
-        "images", "import", "--platform", HOST_SPEC, "--platform", f"linux/{THIRD}", path,
+        "images", "import", "--platform", HOST_PLATFORM, "--platform", f"linux/{THIRD_ARCH}", path,
         match=c.manifest.digest,
     )
 
 
 def test_all_platforms_imports_a_complete_multi_platform_index(run: Cli) -> None:
-    idx = multi(app(), arch_image(OTHER), arch_image(THIRD))
+    idx = multi(text_image(), arch_image(OTHER_ARCH), arch_image(THIRD_ARCH))
     imp(run, oci_archive((idx, {ANNOTATION_REF_NAME: "v1"})), "--all-platforms")
     assert target(run, "unknown/unknown:v1") == idx.digest
 
 
 def test_all_platforms_needs_every_platforms_content(populated: Cli) -> None:
-    host, other = app(), arch_image(OTHER)
+    host, other = text_image(), arch_image(OTHER_ARCH)
     layout = OCILayout()
     layout.add_manifest(multi(host, other), {ANNOTATION_REF_NAME: "v1"})
     data = layout.tar_bytes(omit_blobs=[other.layers[0].digest])
@@ -331,13 +330,13 @@ def test_all_platforms_needs_every_platforms_content(populated: Cli) -> None:
 
 
 def test_invalid_platform_is_an_error(run: Cli) -> None:
-    path = run.write(oci_archive((app(), {ANNOTATION_REF_NAME: "v1"})))
+    path = run.write(oci_archive((text_image(), {ANNOTATION_REF_NAME: "v1"})))
     run.fails("images", "import", "--platform", "linux//amd64", path, match="invalid platform")
     assert run.names() == []
 
 
 def test_top_level_entries_carrying_platforms_import_only_the_host_one(run: Cli) -> None:
-    host, other = app(), arch_image(OTHER)
+    host, other = text_image(), arch_image(OTHER_ARCH)
     layout = OCILayout()
     layout.add_manifest(host, {ANNOTATION_REF_NAME: "host"}, platform=True)
     layout.add_manifest(other, {ANNOTATION_REF_NAME: "other"}, platform=True)
@@ -347,14 +346,14 @@ def test_top_level_entries_carrying_platforms_import_only_the_host_one(run: Cli)
 
 def test_top_level_entry_for_another_platform_is_skipped_with_a_warning(run: Cli) -> None:
     layout = OCILayout()
-    layout.add_manifest(app(), {ANNOTATION_REF_NAME: "host"}, platform=True)
-    layout.add_manifest(arch_image(OTHER), {ANNOTATION_REF_NAME: "other"}, platform=True)
+    layout.add_manifest(text_image(), {ANNOTATION_REF_NAME: "host"}, platform=True)
+    layout.add_manifest(arch_image(OTHER_ARCH), {ANNOTATION_REF_NAME: "other"}, platform=True)
     r = run.ok("images", "import", "--no-unpack", run.write(layout.tar_bytes()))
     assert "skipping unknown/unknown:other" in r.stderr
 
 
 def test_archive_left_with_no_image_for_the_platform_is_an_error(populated: Cli) -> None:
-    path = populated.write(oci_archive((multi(arch_image(OTHER)), {ANNOTATION_REF_NAME: "v1"})))
+    path = populated.write(oci_archive((multi(arch_image(OTHER_ARCH)), {ANNOTATION_REF_NAME: "v1"})))
     before = populated.state()
     populated.fails("images", "import", path, warnings=True)
     populated.assert_unchanged(before)
@@ -362,19 +361,19 @@ def test_archive_left_with_no_image_for_the_platform_is_an_error(populated: Cli)
 
 # --------------------------------------------------------------------------- nested, docker types
 def test_nested_indexes_are_walked(run: Cli) -> None:
-    host, other = app(), arch_image(OTHER)
+    host, other = text_image(), arch_image(OTHER_ARCH)
     inner = multi(host, other)
     outer = index_of([inner])
     imp(run, oci_archive((outer, {ANNOTATION_REF_NAME: "v1"})))
     record = run.image("unknown/unknown:v1")
     assert record["target"]["digest"] == outer.digest
-    assert record["platforms"] == [HOST_SPEC, f"linux/{OTHER}"]
+    assert record["platforms"] == [HOST_PLATFORM, f"linux/{OTHER_ARCH}"]
     assert record["size"] == outer.size + inner.size + sum(b.size for b in host.blobs())
 
 
 def test_nested_index_with_a_missing_host_manifest_is_an_error(run: Cli) -> None:
-    host = app()
-    outer = index_of([multi(host, arch_image(OTHER))])
+    host = text_image()
+    outer = index_of([multi(host, arch_image(OTHER_ARCH))])
     layout = OCILayout()
     layout.add_manifest(outer, {ANNOTATION_REF_NAME: "v1"})
     run.fails("images", "import", run.write(layout.tar_bytes(omit_blobs=[host.config.digest])),
@@ -384,7 +383,7 @@ def test_nested_index_with_a_missing_host_manifest_is_an_error(run: Cli) -> None
 
 def test_docker_media_types_inside_an_oci_layout(run: Cli) -> None:
     host = host_image([file("d.txt", b"docker")], media_types="docker").build()
-    other = Image([[file("o", b"o")]], architecture=OTHER, media_types="docker").build()
+    other = Image([[file("o", b"o")]], architecture=OTHER_ARCH, media_types="docker").build()
     lst = index_of([host, other], media_type="docker-list")
     imp(run, oci_archive((lst, {ANNOTATION_IMAGE_NAME: "x/docker:1"})))
     record = run.image("x/docker:1")
@@ -403,14 +402,14 @@ def test_docker_manifest_at_the_top_of_an_oci_layout(run: Cli) -> None:
 # --------------------------------------------------------------------------- input forms
 @pytest.mark.parametrize("compression", ["gzip", "zstd"])
 def test_compressed_archive_is_decompressed_on_the_fly(run: Cli, compression: str) -> None:
-    img = app()
+    img = text_image()
     imp(run, oci_archive((img, {ANNOTATION_IMAGE_NAME: "x/app:1"}), compression=compression))
     assert target(run, "x/app:1") == img.manifest.digest
 
 
 @pytest.mark.parametrize("compression", ["none", "gzip", "zstd"])
 def test_archive_on_stdin(run: Cli, compression: str) -> None:
-    img = app()
+    img = text_image()
     data = oci_archive((img, {ANNOTATION_IMAGE_NAME: "x/app:1"}), compression=compression)
     r = run.ok("images", "import", "--no-unpack", "-", input=data)
     assert r.stdout == "x/app:1\n"
@@ -419,38 +418,38 @@ def test_archive_on_stdin(run: Cli, compression: str) -> None:
 
 @pytest.mark.parametrize("order", ["sorted", "index-first", "index-last", "blobs-reverse"])
 def test_entries_in_any_order(run: Cli, order: str) -> None:
-    img = app()
+    img = text_image()
     imp(run, oci_archive((img, {ANNOTATION_IMAGE_NAME: "x/app:1"}), order=order))
     assert target(run, "x/app:1") == img.manifest.digest
     assert sorted(run.digests()) == sorted(b.digest for b in img.blobs())
 
 
 def test_archive_without_directory_entries(run: Cli) -> None:
-    img = app()
+    img = text_image()
     imp(run, oci_archive((img, {ANNOTATION_IMAGE_NAME: "x/app:1"}), include_dirs=False))
     assert target(run, "x/app:1") == img.manifest.digest
 
 
 def test_every_blob_of_the_archive_is_visible_in_content_ls(run: Cli) -> None:
-    img = app()
+    img = text_image()
     imp(run, oci_archive((img, {ANNOTATION_IMAGE_NAME: "x/app:1"})))
     assert run.digests() == sorted(b.digest for b in img.blobs())
 
 
 def test_import_with_unpack_prints_ctrs_lines(run: Cli) -> None:
-    img = app()
+    img = text_image()
     r = run.ok("images", "import", run.write(oci_archive((img, {ANNOTATION_IMAGE_NAME: "x/app:1"}))))
     assert r.stdout == f"unpacking x/app:1 ({img.manifest.digest})...done\n"
 
 
 @pytest.mark.parametrize("fmt", ["oci.v1", "auto"])
 def test_format_option_accepts_oci(run: Cli, fmt: str) -> None:
-    imp(run, oci_archive((app(), {ANNOTATION_IMAGE_NAME: "x/app:1"})), "--format", fmt)
+    imp(run, oci_archive((text_image(), {ANNOTATION_IMAGE_NAME: "x/app:1"})), "--format", fmt)
     assert run.names() == ["x/app:1"]
 
 
 # --------------------------------------------------------------------------- bad input
-BASE = app(b"bad input")
+BASE = text_image(b"bad input")
 NAMED = {ANNOTATION_IMAGE_NAME: "x/bad:1"}
 
 
@@ -735,7 +734,7 @@ def namespace_holds_complete_image(run: Cli, namespace: str, name: str, img: Bui
 
 @pytest.mark.parametrize("which", ["manifest", "config", "layer"])
 def test_blob_missing_from_the_archive_but_held_by_another_namespace(run: Cli, which: str) -> None:
-    img = app(b"shared")
+    img = text_image(b"shared")
     layout = layout_of(img)
     run.ok("-n", "a", "images", "import", "--no-unpack", run.write(layout.tar_bytes()))
     blob = {"manifest": img.manifest, "config": img.config, "layer": img.layers[0]}[which]
@@ -748,7 +747,7 @@ def test_blob_missing_from_the_archive_but_held_by_another_namespace(run: Cli, w
 
 
 def test_blobs_shared_with_another_namespace_are_stored_once(run: Cli, root: Path) -> None:
-    img = app(b"shared")
+    img = text_image(b"shared")
     data = layout_of(img).tar_bytes()
     run.ok("-n", "a", "images", "import", "--no-unpack", run.write(data))
     run.ok("-n", "b", "images", "import", "--no-unpack", run.write(data))

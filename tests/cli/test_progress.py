@@ -7,23 +7,19 @@ terminal shows is tested for real, under a pseudo-terminal, in test_terminal.py.
 from __future__ import annotations
 
 import io
-import json
 import tarfile
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from ctrpy import Client
-from ctrpy.cli.main import cli
 from ctrpy.cli.progress import (
     PlainRenderer,
     QuietRenderer,
     RichRenderer,
     choose_renderer,
 )
-from ctrpy.oci import Platform
 from ctrpy.progress import (
     ArchiveRead,
     BlobStored,
@@ -36,165 +32,142 @@ from ctrpy.progress import (
     UnpackStarted,
     Warning,
 )
-from tests.builders import Image, OCILayout, docker_save_tar, file
+from tests.builders import docker_save_tar, file
+from tests.helpers import OTHER_ARCH, Cli, host_image, named_archive
 
-HOST = Platform.host()
 NAME = "example.com/demo/app:v1"
-# the environment a user may carry into the tests, removed for every invocation
-CLEAN_ENV: dict[str, str | None] = {
-    "FORCE_COLOR": None, "NO_COLOR": None, "CTRPY_PROGRESS": None, "CTRPY_ROOT": None,
-    "CTRPY_NAMESPACE": None, "CONTAINERD_NAMESPACE": None, "CTRPY_SNAPSHOTTER": None,
-}
 
 
-def host_image(*layers: Any, **kw: Any) -> Image:
-    kw.setdefault("architecture", HOST.architecture)
-    kw.setdefault("variant", HOST.variant or None)
-    return Image(layers=list(layers), **kw)
-
-
-def oci_archive(tmp_path: Path, name: str = NAME) -> Path:
-    layout = OCILayout()
-    layout.add_manifest(
-        host_image([file("etc/motd", b"hello\n")], [file("bin/app", b"app", mode=0o755)]),
-        {"io.containerd.image.name": name},
-        platform=True,
-    )
+def app_archive(tmp_path: Path, name: str = NAME) -> Path:
     path = tmp_path / "app.tar"
-    layout.write_tar(path)
+    path.write_bytes(named_archive(
+        (host_image([file("etc/motd", b"hello\n")], [file("bin/app", b"app", mode=0o755)]), name),
+        platform=True,
+    ))
     return path
 
 
-def ctrpy(tmp_path: Path, *args: str, env: dict[str, str] | None = None, input: bytes | None = None) -> Result:
-    return CliRunner().invoke(
-        cli, ["--root", str(tmp_path / "root"), *args], env={**CLEAN_ENV, **(env or {})}, input=input
-    )
-
-
-def imported_digest(tmp_path: Path) -> str:
-    out = ctrpy(tmp_path, "images", "ls", "--json")
-    (item,) = json.loads(out.stdout)["items"]
+def imported_digest(run: Cli) -> str:
+    (item,) = run.images_json()
     digest: str = item["target"]["digest"]
     return digest
 
 
-def do_import(tmp_path: Path, *global_opts: str, env: dict[str, str] | None = None) -> Result:
-    archive = oci_archive(tmp_path)
-    return ctrpy(tmp_path, *global_opts, "images", "import", "--snapshotter", "native", str(archive), env=env)
+def do_import(run: Cli, *global_opts: str, env: dict[str, str] | None = None) -> Result:
+    archive = app_archive(run.workdir)
+    return run(*global_opts, "images", "import", "--snapshotter", "native", str(archive), env=env)
 
 
 # --------------------------------------------------------------------------- stdout: data
-def test_auto_without_a_terminal_prints_ctrs_unpacking_lines_on_stdout(tmp_path: Path) -> None:
-    out = do_import(tmp_path)
+def test_auto_without_a_terminal_prints_ctrs_unpacking_lines_on_stdout(run: Cli, tmp_path: Path) -> None:
+    out = do_import(run)
     assert out.exit_code == 0, out.stderr
-    assert out.stdout == f"unpacking {NAME} ({imported_digest(tmp_path)})...done\n"
+    assert out.stdout == f"unpacking {NAME} ({imported_digest(run)})...done\n"
     assert out.stderr == ""
 
 
-def test_progress_plain_prints_ctrs_unpacking_lines(tmp_path: Path) -> None:
-    out = do_import(tmp_path, "--progress", "plain")
+def test_progress_plain_prints_ctrs_unpacking_lines(run: Cli, tmp_path: Path) -> None:
+    out = do_import(run, "--progress", "plain")
     assert out.exit_code == 0, out.stderr
-    assert out.stdout == f"unpacking {NAME} ({imported_digest(tmp_path)})...done\n"
+    assert out.stdout == f"unpacking {NAME} ({imported_digest(run)})...done\n"
     assert out.stderr == ""
 
 
-def test_quiet_import_prints_only_the_image_names(tmp_path: Path) -> None:
-    out = do_import(tmp_path, "-q")
+def test_quiet_import_prints_only_the_image_names(run: Cli, tmp_path: Path) -> None:
+    out = do_import(run, "-q")
     assert out.exit_code == 0, out.stderr
     assert out.stdout == f"{NAME}\n"
     assert out.stderr == ""
 
 
-def test_quiet_long_option_is_the_same_as_q(tmp_path: Path) -> None:
-    out = do_import(tmp_path, "--quiet")
+def test_quiet_long_option_is_the_same_as_q(run: Cli, tmp_path: Path) -> None:
+    out = do_import(run, "--quiet")
     assert (out.exit_code, out.stdout, out.stderr) == (0, f"{NAME}\n", "")
 
 
-def test_progress_none_prints_nothing_but_the_image_names(tmp_path: Path) -> None:
-    out = do_import(tmp_path, "--progress", "none")
+def test_progress_none_prints_nothing_but_the_image_names(run: Cli, tmp_path: Path) -> None:
+    out = do_import(run, "--progress", "none")
     assert out.exit_code == 0, out.stderr
     assert out.stdout == f"{NAME}\n"
     assert out.stderr == ""
 
 
-def test_quiet_wins_over_progress_plain(tmp_path: Path) -> None:
-    out = do_import(tmp_path, "--progress", "plain", "-q")
+def test_quiet_wins_over_progress_plain(run: Cli, tmp_path: Path) -> None:
+    out = do_import(run, "--progress", "plain", "-q")
     assert (out.exit_code, out.stdout) == (0, f"{NAME}\n")
 
 
-def test_ctrpy_progress_in_the_environment_chooses_the_mode(tmp_path: Path) -> None:
-    out = do_import(tmp_path, env={"CTRPY_PROGRESS": "none"})
+def test_ctrpy_progress_in_the_environment_chooses_the_mode(run: Cli, tmp_path: Path) -> None:
+    out = do_import(run, env={"CTRPY_PROGRESS": "none"})
     assert (out.exit_code, out.stdout, out.stderr) == (0, f"{NAME}\n", "")
 
 
-def test_the_progress_option_wins_over_the_environment(tmp_path: Path) -> None:
-    out = do_import(tmp_path, "--progress", "plain", env={"CTRPY_PROGRESS": "none"})
+def test_the_progress_option_wins_over_the_environment(run: Cli, tmp_path: Path) -> None:
+    out = do_import(run, "--progress", "plain", env={"CTRPY_PROGRESS": "none"})
     assert out.stdout.startswith(f"unpacking {NAME} (")
 
 
-def test_an_unknown_progress_mode_is_a_usage_error(tmp_path: Path) -> None:
-    out = ctrpy(tmp_path, "--progress", "fancy", "images", "ls")
+def test_an_unknown_progress_mode_is_a_usage_error(run: Cli, tmp_path: Path) -> None:
+    out = run("--progress", "fancy", "images", "ls")
     assert out.exit_code == 2
     assert "'fancy' is not one of 'auto', 'plain', 'none'" in out.stderr
 
 
 @pytest.mark.parametrize("opts", [(), ("--progress", "plain"), ("--progress", "none"), ("-q",)])
-def test_import_without_unpack_prints_the_names_in_every_mode(tmp_path: Path, opts: tuple[str, ...]) -> None:
-    archive = oci_archive(tmp_path)
-    out = ctrpy(tmp_path, *opts, "images", "import", "--no-unpack", str(archive))
+def test_import_without_unpack_prints_the_names_in_every_mode(run: Cli, tmp_path: Path, opts: tuple[str, ...]) -> None:
+    archive = app_archive(tmp_path)
+    out = run(*opts, "images", "import", "--no-unpack", str(archive))
     assert (out.exit_code, out.stdout, out.stderr) == (0, f"{NAME}\n", "")
 
 
-def test_import_from_stdin_prints_the_same_as_from_a_file(tmp_path: Path) -> None:
-    data = oci_archive(tmp_path).read_bytes()
-    out = ctrpy(tmp_path, "images", "import", "--snapshotter", "native", "-", input=data)
+def test_import_from_stdin_prints_the_same_as_from_a_file(run: Cli, tmp_path: Path) -> None:
+    data = app_archive(tmp_path).read_bytes()
+    out = run("images", "import", "--snapshotter", "native", "-", input=data)
     assert out.exit_code == 0, out.stderr
-    assert out.stdout == f"unpacking {NAME} ({imported_digest(tmp_path)})...done\n"
+    assert out.stdout == f"unpacking {NAME} ({imported_digest(run)})...done\n"
 
 
-def test_unpack_prints_ctrs_unpacking_line(tmp_path: Path) -> None:
-    archive = oci_archive(tmp_path)
-    assert ctrpy(tmp_path, "images", "import", "--no-unpack", str(archive)).exit_code == 0
-    out = ctrpy(tmp_path, "images", "unpack", "--snapshotter", "native", NAME)
+def test_unpack_prints_ctrs_unpacking_line(run: Cli, tmp_path: Path) -> None:
+    archive = app_archive(tmp_path)
+    assert run("images", "import", "--no-unpack", str(archive)).exit_code == 0
+    out = run("images", "unpack", "--snapshotter", "native", NAME)
     assert out.exit_code == 0, out.stderr
-    assert out.stdout == f"unpacking {NAME} ({imported_digest(tmp_path)})...done\n"
+    assert out.stdout == f"unpacking {NAME} ({imported_digest(run)})...done\n"
 
 
-def test_quiet_unpack_prints_nothing(tmp_path: Path) -> None:
-    archive = oci_archive(tmp_path)
-    assert ctrpy(tmp_path, "images", "import", "--no-unpack", str(archive)).exit_code == 0
-    out = ctrpy(tmp_path, "-q", "images", "unpack", "--snapshotter", "native", NAME)
+def test_quiet_unpack_prints_nothing(run: Cli, tmp_path: Path) -> None:
+    archive = app_archive(tmp_path)
+    assert run("images", "import", "--no-unpack", str(archive)).exit_code == 0
+    out = run("-q", "images", "unpack", "--snapshotter", "native", NAME)
     assert (out.exit_code, out.stdout, out.stderr) == (0, "", "")
 
 
-def test_extract_prints_no_unpacking_lines(tmp_path: Path) -> None:
-    archive = oci_archive(tmp_path)
-    assert ctrpy(tmp_path, "images", "import", "--no-unpack", str(archive)).exit_code == 0
-    out = ctrpy(tmp_path, "images", "extract", NAME, str(tmp_path / "rootfs"))
+def test_extract_prints_no_unpacking_lines(run: Cli, tmp_path: Path) -> None:
+    archive = app_archive(tmp_path)
+    assert run("images", "import", "--no-unpack", str(archive)).exit_code == 0
+    out = run("images", "extract", NAME, str(tmp_path / "rootfs"))
     assert (out.exit_code, out.stdout, out.stderr) == (0, "", "")
     assert (tmp_path / "rootfs" / "etc" / "motd").read_bytes() == b"hello\n"
 
 
-def test_export_to_stdout_writes_only_the_archive(tmp_path: Path) -> None:
-    archive = oci_archive(tmp_path)
-    assert ctrpy(tmp_path, "images", "import", "--no-unpack", str(archive)).exit_code == 0
-    assert ctrpy(tmp_path, "images", "export", str(tmp_path / "out.tar"), NAME).exit_code == 0
-    runner = CliRunner()
-    out = runner.invoke(cli, ["--root", str(tmp_path / "root"), "images", "export", "-", NAME], env=CLEAN_ENV)
-    assert out.exit_code == 0, out.stderr
+def test_export_to_stdout_writes_only_the_archive(run: Cli, tmp_path: Path) -> None:
+    archive = app_archive(tmp_path)
+    assert run("images", "import", "--no-unpack", str(archive)).exit_code == 0
+    assert run("images", "export", str(tmp_path / "out.tar"), NAME).exit_code == 0
+    out = run.ok("images", "export", "-", NAME)
     assert out.stdout_bytes == (tmp_path / "out.tar").read_bytes()
     assert out.stderr == ""
 
 
 @pytest.mark.parametrize("opts", [(), ("-q",), ("--progress", "none")])
-def test_warnings_reach_stderr_in_every_mode(tmp_path: Path, opts: tuple[str, ...]) -> None:
-    other = "s390x" if HOST.architecture != "s390x" else "arm64"
+def test_warnings_reach_stderr_in_every_mode(run: Cli, tmp_path: Path, opts: tuple[str, ...]) -> None:
+    other = OTHER_ARCH
     archive = tmp_path / "two.tar"
     archive.write_bytes(docker_save_tar([
         (host_image([file("a")]), ["a:1"]),
         (host_image([file("b")], architecture=other, variant=None), ["b:1"]),
     ]))
-    out = ctrpy(tmp_path, *opts, "images", "import", "--no-unpack", str(archive))
+    out = run(*opts, "images", "import", "--no-unpack", str(archive))
     assert out.exit_code == 0, out.stderr
     assert out.stdout == "docker.io/library/a:1\n"
     assert out.stderr.startswith("ctrpy: warning: skipping docker.io/library/b:1")
@@ -369,7 +342,7 @@ def test_rich_renderer_draws_nothing_before_the_first_event() -> None:
 def test_export_reports_bytes_written_up_to_the_size_of_the_archive(tmp_path: Path) -> None:
     events: list[Event] = []
     client = Client(tmp_path / "root", progress=events.append)
-    with oci_archive(tmp_path).open("rb") as f:
+    with app_archive(tmp_path).open("rb") as f:
         client.import_archive(f, "oci.v1")
     out = tmp_path / "out.tar"
     client.export_to_path(client.export_targets([NAME]), out)

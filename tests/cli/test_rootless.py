@@ -23,11 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from ctrpy.oci import Platform
 from tests.builders import (
     ANNOTATION_IMAGE_NAME,
     BuiltImage,
-    Image,
     OCILayout,
     blockdev,
     chain_ids,
@@ -36,6 +34,7 @@ from tests.builders import (
     fifo,
     file,
 )
+from tests.helpers import host_image
 from tests.peers import ctrpy_command, in_ci
 from tests.treecmp import files, tar_tree
 
@@ -43,11 +42,10 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching to another 
 
 NOBODY = 65534
 IMAGE = "docker.io/library/rootless:v1"
-HOST = Platform.host()
 
 
 def image(*layers: list) -> BuiltImage:  # type: ignore[type-arg]
-    return Image(list(layers), architecture=HOST.architecture, variant=HOST.variant or None).build()
+    return host_image(*layers).build()
 
 
 PLAIN = [directory("etc"), file("etc/motd", b"hello\n")]

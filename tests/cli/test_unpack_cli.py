@@ -13,9 +13,6 @@ import errno
 import json
 import os
 import re
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +20,6 @@ import pytest
 
 from ctrpy.cli.render import human_size
 from ctrpy.snapshots.mounts import is_mountpoint
-from ctrpy.snapshots.overlay import overlay_supported
 from tests.builders import (
     ANNOTATION_IMAGE_NAME,
     BuiltImage,
@@ -38,35 +34,14 @@ from tests.builders import (
     symlink,
     whiteout,
 )
-from tests.cli.conftest import Cli, host_image, oci_archive
+from tests.helpers import Cli, host_image, mount_target, need_root, oci_archive, parse_table, usable
 from tests.treecmp import diff, feature_layers, files, tar_tree, tree
 
 APP = "docker.io/library/app:v1"
 OTHER = "docker.io/library/other:v1"
-SNAPSHOTTERS = ["native", "overlayfs"]
 
 BASE = [directory("etc"), file("etc/base", b"base\n"), file("etc/remove-me", b"x")]
 APP_LAYER = [directory("app"), file("app/bin", b"app\n", 0o755), whiteout("etc/remove-me")]
-
-
-@pytest.fixture(autouse=True)
-def _plain_progress(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No live bars and no inherited choices: ctr's plain output, the default snapshotter."""
-    for name in ("CTRPY_PROGRESS", "FORCE_COLOR", "CTRPY_SNAPSHOTTER"):
-        monkeypatch.delenv(name, raising=False)
-
-
-def usable(snapshotter: str, tmp_path: Path) -> bool:
-    if snapshotter == "overlayfs":
-        return os.geteuid() == 0 and overlay_supported(tmp_path / "probe")
-    return True
-
-
-@pytest.fixture(params=SNAPSHOTTERS)
-def snapshotter(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if not usable(request.param, tmp_path):
-        pytest.skip("overlayfs needs root and a mountable overlay filesystem")
-    return str(request.param)
 
 
 def app_image() -> BuiltImage:
@@ -84,20 +59,6 @@ def imported(run: Cli, img: BuiltImage, name: str = APP, *args: str) -> BuiltIma
 
 def unpacking_line(name: str, img: BuiltImage) -> str:
     return f"unpacking {name} ({img.manifest.digest})...done"
-
-
-def parse_table(out: str) -> list[dict[str, str]]:
-    """A ctrpy table (left-aligned columns under a header) as one dict per row."""
-    header, *rows = out.splitlines()
-    names = header.split()
-    starts = [header.index(n if i == 0 else f" {n} ") + (0 if i == 0 else 1) for i, n in enumerate(names)]
-    bounds = [*starts[1:], None]
-    return [{n: row[s:e].strip() for n, s, e in zip(names, starts, bounds, strict=True)} for row in rows]
-
-
-def snapshot_keys(run: Cli, snapshotter: str | None = None) -> list[str]:
-    args = ["snapshots", *(["--snapshotter", snapshotter] if snapshotter else []), "ls", "-q"]
-    return run.ok(*args).stdout.split()
 
 
 def blob_file(run: Cli, digest: str) -> Path:
@@ -118,28 +79,28 @@ def test_import_unpacks_each_image_and_prints_ctrs_unpacking_lines(run: Cli) -> 
     app, other = app_image(), host_image(BASE, [file("other", b"other")]).build()
     out = run.ok("images", "import", archive(run, (app, APP), (other, OTHER)))
     assert out.stdout.splitlines() == [unpacking_line(APP, app), unpacking_line(OTHER, other)]
-    assert sorted(snapshot_keys(run)) == sorted({*chain_ids(app.diff_ids), *chain_ids(other.diff_ids)})
+    assert sorted(run.snapshot_keys()) == sorted({*chain_ids(app.diff_ids), *chain_ids(other.diff_ids)})
 
 
 def test_import_with_no_unpack_prints_the_names_and_unpacks_nothing(run: Cli) -> None:
     out = run.ok("images", "import", "--no-unpack", archive(run, (app_image(), APP)))
     assert out.stdout.splitlines() == [APP]
-    assert snapshot_keys(run, "native") == []
+    assert run.snapshot_keys("native") == []
     assert (run.root / "snapshots").exists() is False or not any((run.root / "snapshots").rglob("fs"))
 
 
 def test_import_unpacks_with_the_snapshotter_given(run: Cli, snapshotter: str) -> None:
     img = imported(run, app_image(), APP, "--snapshotter", snapshotter)
-    assert snapshot_keys(run, snapshotter) == sorted(chain_ids(img.diff_ids))
+    assert run.snapshot_keys(snapshotter) == sorted(chain_ids(img.diff_ids))
     other = "native" if snapshotter == "overlayfs" else "overlayfs"
     if usable(other, run.root.parent):
-        assert snapshot_keys(run, other) == []
+        assert run.snapshot_keys(other) == []
 
 
 def test_import_unpacks_with_the_snapshotter_from_ctrpy_snapshotter(run: Cli) -> None:
     img = app_image()
     run.ok("images", "import", archive(run, (img, APP)), env={"CTRPY_SNAPSHOTTER": "native"})
-    assert snapshot_keys(run, "native") == sorted(chain_ids(img.diff_ids))
+    assert run.snapshot_keys("native") == sorted(chain_ids(img.diff_ids))
 
 
 def test_import_with_an_unknown_snapshotter_fails_before_storing_anything(run: Cli) -> None:
@@ -168,7 +129,7 @@ def test_an_import_whose_unpack_fails_exits_1_with_one_error_line_and_creates_no
         stdout=None,
     )
     assert listings(run) == before
-    assert not set(snapshot_keys(run)) & set(chain_ids(bad.diff_ids)[1:])
+    assert not set(run.snapshot_keys()) & set(chain_ids(bad.diff_ids)[1:])
 
 
 def test_a_reimport_whose_unpack_fails_leaves_the_existing_image_as_it_was(run: Cli) -> None:
@@ -204,7 +165,7 @@ def test_images_unpack_unpacks_an_imported_image_and_prints_ctrs_line(run: Cli, 
     img = imported(run, app_image(), APP, "--no-unpack")
     out = run.ok("images", "unpack", "--snapshotter", snapshotter, APP)
     assert out.stdout.splitlines() == [unpacking_line(APP, img)]
-    assert snapshot_keys(run, snapshotter) == sorted(chain_ids(img.diff_ids))
+    assert run.snapshot_keys(snapshotter) == sorted(chain_ids(img.diff_ids))
 
 
 def test_images_unpack_again_changes_nothing(run: Cli) -> None:
@@ -219,7 +180,7 @@ def test_images_unpack_again_changes_nothing(run: Cli) -> None:
 def test_images_unpack_finds_an_image_by_its_short_name(run: Cli) -> None:
     img = imported(run, app_image(), APP, "--no-unpack")
     run.ok("images", "unpack", "--snapshotter", "native", "app:v1")
-    assert snapshot_keys(run, "native") == sorted(chain_ids(img.diff_ids))
+    assert run.snapshot_keys("native") == sorted(chain_ids(img.diff_ids))
 
 
 def test_images_unpack_of_a_missing_image_fails(run: Cli) -> None:
@@ -229,7 +190,7 @@ def test_images_unpack_of_a_missing_image_fails(run: Cli) -> None:
 def test_images_unpack_of_a_lying_image_fails_and_keeps_no_snapshot_of_the_bad_layer(run: Cli) -> None:
     bad = imported(run, lying_image(), APP, "--no-unpack")
     run.fails("images", "unpack", "--snapshotter", "native", APP, match="config says diffID", stdout=None)
-    assert not set(snapshot_keys(run, "native")) & set(chain_ids(bad.diff_ids)[1:])
+    assert not set(run.snapshot_keys("native")) & set(chain_ids(bad.diff_ids)[1:])
 
 
 # --------------------------------------------------------------------------- images check
@@ -360,7 +321,7 @@ def test_snapshots_rm_refuses_a_snapshot_with_a_child(run: Cli, snapshotter: str
     img = imported(run, app_image(), APP, "--snapshotter", snapshotter)
     base, top = chain_ids(img.diff_ids)
     run.fails("snapshots", "--snapshotter", snapshotter, "rm", base, match=f"has a child '{top}'")
-    assert sorted(snapshot_keys(run, snapshotter)) == sorted([base, top])
+    assert sorted(run.snapshot_keys(snapshotter)) == sorted([base, top])
 
 
 def test_snapshots_rm_removes_children_then_parents_and_prints_the_keys(run: Cli, snapshotter: str) -> None:
@@ -368,7 +329,7 @@ def test_snapshots_rm_removes_children_then_parents_and_prints_the_keys(run: Cli
     base, top = chain_ids(img.diff_ids)
     out = run.ok("snapshots", "--snapshotter", snapshotter, "rm", top, base)
     assert out.stdout.splitlines() == [top, base]
-    assert snapshot_keys(run, snapshotter) == []
+    assert run.snapshot_keys(snapshotter) == []
     assert not any((run.root / "snapshots" / snapshotter / "snapshots").iterdir())
 
 
@@ -379,7 +340,7 @@ def test_after_snapshots_rm_the_image_is_not_unpacked_and_unpacks_again(run: Cli
     (row,) = parse_table(run.ok("images", "check", "--snapshotter", "native").stdout)
     assert row["UNPACKED"] == "false"
     run.ok("images", "unpack", "--snapshotter", "native", APP)
-    assert sorted(snapshot_keys(run, "native")) == sorted([base, top])
+    assert sorted(run.snapshot_keys("native")) == sorted([base, top])
 
 
 def test_snapshots_tree_shows_children_under_their_parents(run: Cli) -> None:
@@ -441,7 +402,7 @@ def test_extract_refuses_a_non_empty_directory_and_leaves_it_alone(run: Cli, tmp
 def test_extract_needs_no_unpacked_snapshots(run: Cli, tmp_path: Path) -> None:
     imported(run, app_image(), APP, "--no-unpack")
     run.ok("images", "extract", APP, str(tmp_path / "rootfs"))
-    assert snapshot_keys(run, "native") == []
+    assert run.snapshot_keys("native") == []
 
 
 def test_extract_of_a_lying_image_fails(run: Cli, tmp_path: Path) -> None:
@@ -528,25 +489,6 @@ def test_flatten_detects_a_corrupted_layer_blob(run: Cli, tmp_path: Path) -> Non
 
 
 # --------------------------------------------------------------------------- mount
-def need_root() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("mounting needs root")
-
-
-@contextmanager
-def mount_target(tmp_path: Path) -> Iterator[Path]:
-    """A fresh mount point, lazily unmounted afterwards whatever the test did."""
-    target = tmp_path / "mnt"
-    target.mkdir()
-    try:
-        yield target
-    finally:
-        for _ in range(4):  # a stacked mount (a test mounting twice) needs more than one
-            if not is_mountpoint(target):
-                break
-            subprocess.run(["umount", "-l", str(target)], check=False)
-
-
 @pytest.mark.parametrize("layers", [1, 2], ids=["one-layer", "two-layers"])
 def test_mount_is_read_only_with_the_images_files_readable(
     run: Cli, tmp_path: Path, snapshotter: str, layers: int
@@ -578,9 +520,9 @@ def test_mount_unpacks_the_image_first(run: Cli, tmp_path: Path, snapshotter: st
     with mount_target(tmp_path) as target:
         run.ok("images", "mount", "--snapshotter", snapshotter, APP, str(target))
         view = f"mount:{target.resolve()}"  # the read-only mount's view snapshot
-        assert sorted(snapshot_keys(run, snapshotter)) == sorted([*chain_ids(img.diff_ids), view])
+        assert sorted(run.snapshot_keys(snapshotter)) == sorted([*chain_ids(img.diff_ids), view])
         run.ok("images", "unmount", "--snapshotter", snapshotter, str(target))
-        assert sorted(snapshot_keys(run, snapshotter)) == sorted(chain_ids(img.diff_ids))
+        assert sorted(run.snapshot_keys(snapshotter)) == sorted(chain_ids(img.diff_ids))
 
 
 def test_a_rw_mount_writes_into_an_active_snapshot_that_unmount_rm_removes(
@@ -617,7 +559,7 @@ def test_unmount_rm_removes_the_writable_snapshot(run: Cli, tmp_path: Path, snap
         (target / "written").write_bytes(b"x")
         run.ok("images", "unmount", "--rm", "--snapshotter", snapshotter, str(target))
         assert not is_mountpoint(target)
-    assert sorted(snapshot_keys(run, snapshotter)) == sorted(chain_ids(img.diff_ids))
+    assert sorted(run.snapshot_keys(snapshotter)) == sorted(chain_ids(img.diff_ids))
 
 
 def test_mounting_on_a_mount_point_is_an_error(run: Cli, tmp_path: Path, snapshotter: str) -> None:

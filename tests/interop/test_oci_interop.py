@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import tarfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import CompletedProcess
@@ -34,11 +33,10 @@ from tests.builders import (
     index_of,
     layer_tar,
 )
+from tests.helpers import Runner
 from tests.peers import Ctr, Ctrpy, run
 
 pytestmark = pytest.mark.interop
-
-Runner = Callable[..., CompletedProcess[Any]]
 
 DEMO = "docker.io/library/demo:v1"
 OTHER = "docker.io/library/other:v2"

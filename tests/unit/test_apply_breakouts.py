@@ -13,12 +13,8 @@ from pathlib import Path
 import pytest
 
 from ctrpy.errors import InvalidArchive, UnpackError
-from tests.unit._tarmaker import Sandbox, TarMaker, pad, raw_header
-
-
-@pytest.fixture
-def box(tmp_path: Path) -> Sandbox:
-    return Sandbox(tmp_path)
+from tests.builders import Tar, pad, raw_header
+from tests.helpers import Sandbox
 
 
 def same_inode(a: Path, b: Path) -> bool:
@@ -36,19 +32,19 @@ def host_unique() -> str:
 
 @pytest.mark.parametrize("name", ["../escaped", "../../escaped", "a/../../../escaped", "/../escaped"])
 def test_dotdot_names_are_clamped_to_the_root(box: Sandbox, name: str) -> None:
-    box.apply(TarMaker().file(name, b"inside").build())
+    box.apply(Tar().file(name, b"inside").build())
     assert (box.root / "escaped").read_bytes() == b"inside"
     box.assert_outside_unchanged()
 
 
 def test_dotdot_prefix_to_an_outside_file_writes_inside_the_root(box: Sandbox) -> None:
-    box.apply(TarMaker().file("../outside/sentinel", b"pwned").build())
+    box.apply(Tar().file("../outside/sentinel", b"pwned").build())
     assert (box.root / "outside" / "sentinel").read_bytes() == b"pwned"
     box.assert_outside_unchanged()
 
 
 def test_absolute_names_are_relative_to_the_root(box: Sandbox) -> None:
-    box.apply(TarMaker().file(str(box.sentinel), b"pwned").file("/abs", b"x").build())
+    box.apply(Tar().file(str(box.sentinel), b"pwned").file("/abs", b"x").build())
     assert (box.root / str(box.sentinel).lstrip("/")).read_bytes() == b"pwned"
     assert (box.root / "abs").read_bytes() == b"x"
     box.assert_outside_unchanged()
@@ -59,7 +55,7 @@ def test_absolute_names_are_relative_to_the_root(box: Sandbox) -> None:
 
 def test_symlink_parent_pointing_to_slash_is_clamped_to_root(box: Sandbox) -> None:
     unique = host_unique()
-    box.apply(TarMaker().symlink("rootlink", "/").file(f"rootlink/{unique}", b"x").build())
+    box.apply(Tar().symlink("rootlink", "/").file(f"rootlink/{unique}", b"x").build())
     assert (box.root / unique).read_bytes() == b"x"
     assert not Path("/", unique).exists()
     box.assert_outside_unchanged()
@@ -67,13 +63,13 @@ def test_symlink_parent_pointing_to_slash_is_clamped_to_root(box: Sandbox) -> No
 
 @pytest.mark.parametrize("target", ["../..", "../../..", "../../../../../../../../.."])
 def test_symlink_parent_pointing_above_the_root_is_clamped_to_root(box: Sandbox, target: str) -> None:
-    box.apply(TarMaker().dir("d").symlink("d/up", target).file("d/up/outside/sentinel", b"pwned").build())
+    box.apply(Tar().dir("d").symlink("d/up", target).file("d/up/outside/sentinel", b"pwned").build())
     assert (box.root / "outside" / "sentinel").read_bytes() == b"pwned"
     box.assert_outside_unchanged()
 
 
 def test_symlink_parent_pointing_to_a_host_directory_resolves_inside_the_root(box: Sandbox) -> None:
-    box.apply(TarMaker().symlink("hostdir", str(box.outside)).file("hostdir/sentinel", b"pwned").build())
+    box.apply(Tar().symlink("hostdir", str(box.outside)).file("hostdir/sentinel", b"pwned").build())
     assert (box.root / str(box.outside).lstrip("/") / "sentinel").read_bytes() == b"pwned"
     box.assert_outside_unchanged()
 
@@ -82,14 +78,14 @@ def test_symlink_parent_pointing_to_a_host_directory_resolves_inside_the_root(bo
     "target", ["/", "../../", "/../../..", "./../../.."], ids=["slash", "up", "slash-up", "dot-up"]
 )
 def test_umoci_symlink_scoping_prefixes_stay_inside(box: Sandbox, target: str) -> None:
-    box.apply(TarMaker().symlink("link", target).file("link/file", b"container").build())
+    box.apply(Tar().symlink("link", target).file("link/file", b"container").build())
     assert (box.root / "file").read_bytes() == b"container"
     box.assert_outside_unchanged()
 
 
 def test_symlink_to_absolute_etc_writes_into_the_roots_etc(box: Sandbox) -> None:
     box.apply(
-        TarMaker().dir("etc").symlink("localetc", "/etc").file("/localetc/unbroken", b"unbroken").build()
+        Tar().dir("etc").symlink("localetc", "/etc").file("/localetc/unbroken", b"unbroken").build()
     )
     assert (box.root / "etc" / "unbroken").read_bytes() == b"unbroken"
     box.assert_outside_unchanged()
@@ -97,7 +93,7 @@ def test_symlink_to_absolute_etc_writes_into_the_roots_etc(box: Sandbox) -> None
 
 def test_symlink_up_and_out_writes_into_the_roots_etc(box: Sandbox) -> None:
     tar = (
-        TarMaker()
+        Tar()
         .dir("etc")
         .dir("dummy")
         .symlink("localetc", "/dummy/../etc")
@@ -112,7 +108,7 @@ def test_symlink_up_and_out_writes_into_the_roots_etc(box: Sandbox) -> None:
 @pytest.mark.parametrize("second_target", ["/dummy/etc", "./dummy/etc"], ids=["absolute", "relative"])
 def test_chained_symlinks_resolve_inside_the_root(box: Sandbox, second_target: str) -> None:
     tar = (
-        TarMaker()
+        Tar()
         .dir("etc")
         .dir("dummy")
         .symlink("/dummy/etc", "/etc")
@@ -127,7 +123,7 @@ def test_chained_symlinks_resolve_inside_the_root(box: Sandbox, second_target: s
 
 def test_file_written_through_a_symlinked_parent_replaces_the_real_file(box: Sandbox) -> None:
     tar = (
-        TarMaker()
+        Tar()
         .dir("etc")
         .file("etc/emptied", b"notempty")
         .symlink("localetc", "/etc")
@@ -140,7 +136,7 @@ def test_file_written_through_a_symlinked_parent_replaces_the_real_file(box: San
 
 
 def test_symlink_loop_in_a_parent_is_an_error_not_a_hang(box: Sandbox) -> None:
-    tar = TarMaker().symlink("a", "b").symlink("b", "a").file("a/x", b"x").build()
+    tar = Tar().symlink("a", "b").symlink("b", "a").file("a/x", b"x").build()
     with pytest.raises(UnpackError, match='"a/x"'):
         box.apply(tar)
     box.assert_outside_unchanged()
@@ -148,7 +144,7 @@ def test_symlink_loop_in_a_parent_is_an_error_not_a_hang(box: Sandbox) -> None:
 
 def test_regular_file_parent_is_an_error_naming_the_entry(box: Sandbox) -> None:
     with pytest.raises(UnpackError, match='layer entry "f/x"'):
-        box.apply(TarMaker().file("f", b"x").file("f/x", b"y").build())
+        box.apply(Tar().file("f", b"x").file("f/x", b"y").build())
 
 
 # -- CVE-2025-47290: a directory replaced by a symlink, then written through -------------
@@ -158,7 +154,7 @@ def test_directory_replaced_by_symlink_to_outside_then_written_through_stays_ins
     box: Sandbox,
 ) -> None:
     tar = (
-        TarMaker()
+        Tar()
         .dir("a")
         .file("a/x", b"1")
         .file("a/y", b"2")  # the same parent twice: any cache is warm now
@@ -177,7 +173,7 @@ def test_directory_replaced_by_symlink_to_outside_then_written_through_stays_ins
 
 def test_nested_directory_replaced_by_relative_escaping_symlink_stays_inside(box: Sandbox) -> None:
     tar = (
-        TarMaker()
+        Tar()
         .dir("a")
         .dir("a/b")
         .dir("a/b/c")
@@ -195,7 +191,7 @@ def test_nested_directory_replaced_by_relative_escaping_symlink_stays_inside(box
 
 
 def test_directory_replaced_by_a_file_is_seen_by_the_next_entry(box: Sandbox) -> None:
-    tar = TarMaker().dir("a").file("a/x", b"1").file("a", b"now a file").file("a/y", b"2").build()
+    tar = Tar().dir("a").file("a/x", b"1").file("a", b"now a file").file("a/y", b"2").build()
     with pytest.raises(UnpackError, match='"a/y"'):
         box.apply(tar)
     box.assert_outside_unchanged()
@@ -203,7 +199,7 @@ def test_directory_replaced_by_a_file_is_seen_by_the_next_entry(box: Sandbox) ->
 
 def test_existing_symlink_replaced_by_a_directory_is_written_into(box: Sandbox) -> None:
     os.symlink(str(box.outside), box.root / "d")
-    box.apply(TarMaker().dir("d", mode=0o700).file("d/sentinel", b"inside").build())
+    box.apply(Tar().dir("d", mode=0o700).file("d/sentinel", b"inside").build())
     assert not (box.root / "d").is_symlink()
     assert (box.root / "d" / "sentinel").read_bytes() == b"inside"
     box.assert_outside_unchanged()
@@ -211,7 +207,7 @@ def test_existing_symlink_replaced_by_a_directory_is_written_into(box: Sandbox) 
 
 def test_hardlink_target_parent_replaced_by_a_symlink_is_resolved_again(box: Sandbox) -> None:
     tar = (
-        TarMaker()
+        Tar()
         .dir("a")
         .dir("a/b")
         .file("a/b/f", b"old")
@@ -232,7 +228,7 @@ def test_hardlink_target_parent_replaced_by_a_symlink_is_resolved_again(box: San
 
 
 def test_regular_file_over_a_symlink_to_outside_replaces_the_symlink(box: Sandbox) -> None:
-    box.apply(TarMaker().symlink("f", str(box.sentinel)).file("f", b"pwned").build())
+    box.apply(Tar().symlink("f", str(box.sentinel)).file("f", b"pwned").build())
     assert not (box.root / "f").is_symlink()
     assert (box.root / "f").read_bytes() == b"pwned"
     box.assert_outside_unchanged()
@@ -242,13 +238,13 @@ def test_regular_file_over_a_preexisting_dangling_symlink_does_not_create_its_ta
     box: Sandbox,
 ) -> None:
     os.symlink(str(box.outside / "created"), box.root / "f")
-    box.apply(TarMaker().file("f", b"x").build())
+    box.apply(Tar().file("f", b"x").build())
     assert not (box.outside / "created").exists()
     box.assert_outside_unchanged()
 
 
 def test_symlink_entry_mode_is_never_applied_through_the_link(box: Sandbox) -> None:
-    box.apply(TarMaker().symlink("s", str(box.sentinel), mode=0o777).build())
+    box.apply(Tar().symlink("s", str(box.sentinel), mode=0o777).build())
     assert (box.sentinel.stat().st_mode & 0o777) == 0o640
     box.assert_outside_unchanged()
 
@@ -256,7 +252,7 @@ def test_symlink_entry_mode_is_never_applied_through_the_link(box: Sandbox) -> N
 def test_hardlink_to_a_symlink_to_outside_does_not_chmod_the_outside_file(box: Sandbox) -> None:
     # containerd HardlinkSymlinkChmod
     tar = (
-        TarMaker()
+        Tar()
         .symlink(str(box.outside / "also-outside"), str(box.sentinel))
         .hardlink("sketchylink", str(box.outside / "also-outside"), mode=0o777)
         .build()
@@ -270,14 +266,14 @@ def test_hardlink_to_a_symlink_to_outside_does_not_chmod_the_outside_file(box: S
 def test_directory_over_a_symlink_to_outside_does_not_touch_the_outside_directory(
     box: Sandbox,
 ) -> None:
-    box.apply(TarMaker().symlink("d", str(box.outside / "subdir")).dir("d", mode=0o777).build())
+    box.apply(Tar().symlink("d", str(box.outside / "subdir")).dir("d", mode=0o777).build())
     assert (box.root / "d").is_dir() and not (box.root / "d").is_symlink()
     assert ((box.outside / "subdir").stat().st_mode & 0o777) == 0o750
     box.assert_outside_unchanged()
 
 
 def test_device_over_a_symlink_to_outside_does_not_follow_it(box: Sandbox) -> None:
-    box.apply(TarMaker().symlink("n", str(box.sentinel)).fifo("n", mode=0o666).build())
+    box.apply(Tar().symlink("n", str(box.sentinel)).fifo("n", mode=0o666).build())
     assert (box.root / "n").is_fifo()
     box.assert_outside_unchanged()
 
@@ -285,8 +281,8 @@ def test_device_over_a_symlink_to_outside_does_not_follow_it(box: Sandbox) -> No
 # -- hardlinks -------------------------------------------------------------------------
 
 
-def _passwd_base() -> TarMaker:
-    return TarMaker().dir("etc", mode=0o770).file("/etc/passwd", b"inside")
+def _passwd_base() -> Tar:
+    return Tar().dir("etc", mode=0o770).file("/etc/passwd", b"inside")
 
 
 @pytest.mark.parametrize(
@@ -328,12 +324,12 @@ def test_hardlink_target_is_resolved_inside_the_root(box: Sandbox, extra, link) 
 
 def test_hardlink_to_a_host_file_is_rejected_as_a_missing_target(box: Sandbox) -> None:
     with pytest.raises(InvalidArchive, match='layer entry "stolen": hardlink target'):
-        box.apply(TarMaker().hardlink("stolen", str(box.sentinel)).build())
+        box.apply(Tar().hardlink("stolen", str(box.sentinel)).build())
     box.assert_outside_unchanged()
 
 
 def test_hardlink_to_a_host_file_through_a_symlink_is_rejected(box: Sandbox) -> None:
-    tar = TarMaker().symlink("h", str(box.outside)).hardlink("stolen", "h/sentinel").build()
+    tar = Tar().symlink("h", str(box.outside)).hardlink("stolen", "h/sentinel").build()
     with pytest.raises(InvalidArchive, match="does not exist"):
         box.apply(tar)
     box.assert_outside_unchanged()
@@ -341,7 +337,7 @@ def test_hardlink_to_a_host_file_through_a_symlink_is_rejected(box: Sandbox) -> 
 
 def test_hardlink_to_a_host_file_through_dotdot_is_rejected(box: Sandbox) -> None:
     with pytest.raises(InvalidArchive, match="does not exist"):
-        box.apply(TarMaker().hardlink("stolen", "../outside/sentinel").build())
+        box.apply(Tar().hardlink("stolen", "../outside/sentinel").build())
     box.assert_outside_unchanged()
 
 
@@ -350,7 +346,7 @@ def test_hardlink_replacing_a_symlinked_directory_lands_in_a_real_directory(box:
     (box.root / "etc").mkdir()
     (box.root / "etc" / "passwd").write_bytes(b"inside")
     os.symlink("/etc", box.root / "localetc")
-    box.apply(TarMaker().dir("/localetc/").hardlink("/localetc/localpasswd", "/etc/passwd").build())
+    box.apply(Tar().dir("/localetc/").hardlink("/localetc/localpasswd", "/etc/passwd").build())
     assert not (box.root / "localetc").is_symlink()
     assert same_inode(box.root / "localetc" / "localpasswd", box.root / "etc" / "passwd")
     box.assert_outside_unchanged()
@@ -362,7 +358,7 @@ def test_symlink_replacing_a_directory_redirects_later_hardlinks(box: Sandbox) -
     (box.root / "etc" / "passwd").write_bytes(b"inside")
     (box.root / "localetc").mkdir()
     box.apply(
-        TarMaker().symlink("localetc", "../../etc").hardlink("/localetc/localpasswd", "/etc/passwd").build()
+        Tar().symlink("localetc", "../../etc").hardlink("/localetc/localpasswd", "/etc/passwd").build()
     )
     assert same_inode(box.root / "etc" / "localpasswd", box.root / "etc" / "passwd")
     box.assert_outside_unchanged()
@@ -374,7 +370,7 @@ def test_file_replacing_a_hardlink_breaks_the_link(box: Sandbox) -> None:
     (box.root / "etc" / "passwd").write_bytes(b"inside")
     os.symlink("etc", box.root / "localetc")
     os.link(box.root / "etc" / "passwd", box.root / "etc" / "localpasswd")
-    box.apply(TarMaker().dir("/localetc/").file("/localetc/localpasswd", b"different").build())
+    box.apply(Tar().dir("/localetc/").file("/localetc/localpasswd", b"different").build())
     assert (box.root / "etc" / "passwd").read_bytes() == b"inside"
     assert (box.root / "localetc" / "localpasswd").read_bytes() == b"different"
     box.assert_outside_unchanged()
@@ -418,13 +414,13 @@ def test_regular_file_entry_for_the_root_is_rejected(box: Sandbox, name: str) ->
 
 def test_hardlink_to_the_root_is_rejected(box: Sandbox) -> None:
     with pytest.raises(InvalidArchive):
-        box.apply(TarMaker().hardlink("x", "/").build())
+        box.apply(Tar().hardlink("x", "/").build())
     box.assert_outside_unchanged()
 
 
 def test_hardlink_to_a_directory_is_rejected(box: Sandbox) -> None:
     with pytest.raises(InvalidArchive, match="is a directory"):
-        box.apply(TarMaker().dir("d").hardlink("x", "d").build())
+        box.apply(Tar().dir("d").hardlink("x", "d").build())
 
 
 # -- whiteouts -------------------------------------------------------------------------
@@ -435,14 +431,14 @@ def test_whiteout_of_dot_or_dotdot_is_an_invalid_archive(box: Sandbox, name: str
     (box.root / "etc").mkdir()
     (box.root / "etc" / "passwd").write_bytes(b"inside")
     with pytest.raises(InvalidArchive, match="invalid whiteout"):
-        box.apply(TarMaker().file(name).build())
+        box.apply(Tar().file(name).build())
     assert (box.root / "etc" / "passwd").read_bytes() == b"inside"
     box.assert_outside_unchanged()
 
 
 def test_whiteout_with_a_dotdot_prefix_removes_inside_the_root_only(box: Sandbox) -> None:
     (box.root / "outside").mkdir()
-    box.apply(TarMaker().file("../.wh.outside").build())
+    box.apply(Tar().file("../.wh.outside").build())
     assert not (box.root / "outside").exists()
     box.assert_outside_unchanged()
 
@@ -451,14 +447,14 @@ def test_whiteout_through_an_escaping_symlink_parent_removes_inside_the_root_onl
     (box.root / "outside").mkdir()
     (box.root / "outside" / "sentinel").write_bytes(b"inside")
     os.symlink("../..", box.root / "up")
-    box.apply(TarMaker().file("up/outside/.wh.sentinel").build())
+    box.apply(Tar().file("up/outside/.wh.sentinel").build())
     assert not (box.root / "outside" / "sentinel").exists()
     box.assert_outside_unchanged()
 
 
 def test_opaque_whiteout_through_a_symlink_to_outside_clears_inside_the_root_only(box: Sandbox) -> None:
     os.symlink(str(box.outside), box.root / "o")
-    box.apply(TarMaker().opaque("o").build())
+    box.apply(Tar().opaque("o").build())
     box.assert_outside_unchanged()
 
 
@@ -467,6 +463,6 @@ def test_whiteout_of_a_symlink_removes_the_link_not_its_target(box: Sandbox) -> 
     (box.root / "etc").mkdir()
     (box.root / "etc" / "passwd").write_bytes(b"all users")
     os.symlink("/etc", box.root / "localetc")
-    box.apply(TarMaker().whiteout("localetc").build())
+    box.apply(Tar().whiteout("localetc").build())
     assert not (box.root / "localetc").exists() and not (box.root / "localetc").is_symlink()
     assert (box.root / "etc" / "passwd").read_bytes() == b"all users"

@@ -12,19 +12,12 @@ import pytest
 
 from ctrpy.archive import ApplyOptions, apply_layer, iter_tar
 from ctrpy.errors import InvalidArchive, InvalidArgument, UnpackError
-from tests.unit._tarmaker import TarMaker, apply_bytes, pad, raw_header
-from tests.unit.test_compression import PipeLike
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    r = tmp_path / "root"
-    r.mkdir()
-    return r
+from tests.builders import Tar, pad, raw_header
+from tests.helpers import PipeLike, apply_bytes
 
 
 def sample() -> bytes:
-    return TarMaker().dir("etc").file("etc/hosts", b"127.0.0.1 localhost\n").symlink("link", "etc").build()
+    return Tar().dir("etc").file("etc/hosts", b"127.0.0.1 localhost\n").symlink("link", "etc").build()
 
 
 def sha256(data: bytes) -> str:
@@ -34,41 +27,41 @@ def sha256(data: bytes) -> str:
 # -- diffID and size -------------------------------------------------------------------
 
 
-def test_diff_id_is_the_sha256_of_the_whole_stream(root: Path) -> None:
+def test_diff_id_is_the_sha256_of_the_whole_stream(rootfs: Path) -> None:
     data = sample()
-    result = apply_bytes(root, data)
+    result = apply_bytes(rootfs, data)
     assert result.diff_id == sha256(data)
     assert result.size == len(data)
 
 
-def test_diff_id_covers_padding_after_the_end_of_archive(root: Path) -> None:
+def test_diff_id_covers_padding_after_the_end_of_archive(rootfs: Path) -> None:
     data = sample() + bytes(10 * 512) + b"trailing junk after the end"
-    result = apply_bytes(root, data)
+    result = apply_bytes(rootfs, data)
     assert result.diff_id == sha256(data)
     assert result.size == len(data)
 
 
-def test_the_stream_is_read_to_its_end(root: Path) -> None:
+def test_the_stream_is_read_to_its_end(rootfs: Path) -> None:
     stream = io.BytesIO(sample() + bytes(4096))
-    apply_layer(root, stream)
+    apply_layer(rootfs, stream)
     assert stream.read() == b""
 
 
-def test_entries_are_counted(root: Path) -> None:
-    assert apply_bytes(root, sample()).entries == 3
+def test_entries_are_counted(rootfs: Path) -> None:
+    assert apply_bytes(rootfs, sample()).entries == 3
 
 
-def test_a_pipe_with_short_reads_is_applied(root: Path) -> None:
-    data = TarMaker().file("big", os.urandom(3 << 20)).file("small", b"s").build()
-    result = apply_layer(root, PipeLike(data, step=4099), ApplyOptions())  # type: ignore[arg-type]
+def test_a_pipe_with_short_reads_is_applied(rootfs: Path) -> None:
+    data = Tar().file("big", os.urandom(3 << 20)).file("small", b"s").build()
+    result = apply_layer(rootfs, PipeLike(data, step=4099), ApplyOptions())  # type: ignore[arg-type]
     assert result.diff_id == sha256(data)
-    assert (root / "small").read_bytes() == b"s"
+    assert (rootfs / "small").read_bytes() == b"s"
 
 
-def test_progress_is_reported_after_every_entry(root: Path) -> None:
+def test_progress_is_reported_after_every_entry(rootfs: Path) -> None:
     calls: list[tuple[int, int]] = []
     data = sample()
-    apply_bytes(root, data, on_progress=lambda n, b: calls.append((n, b)))
+    apply_bytes(rootfs, data, on_progress=lambda n, b: calls.append((n, b)))
     assert [n for n, _ in calls] == [1, 2, 3]
     sizes = [b for _, b in calls]
     assert sizes == sorted(sizes) and sizes[-1] <= len(data)
@@ -80,139 +73,139 @@ def test_progress_is_reported_after_every_entry(root: Path) -> None:
 @pytest.mark.parametrize(
     "fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT], ids=["ustar", "gnu", "pax"]
 )
-def test_every_tar_format_applies(root: Path, fmt: int) -> None:
-    apply_bytes(root, TarMaker(fmt).dir("d").file("d/f", b"x").symlink("d/s", "f").build())
-    assert (root / "d" / "f").read_bytes() == b"x"
-    assert os.readlink(root / "d" / "s") == "f"
+def test_every_tar_format_applies(rootfs: Path, fmt: int) -> None:
+    apply_bytes(rootfs, Tar(fmt).dir("d").file("d/f", b"x").symlink("d/s", "f").build())
+    assert (rootfs / "d" / "f").read_bytes() == b"x"
+    assert os.readlink(rootfs / "d" / "s") == "f"
 
 
-def test_v7_header_without_magic_applies(root: Path) -> None:
+def test_v7_header_without_magic_applies(rootfs: Path) -> None:
     block = bytearray(raw_header(b"v7file", size=2))
     block[257:265] = bytes(8)
     block[148:156] = b"%06o\0 " % (sum(block[:148]) + 256 + sum(block[156:]))
-    apply_bytes(root, pad(bytes(block) + b"hi") + bytes(1024))
-    assert (root / "v7file").read_bytes() == b"hi"
+    apply_bytes(rootfs, pad(bytes(block) + b"hi") + bytes(1024))
+    assert (rootfs / "v7file").read_bytes() == b"hi"
 
 
-def test_signed_checksums_of_old_tars_are_accepted(root: Path) -> None:
+def test_signed_checksums_of_old_tars_are_accepted(rootfs: Path) -> None:
     block = bytearray(raw_header("café".encode("latin-1"), size=0))
     signed = sum(b - 256 if b > 127 else b for b in block[:148]) + 256
     signed += sum(b - 256 if b > 127 else b for b in block[156:])
     block[148:156] = b"%06o\0 " % signed
-    apply_bytes(root, bytes(block) + bytes(1024))
-    assert os.listdir(bytes(root)) == ["café".encode("latin-1")]
+    apply_bytes(rootfs, bytes(block) + bytes(1024))
+    assert os.listdir(bytes(rootfs)) == ["café".encode("latin-1")]
 
 
-def test_base256_numbers_are_read(root: Path) -> None:
-    data = TarMaker(tarfile.GNU_FORMAT).file("f", b"x", mtime=8**11 + 5).build()
-    apply_bytes(root, data)
-    assert (root / "f").stat().st_mtime == 8**11 + 5
+def test_base256_numbers_are_read(rootfs: Path) -> None:
+    data = Tar(tarfile.GNU_FORMAT).file("f", b"x", mtime=8**11 + 5).build()
+    apply_bytes(rootfs, data)
+    assert (rootfs / "f").stat().st_mtime == 8**11 + 5
 
 
-def test_an_empty_stream_is_an_empty_layer(root: Path) -> None:
-    result = apply_bytes(root, b"")
+def test_an_empty_stream_is_an_empty_layer(rootfs: Path) -> None:
+    result = apply_bytes(rootfs, b"")
     assert (result.entries, result.size, result.diff_id) == (0, 0, sha256(b""))
 
 
-def test_end_of_archive_blocks_alone_are_an_empty_layer(root: Path) -> None:
-    assert apply_bytes(root, bytes(1024)).entries == 0
+def test_end_of_archive_blocks_alone_are_an_empty_layer(rootfs: Path) -> None:
+    assert apply_bytes(rootfs, bytes(1024)).entries == 0
 
 
-def test_a_single_zero_block_ends_the_archive(root: Path) -> None:
+def test_a_single_zero_block_ends_the_archive(rootfs: Path) -> None:
     data = pad(raw_header(b"f", size=1) + b"x") + bytes(512)
-    assert apply_bytes(root, data).entries == 1
+    assert apply_bytes(rootfs, data).entries == 1
 
 
-def test_missing_end_of_archive_blocks_are_tolerated(root: Path) -> None:
+def test_missing_end_of_archive_blocks_are_tolerated(rootfs: Path) -> None:
     data = pad(raw_header(b"f", size=1) + b"x")
-    assert apply_bytes(root, data).entries == 1
+    assert apply_bytes(rootfs, data).entries == 1
 
 
 # -- malformed and truncated -----------------------------------------------------------
 
 
-def test_garbage_is_an_invalid_archive(root: Path) -> None:
+def test_garbage_is_an_invalid_archive(rootfs: Path) -> None:
     with pytest.raises(InvalidArchive, match="not a tar archive"):
-        apply_bytes(root, os.urandom(4096))
+        apply_bytes(rootfs, os.urandom(4096))
 
 
-def test_text_is_an_invalid_archive(root: Path) -> None:
+def test_text_is_an_invalid_archive(rootfs: Path) -> None:
     with pytest.raises(InvalidArchive, match="invalid tar header at offset 0"):
-        apply_bytes(root, b"This is not a tar file.\n" * 100)
+        apply_bytes(rootfs, b"This is not a tar file.\n" * 100)
 
 
-def test_bad_checksum_names_the_previous_entry(root: Path) -> None:
+def test_bad_checksum_names_the_previous_entry(rootfs: Path) -> None:
     data = sample()
-    good = TarMaker().file("first", b"1").build()[:1024]
+    good = Tar().file("first", b"1").build()[:1024]
     broken = bytearray(raw_header(b"second", size=0))
     broken[0] ^= 1
     with pytest.raises(InvalidArchive, match='offset 1024 after entry "first": checksum mismatch'):
-        apply_bytes(root, good + bytes(broken) + data)
+        apply_bytes(rootfs, good + bytes(broken) + data)
 
 
-def test_truncated_file_data_names_the_entry(root: Path) -> None:
-    data = TarMaker().file("etc/big", os.urandom(100_000)).build()
+def test_truncated_file_data_names_the_entry(rootfs: Path) -> None:
+    data = Tar().file("etc/big", os.urandom(100_000)).build()
     with pytest.raises(InvalidArchive, match='layer entry "etc/big": truncated'):
-        apply_bytes(root, data[:50_000])
+        apply_bytes(rootfs, data[:50_000])
 
 
-def test_truncated_header_is_an_invalid_archive(root: Path) -> None:
-    data = TarMaker().file("a", b"1").file("b", b"2").build()
+def test_truncated_header_is_an_invalid_archive(rootfs: Path) -> None:
+    data = Tar().file("a", b"1").file("b", b"2").build()
     with pytest.raises(InvalidArchive, match="truncated"):
-        apply_bytes(root, data[: 1024 + 100])
+        apply_bytes(rootfs, data[: 1024 + 100])
 
 
-def test_truncated_padding_is_an_invalid_archive(root: Path) -> None:
-    data = TarMaker().file("a", b"123").build()
+def test_truncated_padding_is_an_invalid_archive(rootfs: Path) -> None:
+    data = Tar().file("a", b"123").build()
     with pytest.raises(InvalidArchive, match='layer entry "a": truncated'):
-        apply_bytes(root, data[:515])
+        apply_bytes(rootfs, data[:515])
 
 
-def test_archive_ending_after_an_extended_header_is_invalid(root: Path) -> None:
-    data = TarMaker().file("x" * 200, b"1").build()
+def test_archive_ending_after_an_extended_header_is_invalid(rootfs: Path) -> None:
+    data = Tar().file("x" * 200, b"1").build()
     pax_only = data[:1024]  # the pax header block and its records, no entry
     with pytest.raises(InvalidArchive):
-        apply_bytes(root, pax_only + bytes(1024))
+        apply_bytes(rootfs, pax_only + bytes(1024))
 
 
-def test_data_after_a_zero_block_is_invalid(root: Path) -> None:
+def test_data_after_a_zero_block_is_invalid(rootfs: Path) -> None:
     data = bytes(512) + raw_header(b"hidden", size=0)
     with pytest.raises(InvalidArchive, match="data after a zero block"):
-        apply_bytes(root, data)
+        apply_bytes(rootfs, data)
 
 
-def test_malformed_pax_record_is_invalid(root: Path) -> None:
+def test_malformed_pax_record_is_invalid(rootfs: Path) -> None:
     records = b"99 path=short\n"
     data = pad(raw_header(b"PaxHeader", kind=b"x", size=len(records)) + records)
     data += pad(raw_header(b"f", size=0)) + bytes(1024)
     with pytest.raises(InvalidArchive, match="pax record"):
-        apply_bytes(root, data)
+        apply_bytes(rootfs, data)
 
 
-def test_huge_pax_header_is_invalid(root: Path) -> None:
+def test_huge_pax_header_is_invalid(rootfs: Path) -> None:
     data = raw_header(b"PaxHeader", kind=b"x", size=10 << 20)
     with pytest.raises(InvalidArchive, match="too large"):
-        apply_bytes(root, data + bytes(1024))
+        apply_bytes(rootfs, data + bytes(1024))
 
 
-def test_non_octal_size_is_invalid(root: Path) -> None:
+def test_non_octal_size_is_invalid(rootfs: Path) -> None:
     block = bytearray(raw_header(b"f"))
     block[124:136] = b"12345678z90\0"
     block[148:156] = b" " * 8
     block[148:156] = b"%06o\0 " % sum(block)
     with pytest.raises(InvalidArchive, match="invalid size field"):
-        apply_bytes(root, bytes(block) + bytes(1024))
+        apply_bytes(rootfs, bytes(block) + bytes(1024))
 
 
-def test_bad_pax_number_is_invalid(root: Path) -> None:
+def test_bad_pax_number_is_invalid(rootfs: Path) -> None:
     with pytest.raises(InvalidArchive, match="invalid pax uid"):
-        apply_bytes(root, TarMaker().file("f", pax={"uid": "12abc"}).build())
+        apply_bytes(rootfs, Tar().file("f", pax={"uid": "12abc"}).build())
 
 
-def test_failure_names_the_entry_as_written_in_the_tar(root: Path) -> None:
-    data = TarMaker().file("a", b"x").file("etc/../../a/b", b"y").build()
+def test_failure_names_the_entry_as_written_in_the_tar(rootfs: Path) -> None:
+    data = Tar().file("a", b"x").file("etc/../../a/b", b"y").build()
     with pytest.raises(UnpackError, match=r'layer entry "etc/\.\./\.\./a/b": '):
-        apply_bytes(root, data)
+        apply_bytes(rootfs, data)
 
 
 def test_missing_root_is_an_unpack_error(tmp_path: Path) -> None:
@@ -233,17 +226,17 @@ def test_iter_tar_yields_headers_and_their_data() -> None:
 
 
 def test_iter_tar_skips_unread_data() -> None:
-    data = TarMaker().file("a", b"x" * 5000).file("b", b"y").build()
+    data = Tar().file("a", b"x" * 5000).file("b", b"y").build()
     assert [h.name for h, _ in iter_tar(io.BytesIO(data))] == [b"a", b"b"]
 
 
-def test_times_beyond_what_the_system_can_store_are_invalid(root: Path) -> None:
-    data = TarMaker().file("f", b"x", pax={"mtime": "9" * 30}).build()
+def test_times_beyond_what_the_system_can_store_are_invalid(rootfs: Path) -> None:
+    data = Tar().file("f", b"x", pax={"mtime": "9" * 30}).build()
     with pytest.raises(InvalidArchive, match='layer entry "f"'):
-        apply_bytes(root, data)
+        apply_bytes(rootfs, data)
 
 
-def test_read_errors_of_the_stream_are_unpack_errors(root: Path) -> None:
+def test_read_errors_of_the_stream_are_unpack_errors(rootfs: Path) -> None:
     class Failing(io.RawIOBase):
         def readable(self) -> bool:
             return True
@@ -252,9 +245,9 @@ def test_read_errors_of_the_stream_are_unpack_errors(root: Path) -> None:
             raise OSError(5, "Input/output error")
 
     with pytest.raises(UnpackError, match="reading the layer: Input/output error"):
-        apply_layer(root, Failing())  # type: ignore[arg-type]
+        apply_layer(rootfs, Failing())  # type: ignore[arg-type]
 
 
-def test_unknown_whiteout_mode_is_an_invalid_argument(root: Path) -> None:
+def test_unknown_whiteout_mode_is_an_invalid_argument(rootfs: Path) -> None:
     with pytest.raises(InvalidArgument, match="valid: delete, overlay"):
-        apply_bytes(root, sample(), whiteouts="aufs")
+        apply_bytes(rootfs, sample(), whiteouts="aufs")

@@ -19,32 +19,11 @@ from ctrpy.archive import (
     sniff,
 )
 from ctrpy.errors import InvalidArchive
+from tests.helpers import PipeLike
 
 PAYLOAD = os.urandom(300_000) + b"\0" * 3_000_000 + b"the end"
 
 
-class PipeLike(io.RawIOBase):
-    """A non-seekable stream returning short reads, like a pipe."""
-
-    def __init__(self, data: bytes, step: int = 7777) -> None:
-        self._data = data
-        self._pos = 0
-        self._step = step
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def seek(self, *args: object) -> int:
-        raise io.UnsupportedOperation("pipe")
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        n = min(len(buffer), self._step, len(self._data) - self._pos)
-        buffer[:n] = self._data[self._pos : self._pos + n]
-        self._pos += n
-        return n
 
 
 def decompress(data: bytes) -> tuple[Compression, bytes]:

@@ -24,7 +24,7 @@ from ctrpy.errors import CtrpyError, DigestMismatch, InvalidArchive, Unsupported
 from ctrpy.formats import ImportContext, ImportOptions, ImportResult, get_importer
 from ctrpy.formats.detect import detect
 from ctrpy.formats.reader import read_archive
-from ctrpy.oci import Matcher, Platform, mediatypes
+from ctrpy.oci import Matcher, mediatypes
 from ctrpy.progress import Event, Warning
 from tests.builders import (
     MT_DOCKER_CONFIG,
@@ -46,23 +46,12 @@ from tests.builders import (
     layer_tar,
     sha256_digest,
 )
+from tests.helpers import HOST, OTHER_ARCH, host_image
 
-HOST = Platform.host()
 VARIANTS = ["classic", "docker25", "podman"]
 
 
 # --------------------------------------------------------------------------- helpers
-def host_image(*layers: Any, **kw: Any) -> Image:
-    """An image for this machine's platform (so the default platform matcher keeps it)."""
-    kw.setdefault("architecture", HOST.architecture)
-    kw.setdefault("variant", HOST.variant or None)
-    return Image(layers=list(layers), **kw)
-
-
-def other_arch() -> str:
-    return "s390x" if HOST.architecture != "s390x" else "arm64"
-
-
 def base_image() -> Image:
     return host_image([file("etc/base", b"base")])
 
@@ -340,18 +329,18 @@ def test_an_image_for_another_platform_is_skipped_with_a_warning(tmp_path: Path)
     events: list[Event] = []
     c = client(tmp_path, events=events)
     names = do_import(c, docker_save_tar([
-        (host_image([file("a")], architecture=other_arch()), ["a:1"]),
+        (host_image([file("a")], architecture=OTHER_ARCH), ["a:1"]),
         (host_image([file("b")]), ["b:1"]),
     ]))
     assert names == ["docker.io/library/b:1"]
     warnings = [e.message for e in events if isinstance(e, Warning)]
     assert len(warnings) == 1
-    assert warnings[0].startswith(f"skipping docker.io/library/a:1: the image is for linux/{other_arch()}")
+    assert warnings[0].startswith(f"skipping docker.io/library/a:1: the image is for linux/{OTHER_ARCH}")
 
 
 def test_all_platforms_imports_an_image_for_another_platform(tmp_path: Path) -> None:
     c = client(tmp_path)
-    data = docker_save_tar([(host_image([file("a")], architecture=other_arch()), ["a:1"])])
+    data = docker_save_tar([(host_image([file("a")], architecture=OTHER_ARCH), ["a:1"])])
     assert do_import(c, data, matcher=Matcher(all_platforms=True)) == ["docker.io/library/a:1"]
 
 

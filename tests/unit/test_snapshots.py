@@ -20,17 +20,13 @@ from ctrpy.client import Client
 from ctrpy.errors import AlreadyExists, FailedPrecondition, InvalidArgument, MountError, NotFound
 from ctrpy.snapshots import Snapshotter
 from ctrpy.snapshots import overlay as overlay_mod
+from tests.helpers import SNAPSHOTTERS, usable
 
-NAMES = ["native", "overlayfs"]
+pytestmark = pytest.mark.usefixtures("no_env_snapshotter")
 
 
 def overlay_usable(tmp_path: Path) -> bool:
-    return os.geteuid() == 0 and overlay_mod.overlay_supported(tmp_path / "probe")
-
-
-@pytest.fixture(autouse=True)
-def _no_env_snapshotter(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("CTRPY_SNAPSHOTTER", raising=False)
+    return usable("overlayfs", tmp_path)
 
 
 @pytest.fixture
@@ -40,11 +36,9 @@ def client(tmp_path: Path) -> Iterator[Client]:
     c.close()
 
 
-@pytest.fixture(params=NAMES)
-def sn(request: pytest.FixtureRequest, client: Client, tmp_path: Path) -> Snapshotter:
-    if request.param == "overlayfs" and not overlay_usable(tmp_path):
-        pytest.skip("overlayfs needs root and a mountable overlay filesystem")
-    return client.snapshotter(request.param)
+@pytest.fixture
+def sn(snapshotter: str, client: Client) -> Snapshotter:
+    return client.snapshotter(snapshotter)
 
 
 def committed(sn: Snapshotter, name: str, files: dict[str, bytes], parent: str = "") -> Path:
@@ -356,7 +350,7 @@ def test_the_default_is_native_for_a_non_root_user(tmp_path: Path, monkeypatch: 
     assert snapshots.default_name(tmp_path / "fresh-snapshots") == "native"
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", SNAPSHOTTERS)
 def test_ctrpy_snapshotter_overrides_the_default(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ctrpy.archive import TreeNode, iter_tar, tree_manifest, write_tree_tar
-from tests.unit._tarmaker import apply_bytes
+from tests.helpers import apply_bytes
 
 is_root = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not is_root, reason="needs root")

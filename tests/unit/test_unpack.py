@@ -24,10 +24,9 @@ import pytest
 from ctrpy.client import Client
 from ctrpy.errors import UnpackError
 from ctrpy.formats import ImportOptions
-from ctrpy.oci import Platform, mediatypes
+from ctrpy.oci import mediatypes
 from ctrpy.progress import Event, LayerDone, LayerProgress
 from ctrpy.snapshots import Snapshotter
-from ctrpy.snapshots.overlay import overlay_supported
 from ctrpy.unpack import LABEL_SNAPSHOT_IMAGE
 from tests.builders import (
     ANNOTATION_IMAGE_NAME,
@@ -47,20 +46,16 @@ from tests.builders import (
     sha256_digest,
     whiteout,
 )
+from tests.helpers import host_image
 from tests.treecmp import diff, feature_layers, files, tree
 
-HOST = Platform.host()
+pytestmark = pytest.mark.usefixtures("no_env_snapshotter")
+
 APP = "docker.io/library/app:v1"
 OTHER = "docker.io/library/other:v1"
 
 
 # --------------------------------------------------------------------------- helpers
-def host_image(*layers: Any, **kw: Any) -> Image:
-    kw.setdefault("architecture", HOST.architecture)
-    kw.setdefault("variant", HOST.variant or None)
-    return Image(layers=list(layers), **kw)
-
-
 BASE = [directory("etc"), file("etc/base", b"base\n"), file("etc/remove-me", b"x")]
 APP_LAYER = [directory("app"), file("app/bin", b"app\n"), whiteout("etc/remove-me")]
 TOP = [file("app/config", b"config\n")]
@@ -78,18 +73,6 @@ class Events(list[Event]):
 
     def skipped(self) -> list[bool]:
         return [e.skipped for e in self if isinstance(e, LayerDone)]
-
-
-@pytest.fixture(autouse=True)
-def _no_env_snapshotter(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("CTRPY_SNAPSHOTTER", raising=False)
-
-
-@pytest.fixture(params=["native", "overlayfs"])
-def snapshotter(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "overlayfs" and not (os.geteuid() == 0 and overlay_supported(tmp_path / "probe")):
-        pytest.skip("overlayfs needs root and a mountable overlay filesystem")
-    return str(request.param)
 
 
 @pytest.fixture
