@@ -4,6 +4,7 @@
   in-process on that root (``tests.helpers.Cli``).
 - ``rootfs``: an empty directory to apply layers into; ``box``: a ``Sandbox`` (a root next to
   an ``outside`` directory that must not change).
+- ``client``: ``ctrpy.Client`` on ``<tmp>/root``; ``db``: a metadata database in ``<tmp>/metadata.db``.
 - ``snapshotter``: each of ``native`` and ``overlayfs`` (overlayfs skipped where it cannot be
   mounted: it needs root).
 - interop: ``containerd`` (a private daemon for the session), ``ctr`` (in a namespace of its
@@ -23,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from ctrpy.client import Client
+from ctrpy.metadata.db import Database
 from tests import peers
 from tests.helpers import SNAPSHOTTERS, Cli, Runner, Sandbox, require_peer, unavailable, usable
 from tests.peers import Containerd, ContainerdStartError, Ctr, Ctrpy, mounts_under, short_tmpdir
@@ -65,6 +68,22 @@ def rootfs(tmp_path: Path) -> Path:
 @pytest.fixture
 def box(tmp_path: Path) -> Sandbox:
     return Sandbox(tmp_path)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    """A metadata database in ``<tmp>/metadata.db``."""
+    d = Database(tmp_path / "metadata.db")
+    yield d
+    d.close()
+
+
+@pytest.fixture
+def client(root: Path) -> Iterator[Client]:
+    """The library's façade on ``<tmp>/root``."""
+    c = Client(root)
+    yield c
+    c.close()
 
 
 @pytest.fixture(params=SNAPSHOTTERS)

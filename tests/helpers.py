@@ -105,6 +105,17 @@ def tamper(path: Path, data: bytes | None = None) -> None:
     path.chmod(0o444)
 
 
+@contextmanager
+def raises_naming(exc: type[BaseException], *fragments: str) -> Iterator[pytest.ExceptionInfo[Any]]:
+    """``pytest.raises(exc)``, and the message names every fragment (the entry, digest, name
+    or offset involved), whatever the rest of its wording."""
+    with pytest.raises(exc) as info:
+        yield info
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
 # --------------------------------------------------------------------------- the CLI, in-process
 # the environment every invocation starts from: nothing inherited that changes behaviour
 CLEAN_ENV: dict[str, str | None] = {

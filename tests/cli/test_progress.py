@@ -7,13 +7,11 @@ terminal shows is tested for real, under a pseudo-terminal, in test_terminal.py.
 from __future__ import annotations
 
 import io
-import tarfile
 from pathlib import Path
 
 import pytest
 from click.testing import Result
 
-from ctrpy import Client
 from ctrpy.cli.progress import (
     PlainRenderer,
     QuietRenderer,
@@ -336,18 +334,3 @@ def test_rich_warnings_are_printed_above_the_bars() -> None:
 
 def test_rich_renderer_draws_nothing_before_the_first_event() -> None:
     assert rich_output([], "flatten") == ""
-
-
-# --------------------------------------------------------------------------- library events
-def test_export_reports_bytes_written_up_to_the_size_of_the_archive(tmp_path: Path) -> None:
-    events: list[Event] = []
-    client = Client(tmp_path / "root", progress=events.append)
-    with app_archive(tmp_path).open("rb") as f:
-        client.import_archive(f, "oci.v1")
-    out = tmp_path / "out.tar"
-    client.export_to_path(client.export_targets([NAME]), out)
-    written = [e for e in events if isinstance(e, BytesWritten)]
-    size = out.stat().st_size
-    assert written[0] == BytesWritten(0, size)
-    assert written[-1] == BytesWritten(size, size)
-    assert size % tarfile.RECORDSIZE == 0

@@ -22,8 +22,6 @@ from ctrpy.client import Client
 from ctrpy.content.blobs import BlobStore
 from ctrpy.errors import CtrpyError, DigestMismatch, InvalidArchive, UnsupportedFormat
 from ctrpy.formats import ImportContext, ImportOptions, ImportResult, get_importer
-from ctrpy.formats.detect import detect
-from ctrpy.formats.reader import read_archive
 from ctrpy.oci import Matcher, mediatypes
 from ctrpy.progress import Event, Warning
 from tests.builders import (
@@ -508,33 +506,6 @@ def test_forcing_docker_on_an_archive_without_manifest_json_names_what_is_missin
     data = docker_save_tar([(base_image(), ["a:1"])], variant="podman", omit=["manifest.json"])
     with pytest.raises(InvalidArchive, match=re.escape("not a docker-save archive: the archive has no manifest.json")):
         do_import(client(tmp_path), data)
-
-
-# --------------------------------------------------------------------------- detection
-def _contents(tmp_path: Path, data: bytes) -> Any:
-    return read_archive(io.BytesIO(data), ImportContext(BlobStore(tmp_path / "content"), ImportOptions()))
-
-
-def test_detect_prefers_oci_when_both_oci_layout_and_manifest_json_are_present(tmp_path: Path) -> None:
-    name, _imp = detect(_contents(tmp_path, docker_save_tar([(base_image(), ["a:1"])], variant="docker25")))
-    assert name == "oci.v1"
-
-
-def test_detect_picks_docker_when_only_manifest_json_is_present(tmp_path: Path) -> None:
-    name, _imp = detect(_contents(tmp_path, docker_save_tar([(base_image(), ["a:1"])], variant="classic")))
-    assert name == "docker.v1.2"
-
-
-def test_detect_refuses_an_archive_with_neither(tmp_path: Path) -> None:
-    data = docker_save_tar([(base_image(), ["a:1"])], variant="podman", omit=["manifest.json"])
-    with pytest.raises(UnsupportedFormat, match="unrecognized image format"):
-        detect(_contents(tmp_path, data))
-
-
-def test_auto_imports_a_classic_docker_save_archive(tmp_path: Path) -> None:
-    c = client(tmp_path)
-    assert do_import(c, docker_save_tar([(base_image(), ["a:1"])]), "auto") == ["docker.io/library/a:1"]
-    assert c.image("a:1").target.media_type == MT_DOCKER_MANIFEST
 
 
 def test_docker_v1_1_is_an_alias_of_docker_v1_2() -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from ctrpy.errors import AlreadyExists, InvalidArgument, NotFound
@@ -22,13 +19,6 @@ BUSYBOX = "docker.io/library/busybox:latest"
 
 def img(name: str = BUSYBOX, dgst: str = D1, labels: dict[str, str] | None = None, size: int = 100) -> Image:
     return Image(name, Descriptor(MANIFEST, dgst, size), dict(labels or {}))
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    d = Database(tmp_path / "metadata.db")
-    yield d
-    d.close()
 
 
 @pytest.fixture
