@@ -38,9 +38,13 @@ from tests.builders import (
     ANNOTATION_REF_NAME,
     BuiltImage,
     Image,
+    Layer,
     OCILayout,
+    directory,
     docker_save_tar,
     file,
+    sha256_digest,
+    whiteout,
 )
 from tests.peers import have, in_ci
 
@@ -114,6 +118,29 @@ def raises_naming(exc: type[BaseException], *fragments: str) -> Iterator[pytest.
     message = str(info.value)
     for fragment in fragments:
         assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+# --------------------------------------------------------------------------- images as root filesystems
+# the CLI tests of unpack, snapshots, extract, flatten and mount share this two-layer image
+APP = "docker.io/library/app:v1"
+OTHER = "docker.io/library/other:v1"
+BASE_LAYER = [directory("etc"), file("etc/base", b"base\n"), file("etc/remove-me", b"x")]
+APP_LAYER = [directory("app"), file("app/bin", b"app\n", 0o755), whiteout("etc/remove-me")]
+
+
+def app_image() -> BuiltImage:
+    """``BASE_LAYER`` then ``APP_LAYER`` (which removes etc/remove-me), for the host."""
+    return host_image(BASE_LAYER, APP_LAYER).build()
+
+
+def lying_image(text: bytes = b"app") -> BuiltImage:
+    """An image whose config gives its second layer a diffID the layer does not hash to."""
+    return host_image(BASE_LAYER, Layer([file("app/bin", text)], diff_id=sha256_digest(b"a lie"))).build()
+
+
+def unpacking_line(name: str, img: BuiltImage) -> str:
+    """What ctr (and ctrpy) print for an image unpacked on import or by ``images unpack``."""
+    return f"unpacking {name} ({img.manifest.digest})...done"
 
 
 # --------------------------------------------------------------------------- the CLI, in-process
@@ -204,9 +231,10 @@ class Cli:
         path.write_bytes(data)
         return str(path)
 
-    def import_named(self, *images: tuple[Any, str], args: tuple[str, ...] = ("--no-unpack",)) -> Result:
-        """``images import ARGS`` of an archive of ``(image, name)`` pairs."""
-        return self.ok("images", "import", *args, self.write(named_archive(*images)))
+    def imported(self, img: BuiltImage, name: str = APP, *args: str) -> BuiltImage:
+        """``images import ARGS`` of an archive holding ``img`` named ``name``; returns ``img``."""
+        self.ok("images", "import", *args, self.write(named_archive((img, name))))
+        return img
 
     # looking ------------------------------------------------------------------
     def names(self, namespace: str = "default") -> list[str]:

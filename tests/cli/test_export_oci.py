@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -494,3 +495,41 @@ def test_export_of_a_reimported_export_is_byte_identical(run: Cli, tmp_path: Pat
     first = export(run, "docker.io/library/ctr:1")
     fresh = reimport(run, first, tmp_path)
     assert export(fresh, "docker.io/library/ctr:1") == first
+
+
+# --------------------------------------------------------------------------- what OUT is
+@pytest.mark.xfail(strict=True, reason="export --platform mismatch becomes an error (issue 9/13)")
+def test_export_for_a_platform_a_single_manifest_image_is_not_for_is_an_error(run: Cli, workdir: Path) -> None:
+    """As for import: an image with no manifest for ``--platform P`` is one error naming P."""
+    store(run, host_image([file("a", b"a")]).build(), "docker.io/library/plat:v1")
+    out = workdir / "out.tar"
+    run.fails("images", "export", "--platform", f"linux/{OTHER_ARCH}", str(out), "plat:v1",
+              match=f"linux/{OTHER_ARCH}")
+    assert not out.exists()
+    assert leftovers(workdir) == []
+
+
+def test_export_onto_a_directory_names_out_and_not_a_temp_file(run: Cli, busybox: BuiltImage, workdir: Path) -> None:
+    out = workdir / "outdir"
+    out.mkdir()
+    r = run.fails("images", "export", str(out), BUSYBOX, match=str(out))
+    assert ".tmp" not in r.stderr
+
+
+def test_export_through_a_symlink_writes_its_target_and_keeps_the_link(
+    run: Cli, busybox: BuiltImage, workdir: Path
+) -> None:
+    real, link = workdir / "real.tar", workdir / "link.tar"
+    link.symlink_to(real)
+    run.ok("images", "export", str(link), BUSYBOX)
+    assert link.is_symlink()
+    assert real.read_bytes() == export(run, BUSYBOX)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mknod needs root")
+def test_export_to_a_character_device_writes_through_it(run: Cli, busybox: BuiltImage, workdir: Path) -> None:
+    null = workdir / "null"
+    os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # a private /dev/null
+    run.ok("images", "export", str(null), BUSYBOX)
+    assert stat.S_ISCHR(null.lstat().st_mode)
+    assert leftovers(workdir) == []

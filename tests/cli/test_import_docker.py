@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from tests.builders import (
     docker_save_tar,
     file,
 )
-from tests.helpers import HOST, HOST_PLATFORM, OTHER_ARCH, Cli, host_image
+from tests.helpers import HOST, HOST_PLATFORM, OTHER_ARCH, Cli, docker_archive, host_image, named_archive
 
 
 def app_image() -> Image:
@@ -170,3 +171,31 @@ def test_forcing_oci_on_a_docker_archive_is_an_error(run: Cli) -> None:
 def test_an_unknown_format_names_the_docker_formats_among_the_valid_ones(run: Cli) -> None:
     archive = run.write(docker_save_tar([(app_image(), ["app:v1"])]))
     run.fails("images", "import", "--format", "docker.v9", archive, match=("docker.v9", "docker.v1.1", "docker.v1.2"))
+
+
+# DockerImporter._reuse once reused ANY stored compressed blob labelled
+# containerd.io/uncompressed=<diffID>, from any namespace, including a zstd one an OCI import
+# had unpacked: the manifest then depended on the store's history, and an export of it could
+# not be unpacked by containerd 1.6 ("no processor for media-type").
+LAYERS = [[file("etc/base", b"base")]]
+
+
+def test_compress_blobs_gives_gzip_layers_even_when_a_zstd_copy_is_stored(run: Cli) -> None:
+    zstd_image = host_image(*LAYERS).build(compression="zstd")
+    run.ok("-n", "one", "images", "import", "--snapshotter", "native", "-", input=named_archive((zstd_image, "z:1")))
+    docker = docker_archive((host_image(*LAYERS), ["p:1"]))
+    run.ok("-n", "two", "images", "import", "--no-unpack", "--compress-blobs", "-", input=docker)
+    got = run.inspect("docker.io/library/p:1", "two")["manifest"]
+    assert [layer["mediaType"] for layer in got["layers"]] == [MT_DOCKER_LAYER_GZIP]
+
+
+def test_compress_blobs_gives_the_same_manifest_digest_whatever_the_store_holds(run: Cli, tmp_path: Path) -> None:
+    docker = docker_archive((host_image(*LAYERS), ["p:1"]))
+    fresh = Cli(tmp_path / "fresh", run.workdir)
+    fresh.ok("images", "import", "--no-unpack", "--compress-blobs", "-", input=docker)
+    want = fresh.inspect("p:1")["target"]["digest"]
+
+    zstd_image = host_image(*LAYERS).build(compression="zstd")
+    run.ok("-n", "one", "images", "import", "--snapshotter", "native", "-", input=named_archive((zstd_image, "z:1")))
+    run.ok("-n", "two", "images", "import", "--no-unpack", "--compress-blobs", "-", input=docker)
+    assert run.inspect("p:1", "two")["target"]["digest"] == want
