@@ -34,6 +34,7 @@ from tests.builders import (
     file,
     index_of,
     symlink,
+    tar_names,
 )
 from tests.helpers import (
     HOST_PLATFORM,
@@ -41,7 +42,6 @@ from tests.helpers import (
     THIRD_ARCH,
     Cli,
     arch_image,
-    assert_error,
     host_image,
     oci_archive,
     text_image,
@@ -355,7 +355,7 @@ def test_top_level_entry_for_another_platform_is_skipped_with_a_warning(run: Cli
 def test_archive_left_with_no_image_for_the_platform_is_an_error(populated: Cli) -> None:
     path = populated.write(oci_archive((multi(arch_image(OTHER_ARCH)), {ANNOTATION_REF_NAME: "v1"})))
     before = populated.state()
-    populated.fails("images", "import", path, warnings=True)
+    populated.fails("images", "import", path, warnings=True, match=HOST_PLATFORM)
     populated.assert_unchanged(before)
 
 
@@ -666,7 +666,7 @@ def test_missing_input_file(populated: Cli, tmp_path: Path) -> None:
 
 def test_directory_as_input(populated: Cli, tmp_path: Path) -> None:
     before = populated.state()
-    populated.fails("images", "import", str(tmp_path))
+    populated.fails("images", "import", str(tmp_path), match=str(tmp_path))
     populated.assert_unchanged(before)
 
 
@@ -698,9 +698,8 @@ def test_member_names_never_become_paths(
     ]
     path = run.write(layout_of().tar_bytes(extra_entries=extra))
     before = outside_root(tmp_path)
-    r = run("images", "import", "--no-unpack", path)
-    assert r.exit_code in (0, 1), r.stderr
-    assert "Traceback" not in r.stderr and "internal error" not in r.stderr
+    run.ok("images", "import", "--no-unpack", path)  # stray members are only names: imported
+    assert run.names() == ["x/bad:1"]
     assert outside_root(tmp_path) == before
     assert not any(marker in p for p in tree(tmp_path))
     assert not Path("/" + marker).exists()
@@ -729,21 +728,21 @@ def test_hardlink_member_to_a_path_outside_the_archive(populated: Cli) -> None:
 def namespace_holds_complete_image(run: Cli, namespace: str, name: str, img: BuiltImage) -> None:
     assert set(run.digests(namespace)) >= {b.digest for b in img.blobs()}
     out = run.ok("-n", namespace, "images", "export", "-", name).stdout_bytes
-    assert len(out) > 0
+    exported = {n for n in tar_names(out) if n.startswith("blobs/sha256/")}
+    assert exported >= {f"blobs/sha256/{b.hex}" for b in img.blobs()}
 
 
 @pytest.mark.parametrize("which", ["manifest", "config", "layer"])
-def test_blob_missing_from_the_archive_but_held_by_another_namespace(run: Cli, which: str) -> None:
+def test_blob_missing_from_the_archive_but_held_by_another_namespace_is_accepted(run: Cli, which: str) -> None:
+    """DESIGN: a needed blob the archive lacks but the store holds (verified when written,
+    maybe by another namespace) is accepted and made visible in the importing namespace."""
     img = text_image(b"shared")
     layout = layout_of(img)
     run.ok("-n", "a", "images", "import", "--no-unpack", run.write(layout.tar_bytes()))
     blob = {"manifest": img.manifest, "config": img.config, "layer": img.layers[0]}[which]
-    r = run("-n", "b", "images", "import", "--no-unpack", run.write(layout.tar_bytes(omit_blobs=[blob.digest])))
-    if r.exit_code == 0:  # accepted: then the image must be whole in namespace b
-        namespace_holds_complete_image(run, "b", "x/bad:1", img)
-    else:
-        assert_error(r, blob.digest)
-        assert run.names("b") == []
+    run.ok("-n", "b", "images", "import", "--no-unpack", run.write(layout.tar_bytes(omit_blobs=[blob.digest])))
+    assert run.names("b") == ["x/bad:1"]
+    namespace_holds_complete_image(run, "b", "x/bad:1", img)
 
 
 def test_blobs_shared_with_another_namespace_are_stored_once(run: Cli, root: Path) -> None:
