@@ -93,6 +93,23 @@ def docker_archive(*images: tuple[Any, list[str] | None]) -> bytes:
     return docker_save_tar(list(images), variant="podman")
 
 
+# digests that must never become a path: traversal, wrong case, length, algorithm, framing
+INVALID_DIGESTS = [
+    "sha256:../../x",
+    "sha256:../../../../etc/passwd",
+    "sha256:" + "A" * 64,  # uppercase hex
+    "sha256:" + "a" * 63,
+    "sha256:" + "a" * 65,
+    "sha256:" + "g" * 64,
+    "sha512:" + "a" * 128,
+    "md5:" + "a" * 32,
+    "sha256:" + "a" * 64 + "\n",
+    "sha256:" + "a" * 63 + "/",
+    "/sha256:" + "a" * 64,
+    "a" * 64,
+]
+
+
 def blob_path(root: Path, digest: str) -> Path:
     """Where a store under ``root`` keeps the bytes of ``digest``."""
     return root / "content" / "blobs" / "sha256" / digest.split(":", 1)[1]

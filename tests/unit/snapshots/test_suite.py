@@ -1,9 +1,14 @@
-"""Snapshotters: the bookkeeping every snapshotter shares, and how the default one is chosen.
+"""The snapshotter conformance suite (containerd's ``core/snapshots/testsuite`` habit).
 
-Both snapshotters run every lifecycle test (``overlayfs`` only as root, where it can be
-mounted). A snapshot is *active* while something is written into its ``fs`` directory and
-*committed* (immutable, usually keyed by a chainID) after; its row lives in the store's
-SQLite database, per namespace and per snapshotter.
+Every snapshotter runs every test here, through the ``snapshotter`` fixture (``native``,
+and ``overlayfs`` where root can mount it); a new snapshotter is added to
+``tests.helpers.SNAPSHOTTERS`` and must pass the suite unchanged. A snapshot is *active*
+while something is written into its ``fs`` directory, *committed* (immutable, usually keyed
+by a chainID) after, and a *view* when it only holds its parent in place (a read-only
+mount); its row lives in the store's SQLite database, per namespace and per snapshotter.
+The suite covers prepare, commit, view, remove, list, stat, chain, usage and labels, the
+errors (AlreadyExists, NotFound, FailedPrecondition for a parent with children or one not
+committed) and what a failed prepare leaves (nothing).
 """
 
 from __future__ import annotations
@@ -169,6 +174,100 @@ def test_removing_a_missing_snapshot_is_not_found(sn: Snapshotter) -> None:
         sn.remove("nothing")
 
 
+def test_committing_a_missing_snapshot_is_not_found(sn: Snapshotter) -> None:
+    with pytest.raises(NotFound):
+        sn.commit("done", "nothing")
+    assert sn.list() == []
+
+
+def test_an_active_snapshot_can_be_removed(sn: Snapshotter) -> None:
+    active = sn.prepare("work")
+    (sn.fs_path(active) / "scratch").write_bytes(b"x")
+    sn.remove("work")
+    assert sn.list() == []
+    assert snapshot_dirs(sn) == []
+
+
+def test_commit_may_re_parent_only_where_layers_are_independent(sn: Snapshotter) -> None:
+    committed(sn, "a", {"a": b"a"})
+    committed(sn, "b", {"b": b"b"})
+    sn.prepare("work", "a")
+    if sn.independent_layers:
+        assert sn.commit("top", "work", parent="b").parent == "b"
+    else:
+        with pytest.raises(FailedPrecondition, match="'work'"):
+            sn.commit("top", "work", parent="b")
+        assert sn.stat("work").kind == "active"
+
+
+# --------------------------------------------------------------------------- views
+def test_a_view_is_recorded_as_a_child_of_its_parent(sn: Snapshotter) -> None:
+    committed(sn, "base", {"f": b"x"})
+    view = sn.prepare("mount:/mnt", "base", kind="view")
+    assert (view.kind, view.parent) == ("view", "base")
+    assert sn.stat("mount:/mnt").kind == "view"
+    assert not sn.exists("mount:/mnt")  # not a committed snapshot
+
+
+def test_a_view_keeps_its_parent_from_being_removed(sn: Snapshotter) -> None:
+    base_fs = committed(sn, "base", {"f": b"x"})
+    sn.prepare("mount:/mnt", "base", kind="view")
+    with pytest.raises(FailedPrecondition, match="'mount:/mnt'"):
+        sn.remove("base")
+    assert (base_fs / "f").read_bytes() == b"x"
+    sn.remove("mount:/mnt")
+    sn.remove("base")
+    assert sn.list() == []
+
+
+def test_a_view_cannot_be_committed_or_be_a_parent(sn: Snapshotter) -> None:
+    committed(sn, "base", {})
+    sn.prepare("mount:/mnt", "base", kind="view")
+    with pytest.raises(FailedPrecondition, match="not active"):
+        sn.commit("again", "mount:/mnt")
+    with pytest.raises(FailedPrecondition, match="not committed"):
+        sn.prepare("child", "mount:/mnt")
+
+
+# --------------------------------------------------------------------------- chain
+def test_chain_is_the_snapshot_and_its_ancestors_topmost_first(sn: Snapshotter) -> None:
+    committed(sn, "l0", {})
+    committed(sn, "l1", {}, parent="l0")
+    committed(sn, "l2", {}, parent="l1")
+    sn.prepare("work", "l2")
+    assert [s.key for s in sn.chain("work")] == ["work", "l2", "l1", "l0"]
+    assert [s.key for s in sn.chain("l0")] == ["l0"]
+
+
+def test_chain_of_a_missing_snapshot_is_not_found(sn: Snapshotter) -> None:
+    with pytest.raises(NotFound, match="'nothing'"):
+        sn.chain("nothing")
+
+
+def test_the_stack_of_a_committed_snapshot_is_its_chains_trees(sn: Snapshotter) -> None:
+    committed(sn, "l0", {"zero": b"0"})
+    committed(sn, "l1", {"one": b"1"}, parent="l0")
+    assert {"zero", "one"} <= stacked_names(sn, "l1")
+    assert len(sn.lowerdirs("l1")) == (2 if sn.independent_layers else 1)
+
+
+# --------------------------------------------------------------------------- labels
+def test_labels_given_to_prepare_are_kept(sn: Snapshotter) -> None:
+    sn.prepare("work", labels={"a": "1", "containerd.io/gc.root": "x"})
+    assert sn.stat("work").labels == {"a": "1", "containerd.io/gc.root": "x"}
+    assert [s.labels for s in sn.list()] == [{"a": "1", "containerd.io/gc.root": "x"}]
+
+
+def test_commit_labels_win_over_prepare_labels_of_the_same_key(sn: Snapshotter) -> None:
+    sn.prepare("work", labels={"a": "1", "b": "1"})
+    assert sn.commit("done", "work", {"b": "2"}).labels == {"a": "1", "b": "2"}
+
+
+def test_a_snapshot_without_labels_has_none(sn: Snapshotter) -> None:
+    committed(sn, "layer-0", {})
+    assert sn.stat("layer-0").labels == {}
+
+
 # --------------------------------------------------------------------------- list, stat, usage
 def test_list_gives_every_snapshot_sorted_by_key_with_parent_and_kind(sn: Snapshotter) -> None:
     committed(sn, "b-base", {})
@@ -192,6 +291,15 @@ def test_stat_gives_labels_and_timestamps(sn: Snapshotter) -> None:
 def test_stat_of_a_missing_snapshot_is_not_found(sn: Snapshotter) -> None:
     with pytest.raises(NotFound, match="'nothing'"):
         sn.stat("nothing")
+
+
+def test_a_committed_snapshot_whose_tree_was_lost_is_forgotten(sn: Snapshotter) -> None:
+    fs = committed(sn, "layer-0", {})
+    assert not sn.forget_broken("layer-0")  # its tree is there: kept
+    fs.rmdir()
+    assert sn.forget_broken("layer-0")
+    assert sn.find("layer-0") is None
+    assert not sn.forget_broken("nothing")
 
 
 def test_exists_is_true_only_for_a_committed_snapshot_whose_tree_is_there(sn: Snapshotter) -> None:
