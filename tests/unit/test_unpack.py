@@ -46,7 +46,7 @@ from tests.builders import (
     sha256_digest,
     whiteout,
 )
-from tests.helpers import host_image
+from tests.helpers import host_image, raises_naming
 from tests.treecmp import diff, feature_layers, files, tree
 
 pytestmark = pytest.mark.usefixtures("no_env_snapshotter")
@@ -268,11 +268,8 @@ def test_a_diff_id_the_layer_does_not_hash_to_is_an_error_that_leaves_no_snapsho
     lie = sha256_digest(b"not the layer")
     img = host_image(BASE, Layer(APP_LAYER, diff_id=lie), TOP).build()
     store(client, tmp_path, (img, APP))
-    with pytest.raises(UnpackError) as err:
+    with raises_naming(UnpackError, "layer 1", img.layers[1].digest, lie, sha256_digest(layer_tar(APP_LAYER))):
         client.unpack(APP, snapshotter=snapshotter)
-    assert f"layer 1 ({img.layers[1].digest})" in str(err.value)
-    assert f"the config says diffID {lie}" in str(err.value)
-    assert f"uncompressed content has digest {sha256_digest(layer_tar(APP_LAYER))}" in str(err.value)
     assert_nothing_from(client.snapshotter(snapshotter), chain_ids(img.diff_ids), 1)
 
 
@@ -302,7 +299,7 @@ def test_a_corrupted_layer_blob_in_the_store_is_detected_and_leaves_no_snapshot(
     img = host_image(BASE, big, compression=compression).build()
     store(client, tmp_path, (img, APP))
     tamper(blob_path(client, img.layers[1].digest), change)
-    with pytest.raises(UnpackError, match=rf"layer 1 \({img.layers[1].digest}\) of {APP}"):
+    with raises_naming(UnpackError, "layer 1", img.layers[1].digest, APP):
         client.unpack(APP, snapshotter=snapshotter)
     assert_nothing_from(client.snapshotter(snapshotter), chain_ids(img.diff_ids), 1)
 
@@ -313,7 +310,7 @@ def test_a_blob_with_an_unchanged_tar_but_a_changed_gzip_header_is_reported_as_c
     img = host_image(BASE).build()
     store(client, tmp_path, (img, APP))
     tamper(blob_path(client, img.layers[0].digest), _gzip_mtime)
-    with pytest.raises(UnpackError, match=f"content {img.layers[0].digest} in the store is corrupt"):
+    with raises_naming(UnpackError, img.layers[0].digest, "corrupt"):
         client.unpack(APP, snapshotter=snapshotter)
 
 
@@ -393,7 +390,7 @@ def test_a_layer_stream_that_ends_half_way_fails_and_a_good_image_unpacks_afterw
     ).build()
     good = host_image(BASE, payload).build()
     store(client, tmp_path, (broken, APP), (good, OTHER))
-    with pytest.raises(UnpackError, match=r"layer 1 .*truncated"):
+    with raises_naming(UnpackError, "layer 1", "truncated"):
         client.unpack(APP, snapshotter=snapshotter)
     sn = client.snapshotter(snapshotter)
     assert_nothing_from(sn, chain_ids(broken.diff_ids), 1)

@@ -14,7 +14,7 @@ import pytest
 
 from ctrpy.errors import InvalidArchive, UnpackError
 from tests.builders import Tar, pad, raw_header
-from tests.helpers import Sandbox
+from tests.helpers import Sandbox, raises_naming
 
 
 def same_inode(a: Path, b: Path) -> bool:
@@ -143,7 +143,7 @@ def test_symlink_loop_in_a_parent_is_an_error_not_a_hang(box: Sandbox) -> None:
 
 
 def test_regular_file_parent_is_an_error_naming_the_entry(box: Sandbox) -> None:
-    with pytest.raises(UnpackError, match='layer entry "f/x"'):
+    with raises_naming(UnpackError, '"f/x"'):
         box.apply(Tar().file("f", b"x").file("f/x", b"y").build())
 
 
@@ -323,20 +323,20 @@ def test_hardlink_target_is_resolved_inside_the_root(box: Sandbox, extra, link) 
 
 
 def test_hardlink_to_a_host_file_is_rejected_as_a_missing_target(box: Sandbox) -> None:
-    with pytest.raises(InvalidArchive, match='layer entry "stolen": hardlink target'):
+    with raises_naming(InvalidArchive, '"stolen"', str(box.sentinel)):
         box.apply(Tar().hardlink("stolen", str(box.sentinel)).build())
     box.assert_outside_unchanged()
 
 
 def test_hardlink_to_a_host_file_through_a_symlink_is_rejected(box: Sandbox) -> None:
     tar = Tar().symlink("h", str(box.outside)).hardlink("stolen", "h/sentinel").build()
-    with pytest.raises(InvalidArchive, match="does not exist"):
+    with raises_naming(InvalidArchive, '"stolen"', "h/sentinel"):
         box.apply(tar)
     box.assert_outside_unchanged()
 
 
 def test_hardlink_to_a_host_file_through_dotdot_is_rejected(box: Sandbox) -> None:
-    with pytest.raises(InvalidArchive, match="does not exist"):
+    with raises_naming(InvalidArchive, '"stolen"', "../outside/sentinel"):
         box.apply(Tar().hardlink("stolen", "../outside/sentinel").build())
     box.assert_outside_unchanged()
 
@@ -430,7 +430,7 @@ def test_hardlink_to_a_directory_is_rejected(box: Sandbox) -> None:
 def test_whiteout_of_dot_or_dotdot_is_an_invalid_archive(box: Sandbox, name: str) -> None:
     (box.root / "etc").mkdir()
     (box.root / "etc" / "passwd").write_bytes(b"inside")
-    with pytest.raises(InvalidArchive, match="invalid whiteout"):
+    with raises_naming(InvalidArchive, f'"{name}"', "whiteout"):
         box.apply(Tar().file(name).build())
     assert (box.root / "etc" / "passwd").read_bytes() == b"inside"
     box.assert_outside_unchanged()

@@ -13,7 +13,7 @@ import pytest
 
 from ctrpy.errors import InvalidArchive, UnpackError
 from tests.builders import Tar, pad, raw_header
-from tests.helpers import apply_bytes
+from tests.helpers import apply_bytes, raises_naming
 
 is_root = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not is_root, reason="needs root")
@@ -202,7 +202,7 @@ def test_hardlink_header_owner_and_mode_are_not_applied(rootfs: Path) -> None:
 
 
 def test_hardlink_to_a_missing_target_is_invalid(rootfs: Path) -> None:
-    with pytest.raises(InvalidArchive, match='layer entry "b": hardlink target "a" does not exist'):
+    with raises_naming(InvalidArchive, '"b"', '"a"'):
         apply_bytes(rootfs, Tar().hardlink("b", "a").build())
 
 
@@ -271,7 +271,7 @@ def test_device_replaces_an_existing_file(rootfs: Path) -> None:
 @pytest.mark.parametrize(("major", "minor"), [(1 << 12, 0), (0, 1 << 20), (1 << 40, 1)])
 def test_device_numbers_out_of_range_are_invalid(rootfs: Path, major: int, minor: int) -> None:
     tar = Tar(tarfile.GNU_FORMAT).chardev("bad", major, minor).build()
-    with pytest.raises(InvalidArchive, match='layer entry "bad": device number'):
+    with raises_naming(InvalidArchive, '"bad"', "device"):
         apply_bytes(rootfs, tar)
 
 
@@ -309,7 +309,7 @@ def test_component_of_exactly_name_max_bytes_is_fine(rootfs: Path) -> None:
 
 
 def test_component_longer_than_name_max_fails_naming_the_entry(rootfs: Path) -> None:
-    with pytest.raises(UnpackError, match="File name too long"):
+    with raises_naming(UnpackError, "n" * 256):
         apply_bytes(rootfs, Tar().file("n" * 256, b"x").build())
 
 

@@ -7,12 +7,10 @@ import io
 import os
 from pathlib import Path
 
-import pytest
-
 from ctrpy.archive import ApplyOptions, apply_layer
 from ctrpy.errors import InvalidArchive, InvalidArgument, UnpackError
 from tests.builders import Tar, sha256_digest
-from tests.helpers import PipeLike, apply_bytes
+from tests.helpers import PipeLike, apply_bytes, raises_naming
 
 
 def sample() -> bytes:
@@ -64,18 +62,18 @@ def test_progress_is_reported_after_every_entry(rootfs: Path) -> None:
 
 def test_failure_names_the_entry_as_written_in_the_tar(rootfs: Path) -> None:
     data = Tar().file("a", b"x").file("etc/../../a/b", b"y").build()
-    with pytest.raises(UnpackError, match=r'layer entry "etc/\.\./\.\./a/b": '):
+    with raises_naming(UnpackError, '"etc/../../a/b"'):
         apply_bytes(rootfs, data)
 
 
 def test_missing_root_is_an_unpack_error(tmp_path: Path) -> None:
-    with pytest.raises(UnpackError, match="cannot open layer root"):
+    with raises_naming(UnpackError, str(tmp_path / "missing")):
         apply_layer(tmp_path / "missing", io.BytesIO(sample()))
 
 
 def test_times_beyond_what_the_system_can_store_are_invalid(rootfs: Path) -> None:
     data = Tar().file("f", b"x", pax={"mtime": "9" * 30}).build()
-    with pytest.raises(InvalidArchive, match='layer entry "f"'):
+    with raises_naming(InvalidArchive, '"f"'):
         apply_bytes(rootfs, data)
 
 
@@ -87,10 +85,10 @@ def test_read_errors_of_the_stream_are_unpack_errors(rootfs: Path) -> None:
         def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
             raise OSError(5, "Input/output error")
 
-    with pytest.raises(UnpackError, match="reading the layer: Input/output error"):
+    with raises_naming(UnpackError, "Input/output error"):
         apply_layer(rootfs, Failing())  # type: ignore[arg-type]
 
 
 def test_unknown_whiteout_mode_is_an_invalid_argument(rootfs: Path) -> None:
-    with pytest.raises(InvalidArgument, match="valid: delete, overlay"):
+    with raises_naming(InvalidArgument, "aufs", "delete", "overlay"):
         apply_bytes(rootfs, sample(), whiteouts="aufs")

@@ -10,7 +10,6 @@ import gzip
 import io
 import json
 import lzma
-import re
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ from tests.builders import (
     layer_tar,
     sha256_digest,
 )
-from tests.helpers import HOST, OTHER_ARCH, host_image
+from tests.helpers import HOST, OTHER_ARCH, host_image, raises_naming
 
 VARIANTS = ["classic", "docker25", "podman"]
 
@@ -228,7 +227,7 @@ def test_mixed_layer_compressions_each_get_their_own_media_type(tmp_path: Path) 
 def test_a_compressed_layer_whose_content_does_not_match_its_diff_id_is_refused(tmp_path: Path) -> None:
     img = host_image(Layer([file("a", b"a")], compression="gzip", diff_id="sha256:" + "0" * 64))
     c = client(tmp_path)
-    with pytest.raises(DigestMismatch, match="decompresses to sha256:"):
+    with raises_naming(DigestMismatch, "app:v1", sha256_digest(layer_tar([file("a", b"a")])), "sha256:" + "0" * 64):
         do_import(c, docker_save_tar([(img.build(), ["app:v1"])]))
     assert_store_empty(c)
 
@@ -236,7 +235,7 @@ def test_a_compressed_layer_whose_content_does_not_match_its_diff_id_is_refused(
 def test_an_uncompressed_layer_whose_digest_is_not_its_diff_id_is_refused(tmp_path: Path) -> None:
     img = host_image(Layer([file("a", b"a")], compression="none", diff_id="sha256:" + "1" * 64))
     c = client(tmp_path)
-    with pytest.raises(DigestMismatch, match="diff_id sha256:1111"):
+    with raises_naming(DigestMismatch, "sha256:" + "1" * 64):
         do_import(c, docker_save_tar([(img.build(), ["app:v1"])]))
     assert_store_empty(c)
 
@@ -245,7 +244,7 @@ def test_an_xz_compressed_layer_is_reported_as_an_unsupported_compression(tmp_pa
     tar = layer_tar([file("a", b"a")])
     img = host_image(Layer(tar, blob=lzma.compress(tar), diff_id=sha256_digest(tar)))
     c = client(tmp_path)
-    with pytest.raises(UnsupportedFormat, match="is xz-compressed; ctrpy reads uncompressed, gzip and zstd"):
+    with raises_naming(UnsupportedFormat, "xz"):
         do_import(c, docker_save_tar([(img.build(), ["app:v1"])]))
     assert_store_empty(c)
 
@@ -310,14 +309,14 @@ def test_skip_digest_for_named_leaves_tagged_images_with_their_tags_only(tmp_pat
 
 def test_one_tag_on_two_different_images_is_refused(tmp_path: Path) -> None:
     c = client(tmp_path)
-    with pytest.raises(InvalidArchive, match=r"names docker.io/library/x:1 twice"):
+    with raises_naming(InvalidArchive, "docker.io/library/x:1"):
         do_import(c, docker_save_tar([(base_image(), ["x:1"]), (app_image(), ["x:1"])]))
     assert_store_empty(c)
 
 
 def test_an_invalid_repo_tag_is_refused(tmp_path: Path) -> None:
     c = client(tmp_path)
-    with pytest.raises(InvalidArchive, match=r"manifest.json\[0\]: RepoTags"):
+    with raises_naming(InvalidArchive, "manifest.json", "Not Valid:1"):
         do_import(c, docker_save_tar([(base_image(), ["Not Valid:1"])]))
     assert_store_empty(c)
 
@@ -440,7 +439,8 @@ def test_compress_blobs_does_not_trust_a_label_that_lies(tmp_path: Path) -> None
 
 
 # --------------------------------------------------------------------------- bad input
-def _bad_archives() -> dict[str, tuple[bytes, str]]:
+def _bad_archives() -> dict[str, tuple[bytes, type[CtrpyError], tuple[str, ...]]]:
+    """case -> (archive, the error's class, what its message must name)."""
     built = app_image().build(compression="none")
     config_name, layer_names = _podman_names(built)
     cfg = json.loads(built.config.data)
@@ -453,25 +453,22 @@ def _bad_archives() -> dict[str, tuple[bytes, str]]:
         return podman(manifest_json_override=json.dumps(obj).encode())
 
     item = {"Config": config_name, "RepoTags": ["app:v1"], "Layers": layer_names}
+    vax = host_image([file("a")], architecture="vax")
+    no_diff_ids = host_image([file("a")], config_extra={"rootfs": None})
     return {
-        "missing layer": (podman(omit=[layer_names[1]]), f"archive is missing layer '{layer_names[1]}'"),
-        "missing config": (podman(omit=[config_name]), f"archive is missing image config '{config_name}'"),
+        "missing layer": (podman(omit=[layer_names[1]]), InvalidArchive, (layer_names[1], "app:v1", "missing")),
+        "missing config": (podman(omit=[config_name]), InvalidArchive, (config_name, "app:v1", "missing")),
         "config not matching its name": (
-            podman(tamper={config_name: json.dumps(cfg, indent=1).encode()}),
-            "which does not match its name",
+            podman(tamper={config_name: json.dumps(cfg, indent=1).encode()}), DigestMismatch, (config_name, "app:v1"),
         ),
-        "too few layers": (manifest([{**item, "Layers": layer_names[:1]}]), "lists 1 layers, but its config has 2"),
-        "unknown platform": (
-            docker_save_tar([(host_image([file("a")], architecture="vax"), ["a:1"])]),
-            "unknown platform linux/vax",
-        ),
-        "invalid manifest.json": (podman(manifest_json_override=b'[{"Config": '), "manifest.json is not valid JSON"),
-        "manifest.json not a list": (manifest(item), "manifest.json: not a JSON list"),
-        "manifest.json empty": (manifest([]), "manifest.json lists no images"),
-        "Layers not a list": (manifest([{**item, "Layers": "x.tar"}]), "Layers must be a list"),
+        "too few layers": (manifest([{**item, "Layers": layer_names[:1]}]), InvalidArchive, ("manifest.json[0]", "app:v1")),
+        "unknown platform": (docker_save_tar([(vax, ["a:1"])]), InvalidArchive, ("linux/vax", "a:1")),
+        "invalid manifest.json": (podman(manifest_json_override=b'[{"Config": '), InvalidArchive, ("manifest.json", "JSON")),
+        "manifest.json not a list": (manifest(item), InvalidArchive, ("manifest.json", "list")),
+        "manifest.json empty": (manifest([]), InvalidArchive, ("manifest.json",)),
+        "Layers not a list": (manifest([{**item, "Layers": "x.tar"}]), InvalidArchive, ("manifest.json[0]", "Layers")),
         "config without diff_ids": (
-            docker_save_tar([(host_image([file("a")], config_extra={"rootfs": None}), ["a:1"])]),
-            "rootfs.diff_ids missing",
+            docker_save_tar([(no_diff_ids, ["a:1"])]), InvalidArchive, (no_diff_ids.build().config.hex, "diff_ids"),
         ),
     }
 
@@ -481,11 +478,10 @@ BAD = _bad_archives()
 
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_archives_are_refused_and_leave_the_store_empty(tmp_path: Path, case: str) -> None:
-    data, message = BAD[case]
+    data, error, names = BAD[case]
     c = client(tmp_path)
-    with pytest.raises(CtrpyError) as e:
+    with raises_naming(error, *names) as e:
         do_import(c, data)
-    assert message in str(e.value)
     assert "\n" not in str(e.value)
     assert_store_empty(c)
 
@@ -498,13 +494,13 @@ def test_an_unparsable_config_named_by_a_non_hex_name_is_reported_as_invalid_jso
         [(built, ["a:1"])], variant="podman", manifest_json_override=json.dumps(item).encode(),
         extra_members=[Entry("config.json", "file", data=b"{nope", mode=0o444, mtime=0)],
     )
-    with pytest.raises(InvalidArchive, match=re.escape("image config 'config.json' of image a:1 is not valid JSON")):
+    with raises_naming(InvalidArchive, "config.json", "a:1", "JSON"):
         do_import(client(tmp_path), data)
 
 
 def test_forcing_docker_on_an_archive_without_manifest_json_names_what_is_missing(tmp_path: Path) -> None:
     data = docker_save_tar([(base_image(), ["a:1"])], variant="podman", omit=["manifest.json"])
-    with pytest.raises(InvalidArchive, match=re.escape("not a docker-save archive: the archive has no manifest.json")):
+    with raises_naming(InvalidArchive, "manifest.json"):
         do_import(client(tmp_path), data)
 
 

@@ -10,6 +10,7 @@ from ctrpy.metadata import namespaces
 from ctrpy.metadata.db import Database
 from ctrpy.metadata.namespaces import NamespaceStore
 from ctrpy.oci import Descriptor
+from tests.helpers import raises_naming
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DIGEST = "sha256:" + "ab" * 32
@@ -115,7 +116,7 @@ def test_removing_a_missing_namespace_is_not_found(db: Database) -> None:
 
 def test_namespace_with_images_is_not_removed(db: Database) -> None:
     ImageStore(db, "busy").create(image())
-    with pytest.raises(FailedPrecondition, match=r"must be empty.*1 images"):
+    with raises_naming(FailedPrecondition, "busy", "1 images"):
         NamespaceStore(db).remove("busy")
     assert [n for n, _ in NamespaceStore(db).list()] == ["busy"]
     assert [i.name for i in ImageStore(db, "busy").list()] == [image().name]
@@ -128,7 +129,7 @@ def test_namespace_with_snapshots_is_not_removed(db: Database) -> None:
             "INSERT INTO snapshots (snapshotter, namespace, key, kind, dir, created_at, updated_at) "
             "VALUES ('native', 'snap', 'k', 'committed', '1', 't', 't')"
         )
-    with pytest.raises(FailedPrecondition, match="snapshots"):
+    with raises_naming(FailedPrecondition, "snap", "snapshots"):
         NamespaceStore(db).remove("snap")
     assert [n for n, _ in NamespaceStore(db).list()] == ["snap"]
 
