@@ -421,6 +421,36 @@ class Sandbox:
         assert self.sentinel.stat().st_nlink == 1
 
 
+# GNU tar's sparse formats: old GNU, and pax 0.0, 0.1 and 1.0
+GNU_SPARSE_FORMATS = [
+    pytest.param(["--format=gnu"], id="gnu"),
+    pytest.param(["--format=posix", "--sparse-version=0.0"], id="pax-0.0"),
+    pytest.param(["--format=posix", "--sparse-version=0.1"], id="pax-0.1"),
+    pytest.param(["--format=posix", "--sparse-version=1.0"], id="pax-1.0"),
+]
+
+
+def sparse_tree(src: Path) -> Path:
+    """``src/sparse`` (data, hole, data, ... and a trailing hole: 20 * 64 KiB) and
+    ``src/plain`` after it; returns ``src``."""
+    src.mkdir()
+    with open(src / "sparse", "wb") as f:
+        for i in range(6):
+            f.seek(i * 3 * 65536)
+            f.write(bytes([65 + i]) * 5000)
+        f.truncate(20 * 65536)
+    (src / "plain").write_bytes(b"after the sparse file")
+    return src
+
+
+def gnu_tar_create(src: Path, *args: str, names: tuple[str, ...] = (".",)) -> bytes:
+    """``tar -C SRC -c ARGS NAMES`` (GNU tar, UTC, numeric owners) to bytes."""
+    return subprocess.run(
+        ["tar", "-C", str(src), "-cf", "-", "--numeric-owner", *args, *names],
+        capture_output=True, env={**os.environ, "TZ": "UTC", "LC_ALL": "C"}, check=True,
+    ).stdout
+
+
 class PipeLike(io.RawIOBase):
     """A non-seekable stream returning short reads, like a pipe."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import subprocess
 import tarfile
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 
 from ctrpy.errors import InvalidArchive, UnpackError
 from tests.builders import Tar, pad, raw_header
-from tests.helpers import apply_bytes, raises_naming
+from tests.helpers import GNU_SPARSE_FORMATS, apply_bytes, gnu_tar_create, raises_naming, sparse_tree
 
 is_root = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not is_root, reason="needs root")
@@ -373,28 +372,10 @@ needs_gnu_tar = pytest.mark.skipif(shutil.which("tar") is None, reason="GNU tar 
 
 
 @needs_gnu_tar
-@pytest.mark.parametrize(
-    "args",
-    [
-        ["--format=gnu"],
-        ["--format=posix", "--sparse-version=0.0"],
-        ["--format=posix", "--sparse-version=0.1"],
-        ["--format=posix", "--sparse-version=1.0"],
-    ],
-    ids=["gnu", "pax-0.0", "pax-0.1", "pax-1.0"],
-)
+@pytest.mark.parametrize("args", GNU_SPARSE_FORMATS)
 def test_sparse_files_from_gnu_tar_are_written_with_their_holes(tmp_path: Path, args: list[str]) -> None:
-    src = tmp_path / "src"
-    src.mkdir()
-    with open(src / "sparse", "wb") as f:
-        for i in range(6):  # data, hole, data, ... and a trailing hole
-            f.seek(i * 3 * 65536)
-            f.write(bytes([65 + i]) * 5000)
-        f.truncate(20 * 65536)
-    (src / "plain").write_bytes(b"after the sparse file")
-    layer = tmp_path / "layer.tar"
-    subprocess.run(["tar", "-C", str(src), "-cSf", str(layer), *args, "sparse", "plain"], check=True)
+    src = sparse_tree(tmp_path / "src")
     rootfs = tmp_path / "root"
-    apply_bytes(rootfs, layer.read_bytes())
+    apply_bytes(rootfs, gnu_tar_create(src, "--sparse", *args, names=("sparse", "plain")))
     assert (rootfs / "sparse").read_bytes() == (src / "sparse").read_bytes()
     assert (rootfs / "plain").read_bytes() == b"after the sparse file"
