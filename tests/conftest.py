@@ -20,7 +20,9 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -31,6 +33,7 @@ from tests.helpers import SNAPSHOTTERS, Cli, Runner, Sandbox, require_peer, unav
 from tests.peers import Containerd, ContainerdStartError, Ctr, Ctrpy, mounts_under, short_tmpdir
 
 _INTEROP = Path(__file__).parent / "interop"
+T = TypeVar("T")
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects
@@ -38,6 +41,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if _INTEROP in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.interop)
+
+
+def _closed(thing: T) -> Iterator[T]:
+    with closing(thing):  # type: ignore[type-var]
+        yield thing
 
 
 # --------------------------------------------------------------------------- stores and the CLI
@@ -48,9 +56,8 @@ def root(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
-    d = tmp_path / "work"
-    d.mkdir()
-    return d
+    (tmp_path / "work").mkdir()
+    return tmp_path / "work"
 
 
 @pytest.fixture
@@ -60,9 +67,9 @@ def run(root: Path, workdir: Path) -> Cli:
 
 @pytest.fixture
 def rootfs(tmp_path: Path) -> Path:
-    r = tmp_path / "rootfs"
-    r.mkdir()
-    return r
+    """An empty directory to apply layers into."""
+    (tmp_path / "rootfs").mkdir()
+    return tmp_path / "rootfs"
 
 
 @pytest.fixture
@@ -73,17 +80,13 @@ def box(tmp_path: Path) -> Sandbox:
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
     """A metadata database in ``<tmp>/metadata.db``."""
-    d = Database(tmp_path / "metadata.db")
-    yield d
-    d.close()
+    yield from _closed(Database(tmp_path / "metadata.db"))
 
 
 @pytest.fixture
 def client(root: Path) -> Iterator[Client]:
     """The library's façade on ``<tmp>/root``."""
-    c = Client(root)
-    yield c
-    c.close()
+    yield from _closed(Client(root))
 
 
 @pytest.fixture(params=SNAPSHOTTERS)

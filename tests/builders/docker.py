@@ -45,6 +45,14 @@ from .oci import (
     write_archive,
 )
 
+__all__ = [
+    "DockerOrder",
+    "DockerVariant",
+    "docker_save_entries",
+    "docker_save_tar",
+    "write_docker_save_tar",
+]
+
 DockerVariant = Literal["classic", "docker25", "podman"]
 DockerOrder = Literal["sorted", "natural", "manifest-last", "manifest-first"]
 
@@ -107,19 +115,25 @@ class _Members:
         return list(self.items.values())
 
 
-def _merge_item(
-    items: list[dict[str, Any]], by_config: dict[str, int], item: dict[str, Any], config: str
-) -> None:
-    if config in by_config:
-        existing = items[by_config[config]]
-        tags = existing["RepoTags"] or []
-        for t in item["RepoTags"] or []:
-            if t not in tags:
-                tags.append(t)
-        existing["RepoTags"] = tags or existing["RepoTags"]
-    else:
-        by_config[config] = len(items)
-        items.append(item)
+class _Listing:
+    """What ``manifest.json`` (one item per config, tags merged) and ``repositories`` list."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+        self.by_config: dict[str, int] = {}
+        self.repos: dict[str, dict[str, str]] = {}
+
+    def merge(self, item: dict[str, Any], config: str) -> None:
+        if config in self.by_config:
+            existing = self.items[self.by_config[config]]
+            tags = existing["RepoTags"] or []
+            for t in item["RepoTags"] or []:
+                if t not in tags:
+                    tags.append(t)
+            existing["RepoTags"] = tags or existing["RepoTags"]
+        else:
+            self.by_config[config] = len(self.items)
+            self.items.append(item)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,9 +169,7 @@ def _classic(
 ) -> tuple[list[Entry], bytes, bytes | None]:
     members = _Members()
     diff_paths: dict[str, str] = {}
-    items: list[dict[str, Any]] = []
-    by_config: dict[str, int] = {}
-    repos: dict[str, dict[str, str]] = {}
+    listing = _Listing()
     for img, tags in built:
         cfg = json.loads(img.config.data) if _is_json(img.config.data) else {}
         os_name = cfg.get("os") if isinstance(cfg, dict) else None
@@ -202,13 +214,13 @@ def _classic(
             "RepoTags": list(tags) if tags else None,
             "Layers": [f"{v}/layer.tar" for v in ids],
         }
-        _merge_item(items, by_config, item, img.config.digest)
+        listing.merge(item, img.config.digest)
         for t in tags or []:
             name, tag = split_tag(t)
             if ids:
-                repos.setdefault(name, {})[tag] = ids[-1]
-    manifest = go_json(items) + b"\n"
-    repo = go_json(repos) + b"\n" if repos and repositories else None
+                listing.repos.setdefault(name, {})[tag] = ids[-1]
+    manifest = go_json(listing.items) + b"\n"
+    repo = go_json(listing.repos) + b"\n" if listing.repos and repositories else None
     return members.list(), manifest, repo
 
 
@@ -231,9 +243,7 @@ def _docker25(
     members = _Members()
     members.add(_dir("blobs"))
     members.add(_dir("blobs/sha256"))
-    items: list[dict[str, Any]] = []
-    by_config: dict[str, int] = {}
-    repos: dict[str, dict[str, str]] = {}
+    listing = _Listing()
     index_entries: list[dict[str, Any]] = []
     for img, tags in built:
         for b in img.blobs():
@@ -248,7 +258,7 @@ def _docker25(
                     )
                 )
                 if img.diff_ids:
-                    repos.setdefault(name, {})[tag] = digest_hex(img.diff_ids[-1])
+                    listing.repos.setdefault(name, {})[tag] = digest_hex(img.diff_ids[-1])
         else:
             index_entries.append(img.manifest.descriptor(platform=img.platform))
         item = {
@@ -256,12 +266,12 @@ def _docker25(
             "RepoTags": list(tags) if tags else None,
             "Layers": [f"blobs/sha256/{digest_hex(b.digest)}" for b in img.layers],
         }
-        _merge_item(items, by_config, item, img.config.digest)
+        listing.merge(item, img.config.digest)
     index = go_json({"schemaVersion": 2, "mediaType": MT_OCI_INDEX, "manifests": index_entries})
     members.add(_file("index.json", index, 0o644))
     members.add(_file("oci-layout", DOCKER25_OCI_LAYOUT, 0o644))
-    manifest = go_json(items) + b"\n"
-    repo = go_json(repos) + b"\n" if repos and repositories else None
+    manifest = go_json(listing.items) + b"\n"
+    repo = go_json(listing.repos) + b"\n" if listing.repos and repositories else None
     return members.list(), manifest, repo
 
 
@@ -276,9 +286,7 @@ def _podman(
     repositories: bool,
 ) -> tuple[list[Entry], bytes, bytes | None]:
     members = _Members()
-    items: list[dict[str, Any]] = []
-    by_config: dict[str, int] = {}
-    repos: dict[str, dict[str, str]] = {}
+    listing = _Listing()
     for img, tags in built:
         for b in img.layers:
             members.add(_file(f"{digest_hex(b.digest)}.tar", b, 0o444))
@@ -322,14 +330,14 @@ def _podman(
         if last:
             for t in tags or []:
                 name, tag = split_tag(t)
-                repos.setdefault(name, {})[tag] = last
+                listing.repos.setdefault(name, {})[tag] = last
         item = {
             "Config": f"{img.config.hex}.json",
             "RepoTags": list(tags or []),
             "Layers": [f"{digest_hex(b.digest)}.tar" for b in img.layers],
         }
-        _merge_item(items, by_config, item, img.config.digest)
-    return members.list(), go_json(items), go_json(repos) if repositories else None
+        listing.merge(item, img.config.digest)
+    return members.list(), go_json(listing.items), go_json(listing.repos) if repositories else None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,6 +22,46 @@ from typing import IO, Any, Literal, Protocol, TypedDict, Unpack, cast, runtime_
 
 import zstandard
 
+__all__ = [
+    "DEFAULT_MTIME",
+    "Compression",
+    "Entry",
+    "EntryOptions",
+    "EntryType",
+    "Item",
+    "Raw",
+    "Tar",
+    "TarFormat",
+    "TarStream",
+    "Writable",
+    "blockdev",
+    "chardev",
+    "compress",
+    "decompress",
+    "detect_compression",
+    "dir",
+    "directory",
+    "entry_header",
+    "fifo",
+    "file",
+    "hardlink",
+    "header_checksum",
+    "layer_tar",
+    "opaque",
+    "pad",
+    "pax_header",
+    "pax_records",
+    "raw_header",
+    "read_tar",
+    "sha256_digest",
+    "symlink",
+    "tar_files",
+    "tar_names",
+    "typed",
+    "whiteout",
+    "write_tar",
+]
+
 EntryType = Literal["file", "dir", "symlink", "hardlink", "char", "block", "fifo"]
 Compression = Literal["none", "gzip", "zstd"]
 TarFormat = Literal[0, 1, 2]  # tarfile.USTAR_FORMAT, GNU_FORMAT, PAX_FORMAT

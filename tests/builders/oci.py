@@ -33,6 +33,49 @@ from .layers import (
     sha256_digest,
 )
 
+__all__ = [
+    "ANNOTATION_IMAGE_NAME",
+    "ANNOTATION_REF_NAME",
+    "LAYER_MEDIA_TYPES",
+    "MT_DOCKER_CONFIG",
+    "MT_DOCKER_LAYER",
+    "MT_DOCKER_LAYER_GZIP",
+    "MT_DOCKER_LAYER_ZSTD",
+    "MT_DOCKER_LIST",
+    "MT_DOCKER_MANIFEST",
+    "MT_OCI_CONFIG",
+    "MT_OCI_INDEX",
+    "MT_OCI_LAYER",
+    "MT_OCI_LAYER_GZIP",
+    "MT_OCI_LAYER_ZSTD",
+    "MT_OCI_MANIFEST",
+    "AnyBlob",
+    "Blob",
+    "BuiltImage",
+    "FileBlob",
+    "GeneratedLayer",
+    "Image",
+    "IndexBlob",
+    "Layer",
+    "LayerSpec",
+    "LayoutOrder",
+    "MediaFamily",
+    "OCILayout",
+    "archive_bytes",
+    "big_image",
+    "chain_id",
+    "chain_ids",
+    "descriptor",
+    "digest_hex",
+    "familiarize_ref",
+    "go_json",
+    "index_of",
+    "normalize_ref",
+    "sorted_keys",
+    "split_tag",
+    "write_archive",
+]
+
 # ---------------------------------------------------------------------------------------------
 # media types and annotations
 
@@ -147,8 +190,28 @@ def descriptor(
 # blobs
 
 
+class _Addressed:
+    """What every blob kind answers from its ``media_type``, ``digest`` and ``size``."""
+
+    media_type: str
+    digest: str
+    size: int
+
+    @property
+    def hex(self) -> str:
+        return digest_hex(self.digest)
+
+    def descriptor(
+        self,
+        annotations: Mapping[str, str] | None = None,
+        *,
+        platform: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return descriptor(self.media_type, self.digest, self.size, annotations=annotations, platform=platform)
+
+
 @dataclass(frozen=True)
-class Blob:
+class Blob(_Addressed):
     """Bytes with a media type; addressed by ``sha256:<hex>`` of the bytes."""
 
     media_type: str
@@ -162,28 +225,16 @@ class Blob:
     def size(self) -> int:
         return len(self.data)
 
-    @property
-    def hex(self) -> str:
-        return digest_hex(self.digest)
-
     def chunks(self) -> Iterator[bytes]:
         for i in range(0, len(self.data), CHUNK):
             yield self.data[i : i + CHUNK]
-
-    def descriptor(
-        self,
-        annotations: Mapping[str, str] | None = None,
-        *,
-        platform: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        return descriptor(self.media_type, self.digest, self.size, annotations=annotations, platform=platform)
 
     def json(self) -> Any:
         return json.loads(self.data)
 
 
 @dataclass(frozen=True)
-class FileBlob:
+class FileBlob(_Addressed):
     """A blob kept in a file (large generated layers); streamed, never loaded whole."""
 
     media_type: str
@@ -193,10 +244,6 @@ class FileBlob:
     owner: object = field(default=None, compare=False, repr=False)  # keeps the file alive
 
     @property
-    def hex(self) -> str:
-        return digest_hex(self.digest)
-
-    @property
     def data(self) -> bytes:
         return Path(self.path).read_bytes()
 
@@ -204,14 +251,6 @@ class FileBlob:
         with Path(self.path).open("rb") as f:
             while chunk := f.read(CHUNK):
                 yield chunk
-
-    def descriptor(
-        self,
-        annotations: Mapping[str, str] | None = None,
-        *,
-        platform: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        return descriptor(self.media_type, self.digest, self.size, annotations=annotations, platform=platform)
 
 
 AnyBlob = Blob | FileBlob

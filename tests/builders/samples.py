@@ -8,23 +8,8 @@ import json
 import tarfile
 from typing import Any
 
-from tests.builders import (
-    MT_DOCKER_CONFIG,
-    MT_DOCKER_MANIFEST,
-    MT_OCI_CONFIG,
-    MT_OCI_MANIFEST,
-    Entry,
-    Image,
-    chardev,
-    decompress,
-    dir,
-    fifo,
-    file,
-    hardlink,
-    opaque,
-    symlink,
-    whiteout,
-)
+from .layers import Entry, chardev, decompress, dir, fifo, file, hardlink, opaque, symlink, whiteout
+from .oci import MT_DOCKER_CONFIG, MT_DOCKER_MANIFEST, MT_OCI_CONFIG, MT_OCI_MANIFEST, Image
 
 
 def sha(data: bytes) -> str:

@@ -10,17 +10,7 @@ import tarfile
 import pytest
 import zstandard
 
-from tests.builders import (
-    Entry,
-    compress,
-    decompress,
-    file,
-    layer_tar,
-    opaque,
-    read_tar,
-    symlink,
-    whiteout,
-)
+from tests.builders import Entry, compress, decompress, file, layer_tar, opaque, read_tar, symlink, whiteout
 from tests.builders.samples import raw_names, sample_entries
 
 # ---------------------------------------------------------------------------------------------

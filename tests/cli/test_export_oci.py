@@ -26,16 +26,7 @@ from tests.builders import (
     index_of,
     read_tar,
 )
-from tests.helpers import (
-    HOST,
-    OTHER_ARCH,
-    THIRD_ARCH,
-    Cli,
-    arch_image,
-    host_image,
-    oci_archive,
-    text_image,
-)
+from tests.helpers import HOST, OTHER_ARCH, THIRD_ARCH, Cli, arch_image, host_image, oci_archive, text_image
 
 BUSYBOX = "docker.io/library/busybox:latest"
 ND_GZIP = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helpers import (
-    APP,
-    Cli,
-    app_image,
-    lying_image,
-)
+from tests.helpers import APP, Cli, app_image, lying_image
 from tests.treecmp import files
 
 

@@ -11,23 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.builders import (
-    directory,
-    file,
-    hardlink,
-    opaque,
-    sha256_digest,
-    symlink,
-    whiteout,
-)
-from tests.helpers import (
-    APP,
-    Cli,
-    app_image,
-    blob_path,
-    host_image,
-    lying_image,
-)
+from tests.builders import directory, file, hardlink, opaque, sha256_digest, symlink, whiteout
+from tests.helpers import APP, Cli, app_image, blob_path, host_image, lying_image
 from tests.treecmp import diff, feature_layers, tar_tree, tree
 
 

@@ -12,24 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from ctrpy.cli.progress import (
-    PlainRenderer,
-    QuietRenderer,
-    RichRenderer,
-    choose_renderer,
-)
-from ctrpy.progress import (
-    ArchiveRead,
-    BlobStored,
-    BytesWritten,
-    Event,
-    LayerDone,
-    LayerProgress,
-    LayerStarted,
-    UnpackDone,
-    UnpackStarted,
-    Warning,
-)
+from ctrpy import progress as ev
+from ctrpy.cli.progress import PlainRenderer, QuietRenderer, RichRenderer, choose_renderer
 from tests.builders import docker_save_tar, file
 from tests.helpers import OTHER_ARCH, Cli, host_image, named_archive
 
@@ -57,37 +41,26 @@ def do_import(run: Cli, *global_opts: str, env: dict[str, str] | None = None) ->
 
 
 # --------------------------------------------------------------------------- stdout: data
-def test_auto_without_a_terminal_prints_ctrs_unpacking_lines_on_stdout(run: Cli, tmp_path: Path) -> None:
-    out = do_import(run)
+@pytest.mark.parametrize(
+    ("opts", "unpacking"),
+    [((), True), (("--progress", "plain"), True), (("-q",), False), (("--progress", "none"), False)],
+    ids=[
+        "auto_without_a_terminal_prints_ctrs_unpacking_lines_on_stdout",
+        "progress_plain_prints_ctrs_unpacking_lines",
+        "quiet_import_prints_only_the_image_names",
+        "progress_none_prints_nothing_but_the_image_names",
+    ],
+)
+def test_import_prints_in_each_mode(run: Cli, opts: tuple[str, ...], unpacking: bool) -> None:
+    out = do_import(run, *opts)
     assert out.exit_code == 0, out.stderr
-    assert out.stdout == f"unpacking {NAME} ({imported_digest(run)})...done\n"
-    assert out.stderr == ""
-
-
-def test_progress_plain_prints_ctrs_unpacking_lines(run: Cli, tmp_path: Path) -> None:
-    out = do_import(run, "--progress", "plain")
-    assert out.exit_code == 0, out.stderr
-    assert out.stdout == f"unpacking {NAME} ({imported_digest(run)})...done\n"
-    assert out.stderr == ""
-
-
-def test_quiet_import_prints_only_the_image_names(run: Cli, tmp_path: Path) -> None:
-    out = do_import(run, "-q")
-    assert out.exit_code == 0, out.stderr
-    assert out.stdout == f"{NAME}\n"
+    assert out.stdout == (f"unpacking {NAME} ({imported_digest(run)})...done\n" if unpacking else f"{NAME}\n")
     assert out.stderr == ""
 
 
 def test_quiet_long_option_is_the_same_as_q(run: Cli, tmp_path: Path) -> None:
     out = do_import(run, "--quiet")
     assert (out.exit_code, out.stdout, out.stderr) == (0, f"{NAME}\n", "")
-
-
-def test_progress_none_prints_nothing_but_the_image_names(run: Cli, tmp_path: Path) -> None:
-    out = do_import(run, "--progress", "none")
-    assert out.exit_code == 0, out.stderr
-    assert out.stdout == f"{NAME}\n"
-    assert out.stderr == ""
 
 
 def test_quiet_wins_over_progress_plain(run: Cli, tmp_path: Path) -> None:
@@ -187,19 +160,23 @@ def test_auto_draws_bars_when_stderr_is_a_terminal(operation: str) -> None:
     assert isinstance(renderer, RichRenderer)
 
 
-def test_auto_is_plain_when_stderr_is_not_a_terminal() -> None:
-    renderer = choose_renderer("auto", "import", environ={"TERM": "xterm"}, stderr=FakeStream(tty=False))
-    assert isinstance(renderer, PlainRenderer)
-
-
-def test_auto_is_plain_on_a_dumb_terminal() -> None:
-    renderer = choose_renderer("auto", "import", environ={"TERM": "dumb"}, stderr=FakeStream(tty=True))
-    assert isinstance(renderer, PlainRenderer)
-
-
-def test_force_color_draws_bars_without_a_terminal() -> None:
-    renderer = choose_renderer("auto", "import", environ={"FORCE_COLOR": "1"}, stderr=FakeStream(tty=False))
-    assert isinstance(renderer, RichRenderer)
+@pytest.mark.parametrize(
+    ("environ", "tty", "renderer"),
+    [
+        ({"TERM": "xterm"}, False, PlainRenderer),
+        ({"TERM": "dumb"}, True, PlainRenderer),
+        ({"FORCE_COLOR": "1"}, False, RichRenderer),
+        ({"FORCE_COLOR": ""}, False, PlainRenderer),
+    ],
+    ids=[
+        "auto_is_plain_when_stderr_is_not_a_terminal",
+        "auto_is_plain_on_a_dumb_terminal",
+        "force_color_draws_bars_without_a_terminal",
+        "an_empty_force_color_is_not_set",
+    ],
+)
+def test_auto_chooses_by_terminal_and_environment(environ: dict[str, str], tty: bool, renderer: type) -> None:
+    assert isinstance(choose_renderer("auto", "import", environ=environ, stderr=FakeStream(tty=tty)), renderer)
 
 
 def test_force_color_without_a_terminal_draws_the_bars_once_without_animating_them() -> None:
@@ -209,11 +186,6 @@ def test_force_color_without_a_terminal_draws_the_bars_once_without_animating_th
     on_terminal = choose_renderer("auto", "import", environ={"TERM": "xterm"}, stderr=FakeStream(tty=True))
     assert isinstance(on_terminal, RichRenderer)
     assert on_terminal.animate
-
-
-def test_an_empty_force_color_is_not_set() -> None:
-    renderer = choose_renderer("auto", "import", environ={"FORCE_COLOR": ""}, stderr=FakeStream(tty=False))
-    assert isinstance(renderer, PlainRenderer)
 
 
 def test_no_color_keeps_the_bars_and_drops_the_colours() -> None:
@@ -252,22 +224,22 @@ def test_an_unknown_operation_is_a_programming_error() -> None:
 
 # --------------------------------------------------------------------------- the rich renderer
 IMG = "app:v1"  # short: the renderer writes to an 80-column console
-IMPORT_EVENTS: list[Event] = [
-    ArchiveRead(4, 40 << 20),
-    BlobStored("sha256:" + "a" * 64, 20 << 20, "blobs/sha256/" + "a" * 64, new=True),
-    BlobStored("sha256:" + "b" * 64, 512, "blobs/sha256/" + "b" * 64, new=False),
-    ArchiveRead(40 << 20, 40 << 20),
-    UnpackStarted(IMG, "sha256:" + "c" * 64, 2),
-    LayerStarted(IMG, 0, 2, "sha256:" + "a" * 64, 20 << 20),
-    LayerProgress(IMG, 0, 0, 7, 30 << 20),
-    LayerDone(IMG, 0, "sha256:" + "d" * 64, skipped=False),
-    LayerStarted(IMG, 1, 2, "sha256:" + "e" * 64, 100),
-    LayerDone(IMG, 1, "sha256:" + "f" * 64, skipped=True),
-    UnpackDone(IMG, "sha256:" + "c" * 64),
+IMPORT_EVENTS: list[ev.Event] = [
+    ev.ArchiveRead(4, 40 << 20),
+    ev.BlobStored("sha256:" + "a" * 64, 20 << 20, "blobs/sha256/" + "a" * 64, new=True),
+    ev.BlobStored("sha256:" + "b" * 64, 512, "blobs/sha256/" + "b" * 64, new=False),
+    ev.ArchiveRead(40 << 20, 40 << 20),
+    ev.UnpackStarted(IMG, "sha256:" + "c" * 64, 2),
+    ev.LayerStarted(IMG, 0, 2, "sha256:" + "a" * 64, 20 << 20),
+    ev.LayerProgress(IMG, 0, 0, 7, 30 << 20),
+    ev.LayerDone(IMG, 0, "sha256:" + "d" * 64, skipped=False),
+    ev.LayerStarted(IMG, 1, 2, "sha256:" + "e" * 64, 100),
+    ev.LayerDone(IMG, 1, "sha256:" + "f" * 64, skipped=True),
+    ev.UnpackDone(IMG, "sha256:" + "c" * 64),
 ]
 
 
-def rich_output(events: list[Event], operation: str = "import", *, failed: bool = False) -> str:
+def rich_output(events: list[ev.Event], operation: str = "import", *, failed: bool = False) -> str:
     err = FakeStream(tty=True)
     renderer = choose_renderer("auto", operation, environ={"TERM": "xterm"}, stderr=err)
     for event in events:
@@ -298,8 +270,8 @@ def test_rich_unpack_shows_a_bar_per_layer_with_bytes_and_entries() -> None:
 
 def test_rich_layer_bars_show_a_percentage_when_the_compressed_bytes_read_are_known() -> None:
     out = rich_output([
-        LayerStarted(IMG, 0, 1, "sha256:" + "a" * 64, 1000),
-        LayerProgress(IMG, 0, 500, 3, 4000),
+        ev.LayerStarted(IMG, 0, 1, "sha256:" + "a" * 64, 1000),
+        ev.LayerProgress(IMG, 0, 500, 3, 4000),
     ], failed=True)
     assert " 50%" in out and "3 entries" in out
 
@@ -313,22 +285,22 @@ def test_rich_renderer_writes_the_unpacking_line_to_stdout_not_into_the_bars(
 
 
 def test_rich_export_shows_bytes_written_of_the_total() -> None:
-    out = rich_output([BytesWritten(0, 3 << 20), BytesWritten(3 << 20, 3 << 20)], "export")
+    out = rich_output([ev.BytesWritten(0, 3 << 20), ev.BytesWritten(3 << 20, 3 << 20)], "export")
     assert "writing archive" in out and "3.0/3.0 MiB" in out and "100%" in out
 
 
 def test_rich_archive_read_from_a_pipe_completes_when_the_import_succeeds() -> None:
-    out = rich_output([ArchiveRead(4, None), ArchiveRead(5 << 20, None)])
+    out = rich_output([ev.ArchiveRead(4, None), ev.ArchiveRead(5 << 20, None)])
     assert "5.0 MiB" in out and "100%" in out
 
 
 def test_rich_archive_read_from_a_pipe_stays_unfinished_when_the_import_fails() -> None:
-    out = rich_output([ArchiveRead(4, None), ArchiveRead(5 << 20, None)], failed=True)
+    out = rich_output([ev.ArchiveRead(4, None), ev.ArchiveRead(5 << 20, None)], failed=True)
     assert "5.0 MiB" in out and "100%" not in out
 
 
 def test_rich_warnings_are_printed_above_the_bars() -> None:
-    out = rich_output([ArchiveRead(4, 10), Warning("skipping x: no manifest")])
+    out = rich_output([ev.ArchiveRead(4, 10), ev.Warning("skipping x: no manifest")])
     assert "ctrpy: warning: skipping x: no manifest" in out
 
 

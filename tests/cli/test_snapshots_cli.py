@@ -4,19 +4,8 @@ from __future__ import annotations
 
 import json
 
-from tests.builders import (
-    chain_ids,
-    file,
-)
-from tests.helpers import (
-    APP,
-    BASE_LAYER,
-    OTHER,
-    Cli,
-    app_image,
-    host_image,
-    parse_table,
-)
+from tests.builders import chain_ids, file
+from tests.helpers import APP, BASE_LAYER, OTHER, Cli, app_image, host_image, parse_table
 
 
 # --------------------------------------------------------------------------- snapshots

@@ -12,10 +12,7 @@ import re
 from typing import Any
 
 from ctrpy.cli.render import human_size
-from tests.builders import (
-    chain_ids,
-    file,
-)
+from tests.builders import chain_ids, file
 from tests.helpers import (
     APP,
     BASE_LAYER,

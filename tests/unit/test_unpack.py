@@ -238,26 +238,15 @@ def test_a_snapshot_whose_tree_was_lost_is_unpacked_again(client: Client, tmp_pa
     assert (sn.fs_path(sn.stat(top)) / "etc" / "base").read_bytes() == b"base\n"
 
 
-# --------------------------------------------------------------------------- configs that lie
-def test_more_diff_ids_than_layers_is_mismatched_image_rootfs_and_manifest_layers(
-    client: Client, tmp_path: Path, snapshotter: str
-) -> None:
-    img = host_image(BASE)
-    extra = sha256_digest(b"no such layer")
-    img.config_extra = {"rootfs": {"type": "layers", "diff_ids": [*img.diff_ids, extra]}}
-    store(client, tmp_path, (img, APP))
-    with pytest.raises(UnpackError, match="mismatched image rootfs and manifest layers"):
-        client.unpack(APP, snapshotter=snapshotter)
-    assert client.snapshotter(snapshotter).list() == []
-
-
-def test_fewer_diff_ids_than_layers_is_mismatched_image_rootfs_and_manifest_layers(
-    client: Client, tmp_path: Path, snapshotter: str
+@pytest.mark.parametrize("count", ["more", "fewer"])
+def test_a_count_of_diff_ids_other_than_of_layers_is_mismatched_image_rootfs_and_manifest_layers(
+    client: Client, tmp_path: Path, snapshotter: str, count: str
 ) -> None:
     img = host_image(BASE, APP_LAYER)
-    img.config_extra = {"rootfs": {"type": "layers", "diff_ids": img.diff_ids[:1]}}
+    diff_ids = [*img.diff_ids, sha256_digest(b"no such layer")] if count == "more" else img.diff_ids[:1]
+    img.config_extra = {"rootfs": {"type": "layers", "diff_ids": diff_ids}}
     store(client, tmp_path, (img, APP))
-    with pytest.raises(UnpackError, match="mismatched image rootfs and manifest layers"):
+    with raises_naming(UnpackError, "rootfs", "layers"):  # containerd's words: ctr users grep for them
         client.unpack(APP, snapshotter=snapshotter)
     assert client.snapshotter(snapshotter).list() == []
 

@@ -11,13 +11,7 @@ import zlib
 import pytest
 import zstandard
 
-from ctrpy.archive import (
-    Compression,
-    HashingReader,
-    compress_stream,
-    open_decompressed,
-    sniff,
-)
+from ctrpy.archive import Compression, HashingReader, compress_stream, open_decompressed, sniff
 from ctrpy.errors import InvalidArchive
 from tests.helpers import PipeLike
 

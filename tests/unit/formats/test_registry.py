@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.metadata import EntryPoint
 from typing import Any, BinaryIO, ClassVar
 
@@ -172,26 +173,20 @@ def test_unregister_forgets_the_name_and_its_aliases() -> None:
 
 
 # --------------------------------------------------------------------------- unknown names
-def test_unknown_import_format_error_lists_every_valid_name() -> None:
-    registry.register(ImportOnly)
-    with pytest.raises(InvalidArgument) as info:
-        registry.get_importer("nope")
-    message = str(info.value)
-    assert "unknown import format 'nope'" in message
-    for name in registry.importer_names():
-        assert name in message
-    assert "import.only" in message
-
-
-def test_unknown_export_format_error_lists_every_valid_name() -> None:
-    registry.register(ExportOnly)
-    with pytest.raises(InvalidArgument) as info:
-        registry.get_exporter("nope")
-    message = str(info.value)
-    assert "unknown export format 'nope'" in message
-    for name in registry.exporter_names():
-        assert name in message
-    assert "export.only" in message
+@pytest.mark.parametrize(
+    ("kind", "plugin", "get", "names"),
+    [
+        ("import", ImportOnly, registry.get_importer, registry.importer_names),
+        ("export", ExportOnly, registry.get_exporter, registry.exporter_names),
+    ],
+    ids=["import", "export"],
+)
+def test_an_unknown_format_error_names_it_and_lists_every_valid_name(
+    kind: str, plugin: type, get: Callable[[str], object], names: Callable[[], list[str]]
+) -> None:
+    registry.register(plugin)
+    with raises_naming(InvalidArgument, "'nope'", kind, *names(), plugin.name):  # type: ignore[attr-defined]
+        get("nope")
 
 
 # --------------------------------------------------------------------------- entry points
