@@ -1,7 +1,8 @@
 """The fixtures of every test (the plain helpers they use are in ``tests/helpers.py``).
 
 - ``root`` (``<tmp>/root``, not created), ``workdir`` (``<tmp>/work``), ``run``: the CLI
-  in-process on that root (``tests.helpers.Cli``).
+  in-process on that root (``tests.helpers.Cli``); ``populated``: ``run`` on a store that
+  already holds an unpacked image.
 - ``rootfs``: an empty directory to apply layers into; ``box``: a ``Sandbox`` (a root next to
   an ``outside`` directory that must not change).
 - ``client``: ``ctrpy.Client`` on ``<tmp>/root``; ``db``: a metadata database in ``<tmp>/metadata.db``.
@@ -29,7 +30,18 @@ import pytest
 from ctrpy.client import Client
 from ctrpy.metadata.db import Database
 from tests import peers
-from tests.helpers import SNAPSHOTTERS, Cli, Runner, Sandbox, require_peer, unavailable, usable
+from tests.builders import file
+from tests.helpers import (
+    SNAPSHOTTERS,
+    Cli,
+    Runner,
+    Sandbox,
+    host_image,
+    named_archive,
+    require_peer,
+    unavailable,
+    usable,
+)
 from tests.peers import Containerd, ContainerdStartError, Ctr, Ctrpy, mounts_under, short_tmpdir
 
 _INTEROP = Path(__file__).parent / "interop"
@@ -63,6 +75,14 @@ def workdir(tmp_path: Path) -> Path:
 @pytest.fixture
 def run(root: Path, workdir: Path) -> Cli:
     return Cli(root, workdir)
+
+
+@pytest.fixture
+def populated(run: Cli) -> Cli:
+    """``run`` on a store with one image (unpacked) in it, so 'nothing changed' means something."""
+    img = host_image([file("base.txt", b"baseline")]).build()
+    run.ok("images", "import", run.write(named_archive((img, "base/line:1"))))
+    return run
 
 
 @pytest.fixture

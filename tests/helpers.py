@@ -315,6 +315,18 @@ class Cli:
             else:
                 assert path.startswith("content/blobs/sha256/"), f"new file {path}"
 
+    def rejects_import(
+        self, data: bytes, *args: str, match: str | tuple[str, ...] = (), stdin: bool = False
+    ) -> None:
+        """Importing ``data`` fails by the contract, changes nothing, and the store still works."""
+        before = self.state()
+        if stdin:
+            self.fails("images", "import", *args, "-", input=data, match=match)
+        else:
+            self.fails("images", "import", *args, self.write(data), match=match)
+        self.assert_unchanged(before)
+        self.assert_store_works()
+
     def assert_store_works(self) -> None:
         """The store still imports, lists and reads back an image after whatever happened."""
         self._serial += 1

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from .layers import Compression, Entry, sha256_digest
+from .layout import archive_bytes, write_archive
 from .oci import (
     ANNOTATION_IMAGE_NAME,
     ANNOTATION_REF_NAME,
@@ -36,13 +37,11 @@ from .oci import (
     BuiltImage,
     FileBlob,
     Image,
-    archive_bytes,
     digest_hex,
     go_json,
     normalize_ref,
     sorted_keys,
     split_tag,
-    write_archive,
 )
 
 __all__ = [
