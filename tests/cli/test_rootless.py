@@ -35,7 +35,7 @@ from tests.builders import (
     file,
 )
 from tests.helpers import host_image
-from tests.peers import ctrpy_command, in_ci
+from tests.peers import Ctrpy, ctrpy_command, in_ci
 from tests.treecmp import files, tar_tree
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root")
@@ -73,7 +73,7 @@ class Nobody:
         return self.data / "ctrpy"
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CTRPY_", "CONTAINERD_"))}
+        env = Ctrpy.env()  # the environment less CTRPY_*/CONTAINERD_*
         env.update(HOME=str(self.home), XDG_DATA_HOME=str(self.data), CTRPY_PROGRESS="plain")
         env.pop("FORCE_COLOR", None)
         return env
