@@ -98,6 +98,10 @@ def _walk_key(e: Entry) -> list[str]:
     return e.name.rstrip("/").split("/")
 
 
+_Built = Sequence[tuple[BuiltImage, Sequence[str] | None]]  # (image, tags) pairs, built
+_Written = tuple[list[Entry], bytes, bytes | None]  # (members, manifest.json, repositories)
+
+
 class _Members:
     """Ordered member list, first write of a name wins (like a directory on disk)."""
 
@@ -160,12 +164,7 @@ def _v1_id(v1: Mapping[str, Any], chain: str, parent_hex: str) -> str:
     return digest_hex(sha256_digest(go_json(sorted_keys(cfg))))
 
 
-def _classic(
-    built: Sequence[tuple[BuiltImage, Sequence[str] | None]],
-    *,
-    symlinks: bool,
-    repositories: bool,
-) -> tuple[list[Entry], bytes, bytes | None]:
+def _classic(built: _Built, *, symlinks: bool, repositories: bool) -> _Written:
     members = _Members()
     diff_paths: dict[str, str] = {}
     listing = _Listing()
@@ -234,11 +233,7 @@ def _is_json(data: bytes) -> bool:
 # docker 25+
 
 
-def _docker25(
-    built: Sequence[tuple[BuiltImage, Sequence[str] | None]],
-    *,
-    repositories: bool,
-) -> tuple[list[Entry], bytes, bytes | None]:
+def _docker25(built: _Built, *, repositories: bool) -> _Written:
     members = _Members()
     members.add(_dir("blobs"))
     members.add(_dir("blobs/sha256"))
@@ -278,12 +273,7 @@ def _docker25(
 # podman / containers-image
 
 
-def _podman(
-    built: Sequence[tuple[BuiltImage, Sequence[str] | None]],
-    *,
-    legacy: bool,
-    repositories: bool,
-) -> tuple[list[Entry], bytes, bytes | None]:
+def _podman(built: _Built, *, legacy: bool, repositories: bool) -> _Written:
     members = _Members()
     listing = _Listing()
     for img, tags in built:
@@ -368,25 +358,16 @@ def docker_save_entries(
                 img = img.build(compression=compression_of_layers)
         built.append((img, tags))
 
+    links = True if layer_symlinks is None else layer_symlinks  # classic: symlinks; podman: legacy dirs
     if variant == "classic":
-        body, manifest, repos = _classic(
-            built,
-            symlinks=True if layer_symlinks is None else layer_symlinks,
-            repositories=include_repositories,
-        )
-        meta_mode = 0o644
+        body, manifest, repos = _classic(built, symlinks=links, repositories=include_repositories)
     elif variant == "docker25":
         body, manifest, repos = _docker25(built, repositories=include_repositories)
-        meta_mode = 0o644
     elif variant == "podman":
-        body, manifest, repos = _podman(
-            built,
-            legacy=True if layer_symlinks is None else layer_symlinks,
-            repositories=include_repositories,
-        )
-        meta_mode = 0o444
+        body, manifest, repos = _podman(built, legacy=links, repositories=include_repositories)
     else:
         raise ValueError(f"unknown variant {variant!r}")
+    meta_mode = 0o444 if variant == "podman" else 0o644
 
     if manifest_json_override is not None:
         manifest = manifest_json_override

@@ -8,7 +8,6 @@ unreferenced bytes, as the README says), and leave the store usable.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -27,6 +26,7 @@ from tests.builders import (
     OCILayout,
     file,
     index_of,
+    sha256_digest,
     tar_names,
 )
 from tests.helpers import (
@@ -40,12 +40,6 @@ from tests.helpers import (
     oci_archive,
     text_image,
 )
-
-MIB = 1 << 20
-
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def imp(run: Cli, data: bytes, *args: str) -> list[str]:
@@ -160,8 +154,8 @@ def test_index_name_records_the_whole_index(run: Cli) -> None:
     assert run.names() == ["x/all:idx", "x/app:one", "x/app:two"]
     index = layout.index_json()
     record = run.image("x/all:idx")
-    assert record["target"] == {"mediaType": MT_OCI_INDEX, "digest": sha(index), "size": len(index)}
-    assert run.ok("content", "get", sha(index)).stdout_bytes == index
+    assert record["target"] == {"mediaType": MT_OCI_INDEX, "digest": sha256_digest(index), "size": len(index)}
+    assert run.ok("content", "get", sha256_digest(index)).stdout_bytes == index
 
 
 # --------------------------------------------------------------------------- --label, re-import

@@ -8,7 +8,6 @@ unreferenced bytes, as the README says), and leave the store usable
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from pathlib import Path
@@ -27,27 +26,9 @@ from tests.builders import (
     file,
     symlink,
 )
-from tests.helpers import (
-    Cli,
-    host_image,
-    text_image,
-)
+from tests.helpers import Cli, host_image, text_image
 
 MIB = 1 << 20
-
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def imp(run: Cli, data: bytes, *args: str) -> list[str]:
-    """Import ``data`` without unpacking; returns the names it printed."""
-    return run.ok("images", "import", "--no-unpack", *args, run.write(data)).stdout.splitlines()
-
-
-def target(run: Cli, name: str, namespace: str = "default") -> str:
-    digest: str = run.image(name, namespace)["target"]["digest"]
-    return digest
 
 
 # --------------------------------------------------------------------------- bad input
