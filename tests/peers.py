@@ -393,17 +393,9 @@ class Ctr:
     daemon: Containerd
     namespace: str
 
-    def __call__(
-        self,
-        *args: str | os.PathLike[str],
-        check: bool = True,
-        input: bytes | str | None = None,
-        text: bool = True,
-        timeout: float | None = 600,
-    ) -> subprocess.CompletedProcess[Any]:
-        return self.daemon.ctr(
-            *args, check=check, namespace=self.namespace, input=input, text=text, timeout=timeout
-        )
+    def __call__(self, *args: str | os.PathLike[str], **kw: Any) -> subprocess.CompletedProcess[Any]:
+        """``ctr`` in this namespace; ``check``, ``input``, ``text``, ``timeout`` as :func:`run`."""
+        return self.daemon.ctr(*args, namespace=self.namespace, **kw)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -435,12 +427,6 @@ class Ctrpy:
             k: v for k, v in os.environ.items() if not k.startswith(("CTRPY_", "CONTAINERD_"))
         }
 
-    def __call__(
-        self,
-        *args: str | os.PathLike[str],
-        check: bool = True,
-        input: bytes | str | None = None,
-        text: bool = True,
-        timeout: float | None = 600,
-    ) -> subprocess.CompletedProcess[Any]:
-        return run(*self.command(*args), check=check, input=input, text=text, env=self.env(), timeout=timeout)
+    def __call__(self, *args: str | os.PathLike[str], **kw: Any) -> subprocess.CompletedProcess[Any]:
+        """``ctrpy --root ROOT -n NS ARGS``; ``check``, ``input``, ``text``, ``timeout`` as :func:`run`."""
+        return run(*self.command(*args), env=self.env(), **kw)

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from .layers import Compression, Entry, sha256_digest
+from .layout import archive_bytes, write_archive
 from .oci import (
     ANNOTATION_IMAGE_NAME,
     ANNOTATION_REF_NAME,
@@ -36,14 +37,20 @@ from .oci import (
     BuiltImage,
     FileBlob,
     Image,
-    archive_bytes,
     digest_hex,
     go_json,
     normalize_ref,
     sorted_keys,
     split_tag,
-    write_archive,
 )
+
+__all__ = [
+    "DockerOrder",
+    "DockerVariant",
+    "docker_save_entries",
+    "docker_save_tar",
+    "write_docker_save_tar",
+]
 
 DockerVariant = Literal["classic", "docker25", "podman"]
 DockerOrder = Literal["sorted", "natural", "manifest-last", "manifest-first"]
@@ -91,6 +98,10 @@ def _walk_key(e: Entry) -> list[str]:
     return e.name.rstrip("/").split("/")
 
 
+_Built = Sequence[tuple[BuiltImage, Sequence[str] | None]]  # (image, tags) pairs, built
+_Written = tuple[list[Entry], bytes, bytes | None]  # (members, manifest.json, repositories)
+
+
 class _Members:
     """Ordered member list, first write of a name wins (like a directory on disk)."""
 
@@ -107,19 +118,25 @@ class _Members:
         return list(self.items.values())
 
 
-def _merge_item(
-    items: list[dict[str, Any]], by_config: dict[str, int], item: dict[str, Any], config: str
-) -> None:
-    if config in by_config:
-        existing = items[by_config[config]]
-        tags = existing["RepoTags"] or []
-        for t in item["RepoTags"] or []:
-            if t not in tags:
-                tags.append(t)
-        existing["RepoTags"] = tags or existing["RepoTags"]
-    else:
-        by_config[config] = len(items)
-        items.append(item)
+class _Listing:
+    """What ``manifest.json`` (one item per config, tags merged) and ``repositories`` list."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+        self.by_config: dict[str, int] = {}
+        self.repos: dict[str, dict[str, str]] = {}
+
+    def merge(self, item: dict[str, Any], config: str) -> None:
+        if config in self.by_config:
+            existing = self.items[self.by_config[config]]
+            tags = existing["RepoTags"] or []
+            for t in item["RepoTags"] or []:
+                if t not in tags:
+                    tags.append(t)
+            existing["RepoTags"] = tags or existing["RepoTags"]
+        else:
+            self.by_config[config] = len(self.items)
+            self.items.append(item)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,17 +164,10 @@ def _v1_id(v1: Mapping[str, Any], chain: str, parent_hex: str) -> str:
     return digest_hex(sha256_digest(go_json(sorted_keys(cfg))))
 
 
-def _classic(
-    built: Sequence[tuple[BuiltImage, Sequence[str] | None]],
-    *,
-    symlinks: bool,
-    repositories: bool,
-) -> tuple[list[Entry], bytes, bytes | None]:
+def _classic(built: _Built, *, symlinks: bool, repositories: bool) -> _Written:
     members = _Members()
     diff_paths: dict[str, str] = {}
-    items: list[dict[str, Any]] = []
-    by_config: dict[str, int] = {}
-    repos: dict[str, dict[str, str]] = {}
+    listing = _Listing()
     for img, tags in built:
         cfg = json.loads(img.config.data) if _is_json(img.config.data) else {}
         os_name = cfg.get("os") if isinstance(cfg, dict) else None
@@ -202,13 +212,13 @@ def _classic(
             "RepoTags": list(tags) if tags else None,
             "Layers": [f"{v}/layer.tar" for v in ids],
         }
-        _merge_item(items, by_config, item, img.config.digest)
+        listing.merge(item, img.config.digest)
         for t in tags or []:
             name, tag = split_tag(t)
             if ids:
-                repos.setdefault(name, {})[tag] = ids[-1]
-    manifest = go_json(items) + b"\n"
-    repo = go_json(repos) + b"\n" if repos and repositories else None
+                listing.repos.setdefault(name, {})[tag] = ids[-1]
+    manifest = go_json(listing.items) + b"\n"
+    repo = go_json(listing.repos) + b"\n" if listing.repos and repositories else None
     return members.list(), manifest, repo
 
 
@@ -223,17 +233,11 @@ def _is_json(data: bytes) -> bool:
 # docker 25+
 
 
-def _docker25(
-    built: Sequence[tuple[BuiltImage, Sequence[str] | None]],
-    *,
-    repositories: bool,
-) -> tuple[list[Entry], bytes, bytes | None]:
+def _docker25(built: _Built, *, repositories: bool) -> _Written:
     members = _Members()
     members.add(_dir("blobs"))
     members.add(_dir("blobs/sha256"))
-    items: list[dict[str, Any]] = []
-    by_config: dict[str, int] = {}
-    repos: dict[str, dict[str, str]] = {}
+    listing = _Listing()
     index_entries: list[dict[str, Any]] = []
     for img, tags in built:
         for b in img.blobs():
@@ -248,7 +252,7 @@ def _docker25(
                     )
                 )
                 if img.diff_ids:
-                    repos.setdefault(name, {})[tag] = digest_hex(img.diff_ids[-1])
+                    listing.repos.setdefault(name, {})[tag] = digest_hex(img.diff_ids[-1])
         else:
             index_entries.append(img.manifest.descriptor(platform=img.platform))
         item = {
@@ -256,12 +260,12 @@ def _docker25(
             "RepoTags": list(tags) if tags else None,
             "Layers": [f"blobs/sha256/{digest_hex(b.digest)}" for b in img.layers],
         }
-        _merge_item(items, by_config, item, img.config.digest)
+        listing.merge(item, img.config.digest)
     index = go_json({"schemaVersion": 2, "mediaType": MT_OCI_INDEX, "manifests": index_entries})
     members.add(_file("index.json", index, 0o644))
     members.add(_file("oci-layout", DOCKER25_OCI_LAYOUT, 0o644))
-    manifest = go_json(items) + b"\n"
-    repo = go_json(repos) + b"\n" if repos and repositories else None
+    manifest = go_json(listing.items) + b"\n"
+    repo = go_json(listing.repos) + b"\n" if listing.repos and repositories else None
     return members.list(), manifest, repo
 
 
@@ -269,16 +273,9 @@ def _docker25(
 # podman / containers-image
 
 
-def _podman(
-    built: Sequence[tuple[BuiltImage, Sequence[str] | None]],
-    *,
-    legacy: bool,
-    repositories: bool,
-) -> tuple[list[Entry], bytes, bytes | None]:
+def _podman(built: _Built, *, legacy: bool, repositories: bool) -> _Written:
     members = _Members()
-    items: list[dict[str, Any]] = []
-    by_config: dict[str, int] = {}
-    repos: dict[str, dict[str, str]] = {}
+    listing = _Listing()
     for img, tags in built:
         for b in img.layers:
             members.add(_file(f"{digest_hex(b.digest)}.tar", b, 0o444))
@@ -322,14 +319,14 @@ def _podman(
         if last:
             for t in tags or []:
                 name, tag = split_tag(t)
-                repos.setdefault(name, {})[tag] = last
+                listing.repos.setdefault(name, {})[tag] = last
         item = {
             "Config": f"{img.config.hex}.json",
             "RepoTags": list(tags or []),
             "Layers": [f"{digest_hex(b.digest)}.tar" for b in img.layers],
         }
-        _merge_item(items, by_config, item, img.config.digest)
-    return members.list(), go_json(items), go_json(repos) if repositories else None
+        listing.merge(item, img.config.digest)
+    return members.list(), go_json(listing.items), go_json(listing.repos) if repositories else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,25 +358,16 @@ def docker_save_entries(
                 img = img.build(compression=compression_of_layers)
         built.append((img, tags))
 
+    links = True if layer_symlinks is None else layer_symlinks  # classic: symlinks; podman: legacy dirs
     if variant == "classic":
-        body, manifest, repos = _classic(
-            built,
-            symlinks=True if layer_symlinks is None else layer_symlinks,
-            repositories=include_repositories,
-        )
-        meta_mode = 0o644
+        body, manifest, repos = _classic(built, symlinks=links, repositories=include_repositories)
     elif variant == "docker25":
         body, manifest, repos = _docker25(built, repositories=include_repositories)
-        meta_mode = 0o644
     elif variant == "podman":
-        body, manifest, repos = _podman(
-            built,
-            legacy=True if layer_symlinks is None else layer_symlinks,
-            repositories=include_repositories,
-        )
-        meta_mode = 0o444
+        body, manifest, repos = _podman(built, legacy=links, repositories=include_repositories)
     else:
         raise ValueError(f"unknown variant {variant!r}")
+    meta_mode = 0o444 if variant == "podman" else 0o644
 
     if manifest_json_override is not None:
         manifest = manifest_json_override
@@ -417,81 +405,35 @@ def docker_save_entries(
 def docker_save_tar(
     images: Sequence[tuple[Image | BuiltImage, Sequence[str] | None]],
     *,
-    variant: DockerVariant = "classic",
-    layer_symlinks: bool | None = None,
-    include_repositories: bool = True,
-    order: DockerOrder | None = None,
-    compression_of_layers: Compression = "none",
-    omit: Iterable[str] = (),
-    tamper: Mapping[str, bytes] | None = None,
-    extra_members: Sequence[Entry] = (),
-    manifest_json_override: bytes | None = None,
-    repositories_override: bytes | None = None,
-    include_dirs: bool = True,
     compression: Compression = "none",
     truncate_at: int | None = None,
+    **options: Any,
 ) -> bytes:
-    """A ``docker save`` / ``podman save`` archive of ``images`` = [(image, tags or None)].
+    """A ``docker save`` / ``podman save`` archive of ``images`` = [(image, tags or None)];
+    ``options`` are :func:`docker_save_entries`'.
 
-    ``layer_symlinks``: classic: a layer already written is symlinked from later layer dirs
-    (default True, like docker; False writes full copies). podman: write the legacy
-    ``<id>/layer.tar`` symlink dirs (default True, like podman). ``order``: ``sorted``
-    (docker's directory walk; default for classic/docker25), ``natural`` (write order;
-    default for podman), ``manifest-last`` / ``manifest-first`` (manifest.json and
-    repositories after / before everything else). ``compression_of_layers``: layer files
-    compressed (docker load accepts that); layers with an explicit compression keep it.
-    ``omit``: member names left out (``repositories``, ``<id>/json``, ...). ``tamper``: member
-    name -> replacement bytes. ``extra_members`` are appended as given. ``include_dirs``:
-    directory entries. ``compression`` compresses the whole archive; ``truncate_at`` cuts it.
+    ``variant``: ``classic`` (default), ``docker25``, ``podman``. ``layer_symlinks``:
+    classic: a layer already written is symlinked from later layer dirs (default True, like
+    docker; False writes full copies). podman: write the legacy ``<id>/layer.tar`` symlink
+    dirs (default True, like podman). ``order``: ``sorted`` (docker's directory walk; default
+    for classic/docker25), ``natural`` (write order; default for podman), ``manifest-last`` /
+    ``manifest-first`` (manifest.json and repositories after / before everything else).
+    ``compression_of_layers``: layer files compressed (docker load accepts that); layers
+    with an explicit compression keep it. ``omit``: member names left out (``repositories``,
+    ``<id>/json``, ...). ``tamper``: member name -> replacement bytes. ``extra_members`` are
+    appended as given. ``include_dirs``: directory entries. ``compression`` compresses the
+    whole archive; ``truncate_at`` cuts it.
     """
-    es = docker_save_entries(
-        images,
-        variant=variant,
-        layer_symlinks=layer_symlinks,
-        include_repositories=include_repositories,
-        order=order,
-        compression_of_layers=compression_of_layers,
-        omit=omit,
-        tamper=tamper,
-        extra_members=extra_members,
-        manifest_json_override=manifest_json_override,
-        repositories_override=repositories_override,
-        include_dirs=include_dirs,
-    )
-    return archive_bytes(es, compression=compression, truncate_at=truncate_at)
+    return archive_bytes(docker_save_entries(images, **options), compression=compression, truncate_at=truncate_at)
 
 
 def write_docker_save_tar(
     path: str | os.PathLike[str],
     images: Sequence[tuple[Image | BuiltImage, Sequence[str] | None]],
     *,
-    variant: DockerVariant = "classic",
-    layer_symlinks: bool | None = None,
-    include_repositories: bool = True,
-    order: DockerOrder | None = None,
-    compression_of_layers: Compression = "none",
-    omit: Iterable[str] = (),
-    tamper: Mapping[str, bytes] | None = None,
-    extra_members: Sequence[Entry] = (),
-    manifest_json_override: bytes | None = None,
-    repositories_override: bytes | None = None,
-    include_dirs: bool = True,
     compression: Compression = "none",
     truncate_at: int | None = None,
+    **options: Any,
 ) -> None:
     """:func:`docker_save_tar` streamed to a file (for big images)."""
-    es = docker_save_entries(
-        images,
-        variant=variant,
-        layer_symlinks=layer_symlinks,
-        include_repositories=include_repositories,
-        order=order,
-        compression_of_layers=compression_of_layers,
-        omit=omit,
-        tamper=tamper,
-        extra_members=extra_members,
-        manifest_json_override=manifest_json_override,
-        repositories_override=repositories_override,
-        include_dirs=include_dirs,
-    )
-    write_archive(path, es, compression=compression, truncate_at=truncate_at)
+    write_archive(path, docker_save_entries(images, **options), compression=compression, truncate_at=truncate_at)

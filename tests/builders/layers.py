@@ -18,9 +18,49 @@ import tarfile
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Literal, Protocol, cast, runtime_checkable
+from typing import IO, Any, Literal, Protocol, TypedDict, Unpack, cast, runtime_checkable
 
 import zstandard
+
+__all__ = [
+    "DEFAULT_MTIME",
+    "Compression",
+    "Entry",
+    "EntryOptions",
+    "EntryType",
+    "Item",
+    "Raw",
+    "Tar",
+    "TarFormat",
+    "TarStream",
+    "Writable",
+    "blockdev",
+    "chardev",
+    "compress",
+    "decompress",
+    "detect_compression",
+    "dir",
+    "directory",
+    "entry_header",
+    "fifo",
+    "file",
+    "hardlink",
+    "header_checksum",
+    "layer_tar",
+    "opaque",
+    "pad",
+    "pax_header",
+    "pax_records",
+    "raw_header",
+    "read_tar",
+    "sha256_digest",
+    "symlink",
+    "tar_files",
+    "tar_names",
+    "typed",
+    "whiteout",
+    "write_tar",
+]
 
 EntryType = Literal["file", "dir", "symlink", "hardlink", "char", "block", "fifo"]
 Compression = Literal["none", "gzip", "zstd"]
@@ -60,6 +100,8 @@ class Source(Protocol):
 class Entry:
     """One tar entry. ``data`` is the content of a regular file (``source`` streams it instead).
 
+    ``type`` is one of :data:`EntryType`, or a raw one-byte type flag (``b"7"``, ``b"D"``,
+    ``b"V"``...) written as given, with ``data`` as its payload.
     ``mode`` defaults to 0o644 for files/devices, 0o755 for dirs, 0o777 for symlinks.
     ``xattrs`` are written as PAX ``SCHILY.xattr.<name>`` records (values may be any bytes);
     ``pax`` adds raw PAX records. ``size`` overrides the size written in the header (a lying
@@ -67,7 +109,7 @@ class Entry:
     """
 
     name: str
-    type: EntryType = "file"
+    type: EntryType | bytes = "file"
     data: bytes = b""
     mode: int | None = None
     uid: int = 0
@@ -84,13 +126,17 @@ class Entry:
     size: int | None = None
 
     @property
+    def has_payload(self) -> bool:
+        return self.type == "file" or isinstance(self.type, bytes)
+
+    @property
     def payload_size(self) -> int:
-        if self.type != "file":
+        if not self.has_payload:
             return 0
         return self.source.size if self.source is not None else len(self.data)
 
     def payload(self) -> Iterator[bytes]:
-        if self.type != "file":
+        if not self.has_payload:
             return
         if self.source is not None:
             yield from self.source.chunks()
@@ -98,172 +144,202 @@ class Entry:
             yield self.data
 
 
+@dataclass
+class Raw:
+    """Bytes written into a tar stream verbatim, between entries: the escape hatch for
+    headers no tar writer makes (see :func:`raw_header`). Nothing is added, not even padding."""
+
+    data: bytes
+
+
+Item = Entry | Raw
+
+
 # ---------------------------------------------------------------------------------------------
 # entry helpers (keyword arguments common to all: uid, gid, mtime, xattrs, pax)
 
 
-def _mk(
-    name: str,
-    type: EntryType,
-    *,
-    data: bytes = b"",
-    mode: int | None = None,
-    linkname: str = "",
-    devmajor: int = 0,
-    devminor: int = 0,
-    uid: int = 0,
-    gid: int = 0,
-    mtime: int = DEFAULT_MTIME,
-    xattrs: dict[str, bytes] | None = None,
-    pax: dict[str, str] | None = None,
-) -> Entry:
-    return Entry(
-        name,
-        type,
-        data=data,
-        mode=mode,
-        linkname=linkname,
-        devmajor=devmajor,
-        devminor=devminor,
-        uid=uid,
-        gid=gid,
-        mtime=mtime,
-        xattrs=dict(xattrs or {}),
-        pax=dict(pax or {}),
-    )
+class EntryOptions(TypedDict, total=False):
+    uid: int
+    gid: int
+    mtime: int
+    xattrs: dict[str, bytes]
+    pax: dict[str, str]
 
 
-def file(
-    name: str,
-    data: bytes = b"",
-    mode: int = 0o644,
-    *,
-    uid: int = 0,
-    gid: int = 0,
-    mtime: int = DEFAULT_MTIME,
-    xattrs: dict[str, bytes] | None = None,
-    pax: dict[str, str] | None = None,
-) -> Entry:
+def _mk(name: str, type: EntryType | bytes, *, xattrs: dict[str, bytes] | None = None,
+        pax: dict[str, str] | None = None, **fields: Any) -> Entry:
+    return Entry(name, type, xattrs=dict(xattrs or {}), pax=dict(pax or {}), **fields)
+
+
+def file(name: str, data: bytes = b"", mode: int = 0o644, **kw: Unpack[EntryOptions]) -> Entry:
     """A regular file."""
-    return _mk(name, "file", data=data, mode=mode, uid=uid, gid=gid, mtime=mtime, xattrs=xattrs, pax=pax)
+    return _mk(name, "file", data=data, mode=mode, **kw)
 
 
-def dir(  # the spec'd name; `directory` is an alias
-    name: str,
-    mode: int = 0o755,
-    *,
-    uid: int = 0,
-    gid: int = 0,
-    mtime: int = DEFAULT_MTIME,
-    xattrs: dict[str, bytes] | None = None,
-    pax: dict[str, str] | None = None,
-) -> Entry:
+def dir(name: str, mode: int = 0o755, **kw: Unpack[EntryOptions]) -> Entry:  # `directory` is an alias
     """A directory (written with a trailing slash, like Go's tar)."""
-    return _mk(name, "dir", mode=mode, uid=uid, gid=gid, mtime=mtime, xattrs=xattrs, pax=pax)
+    return _mk(name, "dir", mode=mode, **kw)
 
 
 directory = dir
 
 
-def symlink(
-    name: str,
-    target: str,
-    *,
-    uid: int = 0,
-    gid: int = 0,
-    mtime: int = DEFAULT_MTIME,
-    xattrs: dict[str, bytes] | None = None,
-    pax: dict[str, str] | None = None,
-) -> Entry:
-    """A symlink ``name -> target`` (target written verbatim, may be absolute or ``..``)."""
-    return _mk(name, "symlink", linkname=target, uid=uid, gid=gid, mtime=mtime, xattrs=xattrs, pax=pax)
+def symlink(name: str, target: str, *, mode: int | None = None, **kw: Unpack[EntryOptions]) -> Entry:
+    """A symlink ``name -> target`` (target written verbatim, may be absolute or ``..``);
+    mode 0o777 unless given."""
+    return _mk(name, "symlink", linkname=target, mode=mode, **kw)
 
 
-def hardlink(
-    name: str,
-    target: str,
-    mode: int = 0o644,
-    *,
-    uid: int = 0,
-    gid: int = 0,
-    mtime: int = DEFAULT_MTIME,
-    xattrs: dict[str, bytes] | None = None,
-    pax: dict[str, str] | None = None,
-) -> Entry:
+def hardlink(name: str, target: str, mode: int = 0o644, **kw: Unpack[EntryOptions]) -> Entry:
     """A hardlink to ``target`` (a path inside the archive). Give it the target's mode:
     containerd applies the hardlink header's mode, umoci does not."""
-    return _mk(
-        name, "hardlink", linkname=target, mode=mode, uid=uid, gid=gid, mtime=mtime, xattrs=xattrs, pax=pax
-    )
+    return _mk(name, "hardlink", linkname=target, mode=mode, **kw)
 
 
-def _device(
-    kind: EntryType, name: str, major: int, minor: int, mode: int, uid: int, gid: int, mtime: int,
-    xattrs: dict[str, bytes] | None, pax: dict[str, str] | None,
-) -> Entry:
-    return _mk(name, kind, mode=mode, devmajor=major, devminor=minor, uid=uid, gid=gid, mtime=mtime,
-               xattrs=xattrs, pax=pax)
-
-
-def chardev(
-    name: str,
-    major: int = 1,
-    minor: int = 3,
-    mode: int = 0o666,
-    *,
-    uid: int = 0,
-    gid: int = 0,
-    mtime: int = DEFAULT_MTIME,
-    xattrs: dict[str, bytes] | None = None,
-    pax: dict[str, str] | None = None,
-) -> Entry:
+def chardev(name: str, major: int = 1, minor: int = 3, mode: int = 0o666, **kw: Unpack[EntryOptions]) -> Entry:
     """A character device (default 1:3, like /dev/null)."""
-    return _device("char", name, major, minor, mode, uid, gid, mtime, xattrs, pax)
+    return _mk(name, "char", mode=mode, devmajor=major, devminor=minor, **kw)
 
 
-def blockdev(
-    name: str,
-    major: int = 7,
-    minor: int = 0,
-    mode: int = 0o660,
-    *,
-    uid: int = 0,
-    gid: int = 0,
-    mtime: int = DEFAULT_MTIME,
-    xattrs: dict[str, bytes] | None = None,
-    pax: dict[str, str] | None = None,
-) -> Entry:
+def blockdev(name: str, major: int = 7, minor: int = 0, mode: int = 0o660, **kw: Unpack[EntryOptions]) -> Entry:
     """A block device (default 7:0, like /dev/loop0)."""
-    return _device("block", name, major, minor, mode, uid, gid, mtime, xattrs, pax)
+    return _mk(name, "block", mode=mode, devmajor=major, devminor=minor, **kw)
 
 
-def fifo(
-    name: str,
-    mode: int = 0o644,
-    *,
-    uid: int = 0,
-    gid: int = 0,
-    mtime: int = DEFAULT_MTIME,
-    xattrs: dict[str, bytes] | None = None,
-    pax: dict[str, str] | None = None,
-) -> Entry:
+def fifo(name: str, mode: int = 0o644, **kw: Unpack[EntryOptions]) -> Entry:
     """A named pipe."""
-    return _mk(name, "fifo", mode=mode, uid=uid, gid=gid, mtime=mtime, xattrs=xattrs, pax=pax)
+    return _mk(name, "fifo", mode=mode, **kw)
 
 
-def whiteout(path: str, *, mtime: int = DEFAULT_MTIME) -> Entry:
+def typed(name: str, kind: bytes, data: bytes = b"", mode: int = 0o644, **kw: Unpack[EntryOptions]) -> Entry:
+    """An entry with any raw type flag (contiguous ``7``, GNU dumpdir ``D``, volume label
+    ``V``, unknown ones), ``data`` as its payload."""
+    return _mk(name, kind, data=data, mode=mode, **kw)
+
+
+def whiteout(path: str, **kw: Unpack[EntryOptions]) -> Entry:
     """The AUFS whiteout deleting ``path``: an empty file ``dirname/.wh.basename``."""
-    path = path.strip("/")
-    head, _, base = path.rpartition("/")
-    name = f"{head}/.wh.{base}" if head else f".wh.{base}"
-    return _mk(name, "file", mode=0o644, mtime=mtime)
+    head, _, base = path.strip("/").rpartition("/")
+    return file(f"{head}/.wh.{base}" if head else f".wh.{base}", **kw)
 
 
-def opaque(dirpath: str, *, mtime: int = DEFAULT_MTIME) -> Entry:
+def opaque(dirpath: str, **kw: Unpack[EntryOptions]) -> Entry:
     """The opaque-directory marker ``dirpath/.wh..wh..opq`` (``""`` = the root)."""
     dirpath = dirpath.strip("/")
-    name = f"{dirpath}/.wh..wh..opq" if dirpath else ".wh..wh..opq"
-    return _mk(name, "file", mode=0o644, mtime=mtime)
+    return file(f"{dirpath}/.wh..wh..opq" if dirpath else ".wh..wh..opq", **kw)
+
+
+class Tar:
+    """The same entries, chained: ``Tar().dir("etc").file("etc/x", b"1").build()`` is
+    ``layer_tar([dir("etc"), file("etc/x", b"1")])``. Names are written as given (``../x``,
+    ``/etc/passwd``, ``..``): that is the point of the breakout tests."""
+
+    def __init__(self, format: TarFormat = tarfile.PAX_FORMAT) -> None:
+        self.format = format
+        self.items: list[Item] = []
+
+    def add(self, *items: Item) -> Tar:
+        self.items.extend(items)
+        return self
+
+    def file(self, name: str, data: bytes = b"", mode: int = 0o644, **kw: Unpack[EntryOptions]) -> Tar:
+        return self.add(file(name, data, mode, **kw))
+
+    def dir(self, name: str, mode: int = 0o755, **kw: Unpack[EntryOptions]) -> Tar:
+        return self.add(dir(name, mode, **kw))
+
+    def symlink(self, name: str, target: str, *, mode: int | None = None, **kw: Unpack[EntryOptions]) -> Tar:
+        return self.add(symlink(name, target, mode=mode, **kw))
+
+    def hardlink(self, name: str, target: str, mode: int = 0o644, **kw: Unpack[EntryOptions]) -> Tar:
+        return self.add(hardlink(name, target, mode, **kw))
+
+    def chardev(self, name: str, major: int, minor: int, mode: int = 0o666, **kw: Unpack[EntryOptions]) -> Tar:
+        return self.add(chardev(name, major, minor, mode, **kw))
+
+    def blockdev(self, name: str, major: int, minor: int, mode: int = 0o666, **kw: Unpack[EntryOptions]) -> Tar:
+        return self.add(blockdev(name, major, minor, mode, **kw))
+
+    def fifo(self, name: str, mode: int = 0o666, **kw: Unpack[EntryOptions]) -> Tar:
+        return self.add(fifo(name, mode, **kw))
+
+    def entry(self, name: str, kind: bytes, data: bytes = b"", mode: int = 0o644, **kw: Unpack[EntryOptions]) -> Tar:
+        return self.add(typed(name, kind, data, mode, **kw))
+
+    def whiteout(self, path: str, **kw: Unpack[EntryOptions]) -> Tar:
+        return self.add(whiteout(path, **kw))
+
+    def opaque(self, dirpath: str, **kw: Unpack[EntryOptions]) -> Tar:
+        return self.add(opaque(dirpath, **kw))
+
+    def raw(self, data: bytes) -> Tar:
+        return self.add(Raw(data))
+
+    def build(self, *, eof: bool = True, pad_to_record: bool = False) -> bytes:
+        return layer_tar(self.items, format=self.format, eof=eof, pad_to_record=pad_to_record)
+
+
+# ---------------------------------------------------------------------------------------------
+# raw headers: the escape hatch for fields tar writers refuse to write
+
+
+def raw_header(
+    name: bytes,
+    *,
+    kind: bytes = b"0",
+    size: int = 0,
+    mode: bytes = b"0000644\0",
+    uid: bytes = b"0000000\0",
+    gid: bytes = b"0000000\0",
+    mtime: bytes = b"00000000000\0",
+    linkname: bytes = b"",
+    magic: bytes = b"ustar\x0000",
+    checksum: bytes | None = None,
+) -> bytes:
+    """One hand-made ustar header block; every field is written as the bytes given (the size
+    as octal), and the checksum is computed unless ``checksum`` gives its 8 bytes."""
+    block = bytearray(BLOCK)
+    block[0 : len(name)] = name
+    block[100:108] = mode
+    block[108:116] = uid
+    block[116:124] = gid
+    block[124:136] = b"%011o\0" % size
+    block[136:148] = mtime
+    block[148:156] = b" " * 8
+    block[156:157] = kind
+    block[157 : 157 + len(linkname)] = linkname
+    block[257:265] = magic
+    block[148:156] = checksum if checksum is not None else header_checksum(block)
+    return bytes(block)
+
+
+def header_checksum(block: bytes | bytearray) -> bytes:
+    """The checksum field (8 bytes) of a header block, its own field counted as spaces."""
+    return b"%06o\0 " % (sum(block[:148]) + 8 * 32 + sum(block[156:]))
+
+
+def pad(data: bytes) -> bytes:
+    """``data`` padded with NULs to a whole number of blocks."""
+    return data + bytes(-len(data) % BLOCK)
+
+
+def pax_records(records: dict[str, str]) -> bytes:
+    """PAX extended-header records ``"%d key=value\\n"``, each length counting itself."""
+    out = b""
+    for key, value in records.items():
+        body = f" {key}={value}\n".encode("utf-8", "surrogateescape")
+        n = len(body) + 1
+        while len(str(n).encode()) + len(body) != n:
+            n = len(str(n).encode()) + len(body)
+        out += str(n).encode() + body
+    return out
+
+
+def pax_header(records: dict[str, str], *, kind: bytes = b"x", name: bytes = b"PaxHeader") -> bytes:
+    """A PAX extended header (``x``, or ``g`` for a global one) with its records, padded."""
+    data = pax_records(records)
+    return raw_header(name, kind=kind, size=len(data)) + pad(data)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,8 +348,8 @@ def opaque(dirpath: str, *, mtime: int = DEFAULT_MTIME) -> Entry:
 
 def _tarinfo(e: Entry) -> tarfile.TarInfo:
     ti = tarfile.TarInfo(e.name)
-    ti.type = _TAR_TYPES[e.type]
-    ti.mode = e.mode if e.mode is not None else _DEFAULT_MODES.get(e.type, 0o644)
+    ti.type = e.type if isinstance(e.type, bytes) else _TAR_TYPES[e.type]
+    ti.mode = e.mode if e.mode is not None else _DEFAULT_MODES.get(str(e.type), 0o644)
     ti.uid = e.uid
     ti.gid = e.gid
     ti.uname = e.uname
@@ -308,7 +384,10 @@ class TarStream:
             self.out.write(b)
             self.offset += len(b)
 
-    def add(self, e: Entry) -> None:
+    def add(self, e: Item) -> None:
+        if isinstance(e, Raw):
+            self._write(e.data)
+            return
         self._write(entry_header(e, self.format))
         n = 0
         for chunk in e.payload():
@@ -325,7 +404,7 @@ class TarStream:
 
 
 def write_tar(
-    entries: Iterable[Entry],
+    entries: Iterable[Item],
     out: Writable,
     *,
     format: TarFormat = tarfile.PAX_FORMAT,
@@ -340,7 +419,7 @@ def write_tar(
 
 
 def layer_tar(
-    entries: Iterable[Entry],
+    entries: Iterable[Item],
     *,
     format: TarFormat = tarfile.PAX_FORMAT,
     eof: bool = True,

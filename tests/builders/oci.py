@@ -1,4 +1,5 @@
-"""OCI images, indexes and image-layout archives built in code (valid or precisely broken).
+"""OCI images and indexes built in code (valid or precisely broken); their layouts and
+archives are ``layout.py``'s, generated big layers ``big.py``'s.
 
 JSON is serialised like Go's ``encoding/json`` (compact, struct field order, ``<>&``
 escaped), tar members like containerd's exporter (sorted, mtime 0, uid/gid 0, blobs 0444).
@@ -6,32 +7,63 @@ escaped), tar members like containerd's exporter (sorted, mtime 0, uid/gid 0, bl
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-import os
-import random
-import shutil
-import tempfile
-import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from .layers import (
     CHUNK,
     Compression,
     Entry,
-    TarStream,
-    Writable,
     compress,
-    compressing_writer,
     decompress,
     layer_tar,
     sha256_digest,
 )
+
+if TYPE_CHECKING:
+    from .big import GeneratedLayer
+
+__all__ = [
+    "ANNOTATION_IMAGE_NAME",
+    "ANNOTATION_REF_NAME",
+    "LAYER_MEDIA_TYPES",
+    "MT_DOCKER_CONFIG",
+    "MT_DOCKER_LAYER",
+    "MT_DOCKER_LAYER_GZIP",
+    "MT_DOCKER_LAYER_ZSTD",
+    "MT_DOCKER_LIST",
+    "MT_DOCKER_MANIFEST",
+    "MT_OCI_CONFIG",
+    "MT_OCI_INDEX",
+    "MT_OCI_LAYER",
+    "MT_OCI_LAYER_GZIP",
+    "MT_OCI_LAYER_ZSTD",
+    "MT_OCI_MANIFEST",
+    "AnyBlob",
+    "Blob",
+    "BuiltImage",
+    "FileBlob",
+    "Image",
+    "IndexBlob",
+    "Layer",
+    "LayerSpec",
+    "LayoutOrder",
+    "MediaFamily",
+    "chain_id",
+    "chain_ids",
+    "descriptor",
+    "digest_hex",
+    "familiarize_ref",
+    "go_json",
+    "index_of",
+    "normalize_ref",
+    "sorted_keys",
+    "split_tag",
+]
 
 # ---------------------------------------------------------------------------------------------
 # media types and annotations
@@ -147,8 +179,28 @@ def descriptor(
 # blobs
 
 
+class _Addressed:
+    """What every blob kind answers from its ``media_type``, ``digest`` and ``size``."""
+
+    media_type: str
+    digest: str
+    size: int
+
+    @property
+    def hex(self) -> str:
+        return digest_hex(self.digest)
+
+    def descriptor(
+        self,
+        annotations: Mapping[str, str] | None = None,
+        *,
+        platform: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return descriptor(self.media_type, self.digest, self.size, annotations=annotations, platform=platform)
+
+
 @dataclass(frozen=True)
-class Blob:
+class Blob(_Addressed):
     """Bytes with a media type; addressed by ``sha256:<hex>`` of the bytes."""
 
     media_type: str
@@ -162,28 +214,16 @@ class Blob:
     def size(self) -> int:
         return len(self.data)
 
-    @property
-    def hex(self) -> str:
-        return digest_hex(self.digest)
-
     def chunks(self) -> Iterator[bytes]:
         for i in range(0, len(self.data), CHUNK):
             yield self.data[i : i + CHUNK]
-
-    def descriptor(
-        self,
-        annotations: Mapping[str, str] | None = None,
-        *,
-        platform: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        return descriptor(self.media_type, self.digest, self.size, annotations=annotations, platform=platform)
 
     def json(self) -> Any:
         return json.loads(self.data)
 
 
 @dataclass(frozen=True)
-class FileBlob:
+class FileBlob(_Addressed):
     """A blob kept in a file (large generated layers); streamed, never loaded whole."""
 
     media_type: str
@@ -193,10 +233,6 @@ class FileBlob:
     owner: object = field(default=None, compare=False, repr=False)  # keeps the file alive
 
     @property
-    def hex(self) -> str:
-        return digest_hex(self.digest)
-
-    @property
     def data(self) -> bytes:
         return Path(self.path).read_bytes()
 
@@ -204,14 +240,6 @@ class FileBlob:
         with Path(self.path).open("rb") as f:
             while chunk := f.read(CHUNK):
                 yield chunk
-
-    def descriptor(
-        self,
-        annotations: Mapping[str, str] | None = None,
-        *,
-        platform: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        return descriptor(self.media_type, self.digest, self.size, annotations=annotations, platform=platform)
 
 
 AnyBlob = Blob | FileBlob
@@ -267,127 +295,7 @@ class Layer:
     urls: list[str] | None = None
 
 
-@dataclass
-class _BigFile:
-    name: str
-    size: int
-
-
-class GeneratedLayer:
-    """A large reproducible layer of random files, materialised lazily into a temp file (one
-    per compression), so archives can be streamed to disk without holding it in memory."""
-
-    def __init__(
-        self,
-        files: Sequence[_BigFile],
-        dirs: Sequence[str],
-        seed: int,
-        *,
-        compressible: float = 0.1,
-        level: int | None = None,
-        workdir: str | os.PathLike[str] | None = None,
-    ) -> None:
-        self.files = list(files)
-        self.dirs = list(dirs)
-        self.seed = seed
-        self.compressible = compressible
-        self.level = level
-        self.workdir = workdir
-        self._built: dict[str, tuple[FileBlob, str]] = {}
-
-    @property
-    def uncompressed_payload(self) -> int:
-        return sum(f.size for f in self.files)
-
-    def entries(self) -> Iterator[Entry]:
-        for d in self.dirs:
-            yield Entry(d, "dir", mode=0o755)
-        for i, f in enumerate(self.files):
-            yield Entry(
-                f.name, "file", mode=0o644, source=_RandomSource(f.size, self.seed, i, self.compressible)
-            )
-
-    def materialize(self, compression: Compression, family: MediaFamily = "oci") -> tuple[FileBlob, str]:
-        """(blob on disk, diffID) for this compression; generated once."""
-        if compression not in self._built:
-            fd, path = tempfile.mkstemp(prefix="ctrpy-big-layer-", suffix=".blob", dir=self.workdir)
-            with os.fdopen(fd, "wb") as raw:
-                blob_hash = _HashingWriter(raw)
-                comp = compressing_writer(blob_hash, compression, level=self.level)
-                tar_hash = _HashingWriter(comp)
-                ts = TarStream(tar_hash)
-                for e in self.entries():
-                    ts.add(e)
-                ts.close()
-                comp.close()
-            holder = _TempFile(path)
-            blob = FileBlob(
-                LAYER_MEDIA_TYPES[("oci", compression)],
-                path,
-                "sha256:" + blob_hash.h.hexdigest(),
-                blob_hash.n,
-                holder,
-            )
-            self._built[compression] = (blob, "sha256:" + tar_hash.h.hexdigest())
-        blob, diff = self._built[compression]
-        mt = LAYER_MEDIA_TYPES[(family, compression)]
-        return FileBlob(mt, blob.path, blob.digest, blob.size, blob.owner), diff
-
-
-def _unlink(path: str) -> None:
-    Path(path).unlink(missing_ok=True)
-
-
-class _TempFile:
-    """Owns a temp file: removed when the last FileBlob/layer referring to it is gone."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        weakref.finalize(self, _unlink, path)
-
-
-class _HashingWriter:
-    def __init__(self, out: Writable) -> None:
-        self.out = out
-        self.h = hashlib.sha256()
-        self.n = 0
-
-    def write(self, b: bytes, /) -> int:
-        self.h.update(b)
-        self.n += len(b)
-        self.out.write(b)
-        return len(b)
-
-    def flush(self) -> None:
-        pass
-
-
-class _RandomSource:
-    """Reproducible pseudo-random file content: mostly random bytes, a ``compressible``
-    fraction of zeros per 64 KiB chunk."""
-
-    def __init__(self, size: int, seed: int, index: int, compressible: float) -> None:
-        self._size = size
-        self.seed = seed
-        self.index = index
-        self.compressible = compressible
-
-    @property
-    def size(self) -> int:
-        return self._size
-
-    def chunks(self) -> Iterator[bytes]:
-        rng = random.Random(self.seed * 1_000_003 + self.index)
-        left = self._size
-        step = 1 << 16
-        while left > 0:
-            n = min(step, left)
-            z = int(n * self.compressible)  # the same fraction of every chunk, short ones too
-            yield rng.randbytes(n - z) + bytes(z)
-            left -= n
-
-
-LayerSpec = Sequence[Entry] | bytes | Layer | GeneratedLayer
+LayerSpec: TypeAlias = "Sequence[Entry] | bytes | Layer | GeneratedLayer"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,7 +346,7 @@ class Image:
         self, spec: LayerSpec, compression: Compression | None, family: MediaFamily
     ) -> tuple[AnyBlob, str, dict[str, Any]]:
         comp: Compression = compression or self.compression
-        if isinstance(spec, GeneratedLayer):
+        if hasattr(spec, "materialize"):  # a GeneratedLayer (tests.builders.big)
             fb, diff = spec.materialize(comp, family)
             return fb, diff, fb.descriptor()
         if not isinstance(spec, Layer):
@@ -652,384 +560,3 @@ def split_tag(ref: str) -> tuple[str, str]:
         base, tag = last.rsplit(":", 1)
         return (f"{head}/{base}" if head else base), tag
     return ref, "latest"
-
-
-# ---------------------------------------------------------------------------------------------
-# writing archives
-
-
-def _finish_archive(
-    entries: Iterable[Entry],
-    out: Writable,
-    compression: Compression,
-) -> None:
-    comp = compressing_writer(out, compression)
-    ts = TarStream(comp)
-    for e in entries:
-        ts.add(e)
-    ts.close()
-    comp.close()
-
-
-def archive_bytes(
-    entries: Iterable[Entry],
-    *,
-    compression: Compression = "none",
-    truncate_at: int | None = None,
-) -> bytes:
-    """Tar (optionally compressed) of ``entries`` in order; ``truncate_at`` cuts the final bytes
-    (negative: drop that many from the end)."""
-    buf = io.BytesIO()
-    _finish_archive(entries, buf, compression)
-    data = buf.getvalue()
-    return data if truncate_at is None else data[:truncate_at]
-
-
-def write_archive(
-    path: str | os.PathLike[str],
-    entries: Iterable[Entry],
-    *,
-    compression: Compression = "none",
-    truncate_at: int | None = None,
-) -> None:
-    """Like :func:`archive_bytes` but streamed to a file."""
-    with Path(path).open("wb") as f:
-        _finish_archive(entries, f, compression)
-        if truncate_at is not None:
-            size = f.tell()
-            f.truncate(truncate_at if truncate_at >= 0 else max(0, size + truncate_at))
-
-
-def _member(name: str, payload: bytes | AnyBlob, mode: int = 0o444) -> Entry:
-    if isinstance(payload, bytes):
-        return Entry(name, "file", data=payload, mode=mode, mtime=0)
-    if isinstance(payload, Blob):
-        return Entry(name, "file", data=payload.data, mode=mode, mtime=0)
-    return Entry(name, "file", source=payload, mode=mode, mtime=0)
-
-
-def _dir_member(name: str) -> Entry:
-    return Entry(name.rstrip("/") + "/", "dir", mode=0o755, mtime=0)
-
-
-class OCILayout:
-    """An OCI image layout (``oci-layout``, ``index.json``, ``blobs/sha256/...``).
-
-    ``add_manifest`` adds a top-level ``index.json`` entry for an :class:`Image` (or
-    :class:`BuiltImage`), an index from :func:`index_of`, or any :class:`Blob`, with its
-    annotations, e.g. ``{"org.opencontainers.image.ref.name": "latest"}`` or
-    ``{"io.containerd.image.name": "docker.io/library/x:1"}``. ``extra_files`` are written
-    into the archive as they are (name -> bytes).
-    """
-
-    def __init__(
-        self,
-        *,
-        layout_version: str = "1.0.0",
-        extra_files: Mapping[str, bytes] | None = None,
-        index_media_type: bool = True,
-        index_annotations: Mapping[str, str] | None = None,
-    ) -> None:
-        self.layout_version = layout_version
-        self.extra_files: dict[str, bytes] = dict(extra_files or {})
-        self.index_media_type = index_media_type
-        self.index_annotations: dict[str, str] = dict(index_annotations or {})
-        self.manifests: list[dict[str, Any]] = []
-        self._blobs: dict[str, AnyBlob] = {}
-        self._roots: list[BuiltImage | IndexBlob | Blob] = []
-
-    # -- content ------------------------------------------------------------------------------
-
-    def add_manifest(
-        self,
-        item: Image | BuiltImage | Blob,
-        annotations: Mapping[str, str] | None = None,
-        *,
-        platform: bool = False,
-        descriptor_extra: Mapping[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Add a top-level index entry (and all blobs it reaches); returns the descriptor.
-        ``platform=True`` puts the image's platform into the entry."""
-        if isinstance(item, Image):
-            item = item.build()
-        if isinstance(item, BuiltImage):
-            blobs = item.blobs()
-            desc = item.manifest.descriptor(annotations, platform=item.platform if platform else None)
-        else:
-            blobs = item.blobs() if isinstance(item, IndexBlob) else [item]
-            desc = item.descriptor(annotations)
-        desc = _apply_extra(desc, descriptor_extra or {})
-        for b in blobs:
-            self._blobs.setdefault(b.digest, b)
-        self.manifests.append(desc)
-        self._roots.append(item)
-        return desc
-
-    def add_blob(self, blob: AnyBlob) -> None:
-        """Add a blob not referenced from index.json (or referenced in a custom way)."""
-        self._blobs.setdefault(blob.digest, blob)
-
-    def blobs(self) -> dict[str, AnyBlob]:
-        """digest -> blob, every blob of the layout."""
-        return dict(self._blobs)
-
-    def index_json(self) -> bytes:
-        idx: dict[str, Any] = {"schemaVersion": 2}
-        if self.index_media_type:
-            idx["mediaType"] = MT_OCI_INDEX
-        idx["manifests"] = self.manifests
-        if self.index_annotations:
-            idx["annotations"] = self.index_annotations
-        return go_json(idx)
-
-    def oci_layout_json(self) -> bytes:
-        return go_json({"imageLayoutVersion": self.layout_version})
-
-    def docker_manifest_json(self) -> bytes:
-        """``manifest.json`` as ``ctr export`` writes it: per top-level entry, the resolved
-        (linux/amd64 or first) image with RepoTags from ``io.containerd.image.name``."""
-        items: list[dict[str, Any]] = []
-        for desc, root in zip(self.manifests, self._roots, strict=True):
-            img = _resolve_image(root)
-            if img is None:
-                continue
-            name = (desc.get("annotations") or {}).get(ANNOTATION_IMAGE_NAME)
-            items.append(
-                {
-                    "Config": f"blobs/sha256/{img.config.hex}",
-                    "RepoTags": [familiarize_ref(name)] if name else None,
-                    "Layers": [f"blobs/sha256/{digest_hex(b.digest)}" for b in img.layers],
-                }
-            )
-        return go_json(items)
-
-    # -- archives -----------------------------------------------------------------------------
-
-    def entries(
-        self,
-        *,
-        order: LayoutOrder = "sorted",
-        omit_blobs: Iterable[str] = (),
-        tamper: Mapping[str, bytes] | None = None,
-        index_json_override: bytes | None = None,
-        oci_layout_override: bytes | None = None,
-        extra_entries: Sequence[Entry] = (),
-        docker_manifest_json: bool = False,
-        include_dirs: bool = True,
-        omit_files: Iterable[str] = (),
-    ) -> list[Entry]:
-        """The tar members, in archive order (see :meth:`tar_bytes`)."""
-        omit = set(omit_blobs)
-        tamper = dict(tamper or {})
-        blob_entries: list[Entry] = []
-        for digest, blob in self._blobs.items():
-            if digest in omit:
-                continue
-            name = f"blobs/sha256/{digest_hex(digest)}"
-            blob_entries.append(_member(name, tamper.get(digest, blob)))
-        for digest, data in tamper.items():
-            if digest not in self._blobs and digest not in omit:
-                blob_entries.append(_member(f"blobs/sha256/{digest_hex(digest)}", data))
-        blob_entries.sort(key=lambda e: e.name)
-        dirs = [_dir_member("blobs/"), _dir_member("blobs/sha256/")] if include_dirs else []
-        meta = [
-            _member(
-                "index.json",
-                index_json_override if index_json_override is not None else self.index_json(),
-                0o644,
-            ),
-            _member(
-                "oci-layout",
-                oci_layout_override if oci_layout_override is not None else self.oci_layout_json(),
-            ),
-        ]
-        if docker_manifest_json:
-            meta.append(_member("manifest.json", self.docker_manifest_json(), 0o644))
-        extra = [_member(n, d, 0o644) for n, d in self.extra_files.items()]
-
-        if order == "sorted":
-            out = sorted(dirs + blob_entries + meta + extra, key=lambda e: e.name)
-        elif order == "index-first":
-            out = sorted(meta, key=lambda e: e.name) + sorted(
-                dirs + blob_entries + extra, key=lambda e: e.name
-            )
-        elif order == "index-last":
-            out = sorted(dirs + blob_entries + extra, key=lambda e: e.name) + sorted(
-                meta, key=lambda e: e.name != "oci-layout"
-            )
-            # index.json last, oci-layout first among the metadata
-            out = [e for e in out if e.name != "index.json"] + [e for e in out if e.name == "index.json"]
-        elif order == "blobs-reverse":
-            out = dirs + blob_entries[::-1] + sorted(meta + extra, key=lambda e: e.name)
-        else:
-            raise ValueError(f"unknown order {order!r}")
-        skip = set(omit_files)
-        out = [e for e in out if e.name not in skip and e.name.rstrip("/") not in skip]
-        return out + list(extra_entries)
-
-    def tar_bytes(
-        self,
-        *,
-        order: LayoutOrder = "sorted",
-        compression: Compression = "none",
-        omit_blobs: Iterable[str] = (),
-        tamper: Mapping[str, bytes] | None = None,
-        index_json_override: bytes | None = None,
-        oci_layout_override: bytes | None = None,
-        extra_entries: Sequence[Entry] = (),
-        docker_manifest_json: bool = False,
-        truncate_at: int | None = None,
-        include_dirs: bool = True,
-        omit_files: Iterable[str] = (),
-    ) -> bytes:
-        """The layout as an (``oci-archive``) tarball.
-
-        ``order``: ``sorted`` (as ``ctr export``), ``index-first`` (index.json, oci-layout
-        [, manifest.json] before the blobs), ``index-last`` (blobs, then oci-layout, then
-        index.json last), ``blobs-reverse`` (blobs in reverse digest order, metadata last).
-        ``omit_blobs``: digests left out. ``tamper``: digest -> bytes written under that
-        digest's name instead (a digest not in the layout adds a stray blob).
-        ``extra_entries`` are appended as given (``../evil``, ``/abs``, symlinks...).
-        ``docker_manifest_json`` also writes ``manifest.json`` (Docker 25+ / ``ctr export``).
-        ``include_dirs``: ``blobs/`` and ``blobs/sha256/`` directory entries (containerd
-        writes them). ``omit_files``: other names to leave out (``oci-layout``,
-        ``index.json``, ``blobs``). ``truncate_at``: cut the final bytes there.
-        """
-        es = self.entries(
-            order=order,
-            omit_blobs=omit_blobs,
-            tamper=tamper,
-            index_json_override=index_json_override,
-            oci_layout_override=oci_layout_override,
-            extra_entries=extra_entries,
-            docker_manifest_json=docker_manifest_json,
-            include_dirs=include_dirs,
-            omit_files=omit_files,
-        )
-        return archive_bytes(es, compression=compression, truncate_at=truncate_at)
-
-    def write_tar(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        order: LayoutOrder = "sorted",
-        compression: Compression = "none",
-        omit_blobs: Iterable[str] = (),
-        tamper: Mapping[str, bytes] | None = None,
-        index_json_override: bytes | None = None,
-        oci_layout_override: bytes | None = None,
-        extra_entries: Sequence[Entry] = (),
-        docker_manifest_json: bool = False,
-        truncate_at: int | None = None,
-        include_dirs: bool = True,
-        omit_files: Iterable[str] = (),
-    ) -> None:
-        """:meth:`tar_bytes` streamed to a file (large blobs are never held in memory)."""
-        es = self.entries(
-            order=order,
-            omit_blobs=omit_blobs,
-            tamper=tamper,
-            index_json_override=index_json_override,
-            oci_layout_override=oci_layout_override,
-            extra_entries=extra_entries,
-            docker_manifest_json=docker_manifest_json,
-            include_dirs=include_dirs,
-            omit_files=omit_files,
-        )
-        write_archive(path, es, compression=compression, truncate_at=truncate_at)
-
-    def write_dir(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        omit_blobs: Iterable[str] = (),
-        tamper: Mapping[str, bytes] | None = None,
-        index_json_override: bytes | None = None,
-        oci_layout_override: bytes | None = None,
-    ) -> Path:
-        """The layout as a directory (``oci:DIR`` for skopeo, ``--layout DIR`` for umoci)."""
-        root = Path(path)
-        blobdir = root / "blobs" / "sha256"
-        blobdir.mkdir(parents=True, exist_ok=True)
-        omit = set(omit_blobs)
-        tamper = dict(tamper or {})
-        for digest, blob in self._blobs.items():
-            if digest in omit:
-                continue
-            target = blobdir / digest_hex(digest)
-            if digest in tamper:
-                target.write_bytes(tamper[digest])
-            elif isinstance(blob, FileBlob):
-                shutil.copyfile(blob.path, target)
-            else:
-                target.write_bytes(blob.data)
-        (root / "oci-layout").write_bytes(
-            oci_layout_override if oci_layout_override is not None else self.oci_layout_json()
-        )
-        (root / "index.json").write_bytes(
-            index_json_override if index_json_override is not None else self.index_json()
-        )
-        for name, data in self.extra_files.items():
-            p = root / name
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_bytes(data)
-        return root
-
-
-def _resolve_image(root: BuiltImage | IndexBlob | Blob) -> BuiltImage | None:
-    if isinstance(root, BuiltImage):
-        return root
-    if isinstance(root, IndexBlob) and root.images:
-        for img in root.images:
-            if img.platform.get("os") == "linux" and img.platform.get("architecture") == "amd64":
-                return img
-        return root.images[0]
-    return None
-
-
-# ---------------------------------------------------------------------------------------------
-# big images for benchmarks
-
-
-def big_image(
-    total_bytes: int,
-    files: int,
-    seed: int,
-    *,
-    layers: int = 1,
-    compression: Compression = "gzip",
-    level: int | None = 1,
-    compressible: float = 0.1,
-    files_per_dir: int = 256,
-    workdir: str | os.PathLike[str] | None = None,
-) -> Image:
-    """A reproducible image with ``files`` files totalling ``total_bytes`` of pseudo-random
-    content (a ``compressible`` fraction is zeros), spread over ``layers`` layers and
-    directories of ``files_per_dir``. Layers are generated lazily, streamed into temp files
-    under ``workdir`` (deleted when the layer object is collected): write archives with
-    :meth:`OCILayout.write_tar` / ``write_docker_save_tar`` to stay out of memory.
-    """
-    if files < 1 or layers < 1:
-        raise ValueError("need at least one file and one layer")
-    rng = random.Random(seed)
-    weights = [rng.uniform(0.5, 1.5) for _ in range(files)]
-    scale = total_bytes / sum(weights)
-    sizes = [int(w * scale) for w in weights]
-    sizes[-1] += total_bytes - sum(sizes)
-    per_layer: list[list[_BigFile]] = [[] for _ in range(layers)]
-    for i, size in enumerate(sizes):
-        d = f"data/d{i // files_per_dir:04d}"
-        per_layer[i * layers // files].append(_BigFile(f"{d}/f{i:07d}.bin", size))
-    out: list[LayerSpec] = []
-    for li, fs in enumerate(per_layer):
-        dirs = ["data", *sorted({f.name.rsplit("/", 1)[0] for f in fs})]
-        out.append(
-            GeneratedLayer(
-                fs, dirs, seed * 7919 + li, compressible=compressible, level=level, workdir=workdir
-            )
-        )
-    return Image(
-        out,
-        compression=compression,
-        config_extra={"config": {"Env": list(DEFAULT_ENV), "Labels": {"ctrpy.bench.seed": str(seed)}}},
-    )

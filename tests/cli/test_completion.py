@@ -15,18 +15,11 @@ from click.testing import CliRunner
 from ctrpy.cli import completion_gen
 from ctrpy.cli.completion import COMPLETE_VAR, SHELLS
 from ctrpy.cli.main import cli
-from ctrpy.oci import Platform
-from tests.builders import Image, OCILayout, file
+from tests.builders import file
+from tests.helpers import Cli, host_image, named_archive
 
 REPO = Path(__file__).resolve().parents[2]
-HOST = Platform.host()
 NAMES = ["docker.io/library/busybox:1.36", "docker.io/library/busybox:latest", "example.com/team/app:v1"]
-
-
-def ctrpy(root: Path, *args: str) -> str:
-    out = CliRunner().invoke(cli, ["--root", str(root), *args])
-    assert out.exit_code == 0, out.stderr
-    return out.stdout
 
 
 def complete(args: list[str], incomplete: str = "") -> list[str]:
@@ -41,21 +34,14 @@ def complete(args: list[str], incomplete: str = "") -> list[str]:
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store with three images in the default namespace, one in ``team``."""
     tmp = tmp_path_factory.mktemp("completion")
-    root = tmp / "root"
-    ctrpy(root, "images", "import", "--no-unpack", str(archive_of(tmp, NAMES[0])))
-    ctrpy(root, "images", "tag", NAMES[0], *NAMES[1:])
-    ctrpy(root, "namespaces", "create", "team")
-    ctrpy(root, "-n", "team", "images", "import", "--no-unpack", str(archive_of(tmp, "example.com/other:latest")))
-    return root
-
-
-def archive_of(tmp: Path, name: str) -> Path:
-    layout = OCILayout()
-    image = Image(layers=[[file("a", b"a")]], architecture=HOST.architecture, variant=HOST.variant or None)
-    layout.add_manifest(image, {"io.containerd.image.name": name}, platform=True)
-    path = tmp / (name.replace("/", "_").replace(":", "_") + ".tar")
-    layout.write_tar(path)
-    return path
+    run = Cli(tmp / "root", tmp)
+    image = host_image([file("a", b"a")])
+    run.ok("images", "import", "--no-unpack", run.write(named_archive((image, NAMES[0]), platform=True)))
+    run.ok("images", "tag", NAMES[0], *NAMES[1:])
+    run.ok("namespaces", "create", "team")
+    other = named_archive((image, "example.com/other:latest"), platform=True)
+    run.ok("-n", "team", "images", "import", "--no-unpack", run.write(other))
+    return run.root
 
 
 # --------------------------------------------------------------------------- the scripts

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import Cli
+from tests.helpers import Cli
 
 HELLO = b"hello\n"
 HELLO_DIGEST = "sha256:" + hashlib.sha256(HELLO).hexdigest()
@@ -58,14 +58,16 @@ def test_ingest_with_a_wrong_expected_digest_fails_and_stores_nothing(run: Cli, 
 
 def test_ingest_with_fewer_bytes_than_expected_fails(run: Cli, hello: str, root: Path) -> None:
     before = run.state()
-    run.fails("content", "ingest", "--expected-size", str(len(OTHER) + 1), "ref", input=OTHER)
+    run.fails("content", "ingest", "--expected-size", str(len(OTHER) + 1), "ref", input=OTHER,
+              match=str(len(OTHER) + 1))
     run.assert_unchanged(before)
     assert not blob_file(root, OTHER_DIGEST).exists()
 
 
 def test_ingest_with_more_bytes_than_expected_fails(run: Cli, hello: str, root: Path) -> None:
     before = run.state()
-    run.fails("content", "ingest", "--expected-size", str(len(OTHER) - 1), "ref", input=OTHER)
+    run.fails("content", "ingest", "--expected-size", str(len(OTHER) - 1), "ref", input=OTHER,
+              match=str(len(OTHER) - 1))
     run.assert_unchanged(before)
     assert not blob_file(root, OTHER_DIGEST).exists()
 

@@ -16,7 +16,7 @@ import pytest
 import ctrpy
 from ctrpy import root as root_mod
 from tests.builders import ANNOTATION_IMAGE_NAME, file
-from tests.cli.conftest import Cli, assert_error, host_image, oci_archive
+from tests.helpers import Cli, assert_error, host_image, oci_archive
 
 BLOB = b"global options\n"
 BLOB_DIGEST = "sha256:" + hashlib.sha256(BLOB).hexdigest()
@@ -139,7 +139,8 @@ def test_import_into_a_read_only_root_is_one_error_line_and_changes_nothing(
     img = host_image([file("new.txt", b"new")]).build()
     path = run.write(oci_archive((img, {ANNOTATION_IMAGE_NAME: "new/img:1"})))
     r = run("images", "import", "--no-unpack", path)
-    assert_error(r)
+    assert_error(r, str(read_only_root))
+    assert "read-only" in r.stderr.lower()
     del r
     unmount(read_only_root)
     subprocess.run(["mount", "--bind", str(read_only_root), str(read_only_root)], check=True)
@@ -149,12 +150,13 @@ def test_import_into_a_read_only_root_is_one_error_line_and_changes_nothing(
 
 def test_ingest_into_a_read_only_root_is_one_error_line(run: Cli, read_only_root: Path) -> None:
     r = run("content", "ingest", "x", input=BLOB)
-    assert_error(r)
+    assert_error(r, str(read_only_root))
+    assert "read-only" in r.stderr.lower()
 
 
 def test_tag_in_a_read_only_root_is_one_error_line(run: Cli, read_only_root: Path) -> None:
     r = run("images", "tag", "ro/img:1", "ro/img:2")
-    assert_error(r)
+    assert_error(r, (str(read_only_root), "read-only"))
 
 
 # --------------------------------------------------------------------------- namespaces

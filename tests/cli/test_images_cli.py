@@ -19,10 +19,7 @@ from tests.builders import (
     file,
     index_of,
 )
-from tests.cli.conftest import HOST, Cli, host_image, oci_archive
-
-HOST_PLATFORM = f"linux/{HOST.architecture}" + (f"/{HOST.variant}" if HOST.variant else "")
-OTHER_ARCH = "s390x" if HOST.architecture != "s390x" else "ppc64le"
+from tests.helpers import HOST_PLATFORM, OTHER_ARCH, Cli, docker_archive, host_image, oci_archive, parse_table
 
 
 def app_image(text: bytes = b"app") -> BuiltImage:
@@ -317,3 +314,14 @@ def test_inspect_of_a_missing_image_fails(run: Cli, busybox: BuiltImage) -> None
 def test_ref_name_only_entry_is_listed_under_the_base_name(run: Cli) -> None:
     run.ok("images", "import", "--no-unpack", run.write(oci_archive((app_image(), {ANNOTATION_REF_NAME: "v1"}))))
     assert run.names() == ["unknown/unknown:v1"]
+
+
+def test_ls_lists_the_platform_of_an_index_of_two_same_platform_images_once(run: Cli) -> None:
+    """ctr 1.6 prints each platform once, sorted (a set of ``platforms.Format``)."""
+    a = host_image([file("a", b"a")])
+    b = host_image([file("b", b"b")])
+    run.ok("images", "import", "--no-unpack", "--index-name", "idx:1", "-",
+           input=docker_archive((a, ["a:1"]), (b, ["b:1"])))
+    assert run.image("idx:1")["platforms"] == [HOST_PLATFORM]
+    (row,) = [r for r in parse_table(run.ok("images", "ls").stdout) if r["REF"] == "idx:1"]
+    assert row["PLATFORMS"] == HOST_PLATFORM

@@ -1,5 +1,5 @@
 """``ctrpy images import`` of OCI image-layout archives (``oci.v1``): naming, options,
-platforms, compressed and streamed input, and every kind of bad input.
+platforms, compressed and streamed input, namespaces (bad input: test_import_oci_errors.py).
 
 Every bad input must give one ``ctrpy: error: ...`` line, exit 1, leave what a user can see
 and every existing store file as it was (verified blobs already stored may stay as
@@ -8,12 +8,9 @@ unreferenced bytes, as the README says), and leave the store usable.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -23,36 +20,26 @@ from tests.builders import (
     MT_DOCKER_LIST,
     MT_DOCKER_MANIFEST,
     MT_OCI_INDEX,
-    MT_OCI_MANIFEST,
-    Blob,
     BuiltImage,
-    Entry,
     Image,
     IndexBlob,
     OCILayout,
-    compress,
     file,
     index_of,
-    symlink,
+    sha256_digest,
+    tar_names,
 )
-from tests.cli.conftest import HOST, Cli, assert_error, host_image, oci_archive
-
-OTHER = "s390x" if HOST.architecture != "s390x" else "ppc64le"
-THIRD = "ppc64le" if HOST.architecture != "ppc64le" else "riscv64"
-HOST_SPEC = f"linux/{HOST.architecture}" + (f"/{HOST.variant}" if HOST.variant else "")
-MIB = 1 << 20
-
-
-def app(text: bytes = b"app") -> BuiltImage:
-    return host_image([file("etc/app.txt", text)], [file("bin/app", text * 3)]).build()
-
-
-def arch_image(arch: str, variant: str | None = None, text: bytes | None = None) -> BuiltImage:
-    return Image([[file("arch.txt", text or arch.encode())]], architecture=arch, variant=variant).build()
-
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+from tests.helpers import (
+    HOST_PLATFORM,
+    OTHER_ARCH,
+    THIRD_ARCH,
+    Cli,
+    arch_image,
+    host_image,
+    named_archive,
+    oci_archive,
+    text_image,
+)
 
 
 def imp(run: Cli, data: bytes, *args: str) -> list[str]:
@@ -65,33 +52,14 @@ def target(run: Cli, name: str, namespace: str = "default") -> str:
     return digest
 
 
-@pytest.fixture
-def populated(run: Cli) -> Cli:
-    """A store with one image (unpacked) in it, so 'nothing changed' means something."""
-    img = host_image([file("base.txt", b"baseline")]).build()
-    run.ok("images", "import", run.write(oci_archive((img, {ANNOTATION_IMAGE_NAME: "base/line:1"}))))
-    return run
-
-
-def rejects(run: Cli, data: bytes, *args: str, match: str | tuple[str, ...] = (), stdin: bool = False) -> None:
-    """Importing ``data`` fails by the contract, changes nothing, and the store still works."""
-    before = run.state()
-    if stdin:
-        run.fails("images", "import", *args, "-", input=data, match=match)
-    else:
-        run.fails("images", "import", *args, run.write(data), match=match)
-    run.assert_unchanged(before)
-    run.assert_store_works()
-
-
 # --------------------------------------------------------------------------- naming
 def test_import_prints_the_name_of_each_image(run: Cli) -> None:
-    data = oci_archive((app(), {ANNOTATION_IMAGE_NAME: "docker.io/library/app:1"}))
+    data = oci_archive((text_image(), {ANNOTATION_IMAGE_NAME: "docker.io/library/app:1"}))
     assert imp(run, data) == ["docker.io/library/app:1"]
 
 
 def test_import_of_bare_tag_ref_name_prefixes_the_default_base_name(run: Cli) -> None:
-    img = app()
+    img = text_image()
     imp(run, oci_archive((img, {ANNOTATION_REF_NAME: "latest"})))
     assert run.names() == ["unknown/unknown:latest"]
     assert target(run, "unknown/unknown:latest") == img.manifest.digest
@@ -99,7 +67,7 @@ def test_import_of_bare_tag_ref_name_prefixes_the_default_base_name(run: Cli) ->
 
 @pytest.mark.parametrize("option", ["--oci-name", "--base-name"])
 def test_import_of_bare_tag_ref_name_prefixes_the_given_base_name(run: Cli, option: str) -> None:
-    imp(run, oci_archive((app(), {ANNOTATION_REF_NAME: "v1"})), option, "docker.io/me/app")
+    imp(run, oci_archive((text_image(), {ANNOTATION_REF_NAME: "v1"})), option, "docker.io/me/app")
     assert run.names() == ["docker.io/me/app:v1"]
 
 
@@ -114,35 +82,35 @@ def test_import_of_bare_tag_ref_name_prefixes_the_given_base_name(run: Cli, opti
     ],
 )
 def test_full_ref_name_is_kept_as_it_is(run: Cli, ref_name: str) -> None:
-    imp(run, oci_archive((app(), {ANNOTATION_REF_NAME: ref_name})), "--oci-name", "ignored/base")
+    imp(run, oci_archive((text_image(), {ANNOTATION_REF_NAME: ref_name})), "--oci-name", "ignored/base")
     assert run.names() == [ref_name]
 
 
 def test_containerd_image_name_wins_over_ref_name(run: Cli) -> None:
     annotations = {ANNOTATION_IMAGE_NAME: "docker.io/library/app:1", ANNOTATION_REF_NAME: "other"}
-    imp(run, oci_archive((app(), annotations)), "--oci-name", "base/name")
+    imp(run, oci_archive((text_image(), annotations)), "--oci-name", "base/name")
     assert run.names() == ["docker.io/library/app:1"]
 
 
 def test_containerd_image_name_is_used_without_normalising(run: Cli) -> None:
-    imp(run, oci_archive((app(), {ANNOTATION_IMAGE_NAME: "app:1"})))
+    imp(run, oci_archive((text_image(), {ANNOTATION_IMAGE_NAME: "app:1"})))
     assert run.names() == ["app:1"]
 
 
 def test_entry_without_a_name_is_named_base_name_at_digest(run: Cli) -> None:
-    img = app()
+    img = text_image()
     imp(run, oci_archive((img, None)))
     assert run.names() == [f"unknown/unknown@{img.manifest.digest}"]
 
 
 def test_entry_without_a_name_uses_the_given_base_name(run: Cli) -> None:
-    img = app()
+    img = text_image()
     imp(run, oci_archive((img, None)), "--oci-name", "docker.io/me/app")
     assert run.names() == [f"docker.io/me/app@{img.manifest.digest}"]
 
 
 def test_every_index_json_entry_becomes_an_image(run: Cli) -> None:
-    one, two = app(b"one"), app(b"two")
+    one, two = text_image(b"one"), text_image(b"two")
     data = oci_archive((one, {ANNOTATION_REF_NAME: "one"}), (two, {ANNOTATION_IMAGE_NAME: "x/two:2"}))
     imp(run, data, "--oci-name", "x/one")
     assert run.names() == ["x/one:one", "x/two:2"]
@@ -151,34 +119,34 @@ def test_every_index_json_entry_becomes_an_image(run: Cli) -> None:
 
 
 def test_empty_base_name_is_an_error(run: Cli) -> None:
-    path = run.write(oci_archive((app(), {ANNOTATION_REF_NAME: "v1"})))
+    path = run.write(oci_archive((text_image(), {ANNOTATION_REF_NAME: "v1"})))
     run.fails("images", "import", "--oci-name", " ", path, match="must not be empty")
     assert run.names() == []
 
 
 # --------------------------------------------------------------------------- --digests, --index-name
 def test_digests_adds_a_digest_name_for_named_entries(run: Cli) -> None:
-    img = app()
+    img = text_image()
     imp(run, oci_archive((img, {ANNOTATION_REF_NAME: "v1"})), "--oci-name", "x/app", "--digests")
     assert run.names() == ["x/app:v1", f"x/app@{img.manifest.digest}"]
     assert target(run, f"x/app@{img.manifest.digest}") == img.manifest.digest
 
 
 def test_digests_gives_an_unnamed_entry_one_digest_name(run: Cli) -> None:
-    img = app()
+    img = text_image()
     imp(run, oci_archive((img, None)), "--oci-name", "x/app", "--digests")
     assert run.names() == [f"x/app@{img.manifest.digest}"]
 
 
 def test_skip_digest_for_named_keeps_only_the_name(run: Cli) -> None:
-    named, unnamed = app(b"named"), app(b"unnamed")
+    named, unnamed = text_image(b"named"), text_image(b"unnamed")
     data = oci_archive((named, {ANNOTATION_REF_NAME: "v1"}), (unnamed, None))
     imp(run, data, "--oci-name", "x/app", "--digests", "--skip-digest-for-named")
     assert run.names() == sorted(["x/app:v1", f"x/app@{unnamed.manifest.digest}"])
 
 
 def test_index_name_records_the_whole_index(run: Cli) -> None:
-    one, two = app(b"one"), app(b"two")
+    one, two = text_image(b"one"), text_image(b"two")
     layout = OCILayout()
     layout.add_manifest(one, {ANNOTATION_REF_NAME: "one"})
     layout.add_manifest(two, {ANNOTATION_REF_NAME: "two"})
@@ -186,26 +154,26 @@ def test_index_name_records_the_whole_index(run: Cli) -> None:
     assert run.names() == ["x/all:idx", "x/app:one", "x/app:two"]
     index = layout.index_json()
     record = run.image("x/all:idx")
-    assert record["target"] == {"mediaType": MT_OCI_INDEX, "digest": sha(index), "size": len(index)}
-    assert run.ok("content", "get", sha(index)).stdout_bytes == index
+    assert record["target"] == {"mediaType": MT_OCI_INDEX, "digest": sha256_digest(index), "size": len(index)}
+    assert run.ok("content", "get", sha256_digest(index)).stdout_bytes == index
 
 
 # --------------------------------------------------------------------------- --label, re-import
 def test_label_is_set_on_every_imported_image(run: Cli) -> None:
-    data = oci_archive((app(b"1"), {ANNOTATION_REF_NAME: "one"}), (app(b"2"), {ANNOTATION_REF_NAME: "two"}))
+    data = oci_archive((text_image(b"1"), {ANNOTATION_REF_NAME: "one"}), (text_image(b"2"), {ANNOTATION_REF_NAME: "two"}))
     imp(run, data, "--label", "team=infra", "--label", "tier=1")
     for name in ("unknown/unknown:one", "unknown/unknown:two"):
         assert run.image(name)["labels"] == {"team": "infra", "tier": "1"}
 
 
 def test_malformed_label_is_a_usage_error(run: Cli) -> None:
-    path = run.write(oci_archive((app(), {ANNOTATION_REF_NAME: "v1"})))
+    path = run.write(oci_archive((text_image(), {ANNOTATION_REF_NAME: "v1"})))
     run.usage_error("images", "import", "--label", "novalue", path)
     assert run.names() == []
 
 
 def test_reimport_updates_the_target_and_keeps_created_at_and_labels(run: Cli) -> None:
-    old, new = app(b"old"), app(b"new")
+    old, new = text_image(b"old"), text_image(b"new")
     imp(run, oci_archive((old, {ANNOTATION_IMAGE_NAME: "x/app:1"})), "--label", "a=1")
     before = run.image("x/app:1")
     imp(run, oci_archive((new, {ANNOTATION_IMAGE_NAME: "x/app:1"})), "--label", "b=2")
@@ -217,7 +185,7 @@ def test_reimport_updates_the_target_and_keeps_created_at_and_labels(run: Cli) -
 
 
 def test_reimport_of_the_same_archive_changes_no_blob_file(run: Cli, root: Path) -> None:
-    data = oci_archive((app(), {ANNOTATION_IMAGE_NAME: "x/app:1"}))
+    data = oci_archive((text_image(), {ANNOTATION_IMAGE_NAME: "x/app:1"}))
     imp(run, data)
     blobs = root / "content" / "blobs" / "sha256"
     before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in blobs.iterdir()}
@@ -226,7 +194,7 @@ def test_reimport_of_the_same_archive_changes_no_blob_file(run: Cli, root: Path)
 
 
 def test_import_into_a_namespace_stays_there(run: Cli) -> None:
-    run.ok("-n", "other", "images", "import", "--no-unpack", run.write(oci_archive((app(), {ANNOTATION_IMAGE_NAME: "x/app:1"}))))
+    run.ok("-n", "other", "images", "import", "--no-unpack", run.write(oci_archive((text_image(), {ANNOTATION_IMAGE_NAME: "x/app:1"}))))
     assert run.names("other") == ["x/app:1"]
     assert run.names() == []
 
@@ -237,18 +205,18 @@ def multi(*images: BuiltImage) -> IndexBlob:
 
 
 def test_host_platform_is_the_default_for_a_multi_platform_index(run: Cli) -> None:
-    host, other = app(), arch_image(OTHER)
+    host, other = text_image(), arch_image(OTHER_ARCH)
     idx = multi(other, host)
     layout = OCILayout()
     layout.add_manifest(idx, {ANNOTATION_REF_NAME: "v1"})
     data = layout.tar_bytes(omit_blobs=[b.digest for b in other.blobs()])  # only the host's content
     imp(run, data)
     assert target(run, "unknown/unknown:v1") == idx.digest
-    assert run.image("unknown/unknown:v1")["platforms"] == sorted([f"linux/{OTHER}", HOST_SPEC])  # a sorted set, as ctr prints
+    assert run.image("unknown/unknown:v1")["platforms"] == sorted([f"linux/{OTHER_ARCH}", HOST_PLATFORM])  # a sorted set, as ctr prints
 
 
 def test_default_import_needs_the_host_platforms_content(run: Cli) -> None:
-    host, other = app(), arch_image(OTHER)
+    host, other = text_image(), arch_image(OTHER_ARCH)
     layout = OCILayout()
     layout.add_manifest(multi(other, host), {ANNOTATION_REF_NAME: "v1"})
     path = run.write(layout.tar_bytes(omit_blobs=[host.layers[0].digest]))
@@ -258,32 +226,32 @@ def test_default_import_needs_the_host_platforms_content(run: Cli) -> None:
 
 def test_index_without_the_host_platform_is_skipped_with_a_warning(run: Cli) -> None:
     data = oci_archive(
-        (multi(arch_image(OTHER)), {ANNOTATION_REF_NAME: "other"}),
-        (multi(app()), {ANNOTATION_REF_NAME: "host"}),
+        (multi(arch_image(OTHER_ARCH)), {ANNOTATION_REF_NAME: "other"}),
+        (multi(text_image()), {ANNOTATION_REF_NAME: "host"}),
     )
     r = run.ok("images", "import", "--no-unpack", run.write(data))
     assert run.names() == ["unknown/unknown:host"]
     assert r.stderr.splitlines() == [
-        f"ctrpy: warning: skipping unknown/unknown:other: no manifest for {HOST_SPEC} "
+        f"ctrpy: warning: skipping unknown/unknown:other: no manifest for {HOST_PLATFORM} "
         "(use --platform or --all-platforms)"
     ]
 
 
 def test_platform_selects_another_platform_and_needs_only_its_content(run: Cli) -> None:
-    host, other = app(), arch_image(OTHER)
+    host, other = text_image(), arch_image(OTHER_ARCH)
     idx = multi(host, other)
     layout = OCILayout()
     layout.add_manifest(idx, {ANNOTATION_REF_NAME: "v1"})
-    imp(run, layout.tar_bytes(omit_blobs=[b.digest for b in host.blobs()]), "--platform", f"linux/{OTHER}")
+    imp(run, layout.tar_bytes(omit_blobs=[b.digest for b in host.blobs()]), "--platform", f"linux/{OTHER_ARCH}")
     assert target(run, "unknown/unknown:v1") == idx.digest
 
 
 def test_platform_needs_the_selected_platforms_content(run: Cli) -> None:
-    host, other = app(), arch_image(OTHER)
+    host, other = text_image(), arch_image(OTHER_ARCH)
     layout = OCILayout()
     layout.add_manifest(multi(host, other), {ANNOTATION_REF_NAME: "v1"})
     path = run.write(layout.tar_bytes(omit_blobs=[other.manifest.digest]))
-    run.fails("images", "import", "--platform", f"linux/{OTHER}", path, match=other.manifest.digest)
+    run.fails("images", "import", "--platform", f"linux/{OTHER_ARCH}", path, match=other.manifest.digest)
     assert run.names() == []
 
 
@@ -303,41 +271,41 @@ def test_platform_linux_arm_means_arm_v7(run: Cli) -> None:
 
 
 def test_platform_is_repeatable(run: Cli) -> None:
-    a, b, c = app(), arch_image(OTHER), arch_image(THIRD)
+    a, b, c = text_image(), arch_image(OTHER_ARCH), arch_image(THIRD_ARCH)
     layout = OCILayout()
     layout.add_manifest(multi(a, b, c), {ANNOTATION_REF_NAME: "v1"})
     data = layout.tar_bytes(omit_blobs=[x.digest for x in c.blobs()])
-    imp(run, data, "--platform", HOST_SPEC, "--platform", f"linux/{OTHER}")
+    imp(run, data, "--platform", HOST_PLATFORM, "--platform", f"linux/{OTHER_ARCH}")
     assert run.names() == ["unknown/unknown:v1"]
     path = run.write(data)
     run.fails(
-        "images", "import", "--platform", HOST_SPEC, "--platform", f"linux/{THIRD}", path,
+        "images", "import", "--platform", HOST_PLATFORM, "--platform", f"linux/{THIRD_ARCH}", path,
         match=c.manifest.digest,
     )
 
 
 def test_all_platforms_imports_a_complete_multi_platform_index(run: Cli) -> None:
-    idx = multi(app(), arch_image(OTHER), arch_image(THIRD))
+    idx = multi(text_image(), arch_image(OTHER_ARCH), arch_image(THIRD_ARCH))
     imp(run, oci_archive((idx, {ANNOTATION_REF_NAME: "v1"})), "--all-platforms")
     assert target(run, "unknown/unknown:v1") == idx.digest
 
 
 def test_all_platforms_needs_every_platforms_content(populated: Cli) -> None:
-    host, other = app(), arch_image(OTHER)
+    host, other = text_image(), arch_image(OTHER_ARCH)
     layout = OCILayout()
     layout.add_manifest(multi(host, other), {ANNOTATION_REF_NAME: "v1"})
     data = layout.tar_bytes(omit_blobs=[other.layers[0].digest])
-    rejects(populated, data, "--all-platforms", match=other.layers[0].digest)
+    populated.rejects_import(data, "--all-platforms", match=other.layers[0].digest)
 
 
 def test_invalid_platform_is_an_error(run: Cli) -> None:
-    path = run.write(oci_archive((app(), {ANNOTATION_REF_NAME: "v1"})))
+    path = run.write(oci_archive((text_image(), {ANNOTATION_REF_NAME: "v1"})))
     run.fails("images", "import", "--platform", "linux//amd64", path, match="invalid platform")
     assert run.names() == []
 
 
 def test_top_level_entries_carrying_platforms_import_only_the_host_one(run: Cli) -> None:
-    host, other = app(), arch_image(OTHER)
+    host, other = text_image(), arch_image(OTHER_ARCH)
     layout = OCILayout()
     layout.add_manifest(host, {ANNOTATION_REF_NAME: "host"}, platform=True)
     layout.add_manifest(other, {ANNOTATION_REF_NAME: "other"}, platform=True)
@@ -347,34 +315,34 @@ def test_top_level_entries_carrying_platforms_import_only_the_host_one(run: Cli)
 
 def test_top_level_entry_for_another_platform_is_skipped_with_a_warning(run: Cli) -> None:
     layout = OCILayout()
-    layout.add_manifest(app(), {ANNOTATION_REF_NAME: "host"}, platform=True)
-    layout.add_manifest(arch_image(OTHER), {ANNOTATION_REF_NAME: "other"}, platform=True)
+    layout.add_manifest(text_image(), {ANNOTATION_REF_NAME: "host"}, platform=True)
+    layout.add_manifest(arch_image(OTHER_ARCH), {ANNOTATION_REF_NAME: "other"}, platform=True)
     r = run.ok("images", "import", "--no-unpack", run.write(layout.tar_bytes()))
     assert "skipping unknown/unknown:other" in r.stderr
 
 
 def test_archive_left_with_no_image_for_the_platform_is_an_error(populated: Cli) -> None:
-    path = populated.write(oci_archive((multi(arch_image(OTHER)), {ANNOTATION_REF_NAME: "v1"})))
+    path = populated.write(oci_archive((multi(arch_image(OTHER_ARCH)), {ANNOTATION_REF_NAME: "v1"})))
     before = populated.state()
-    populated.fails("images", "import", path, warnings=True)
+    populated.fails("images", "import", path, warnings=True, match=HOST_PLATFORM)
     populated.assert_unchanged(before)
 
 
 # --------------------------------------------------------------------------- nested, docker types
 def test_nested_indexes_are_walked(run: Cli) -> None:
-    host, other = app(), arch_image(OTHER)
+    host, other = text_image(), arch_image(OTHER_ARCH)
     inner = multi(host, other)
     outer = index_of([inner])
     imp(run, oci_archive((outer, {ANNOTATION_REF_NAME: "v1"})))
     record = run.image("unknown/unknown:v1")
     assert record["target"]["digest"] == outer.digest
-    assert record["platforms"] == [HOST_SPEC, f"linux/{OTHER}"]
+    assert record["platforms"] == [HOST_PLATFORM, f"linux/{OTHER_ARCH}"]
     assert record["size"] == outer.size + inner.size + sum(b.size for b in host.blobs())
 
 
 def test_nested_index_with_a_missing_host_manifest_is_an_error(run: Cli) -> None:
-    host = app()
-    outer = index_of([multi(host, arch_image(OTHER))])
+    host = text_image()
+    outer = index_of([multi(host, arch_image(OTHER_ARCH))])
     layout = OCILayout()
     layout.add_manifest(outer, {ANNOTATION_REF_NAME: "v1"})
     run.fails("images", "import", run.write(layout.tar_bytes(omit_blobs=[host.config.digest])),
@@ -384,7 +352,7 @@ def test_nested_index_with_a_missing_host_manifest_is_an_error(run: Cli) -> None
 
 def test_docker_media_types_inside_an_oci_layout(run: Cli) -> None:
     host = host_image([file("d.txt", b"docker")], media_types="docker").build()
-    other = Image([[file("o", b"o")]], architecture=OTHER, media_types="docker").build()
+    other = Image([[file("o", b"o")]], architecture=OTHER_ARCH, media_types="docker").build()
     lst = index_of([host, other], media_type="docker-list")
     imp(run, oci_archive((lst, {ANNOTATION_IMAGE_NAME: "x/docker:1"})))
     record = run.image("x/docker:1")
@@ -403,14 +371,14 @@ def test_docker_manifest_at_the_top_of_an_oci_layout(run: Cli) -> None:
 # --------------------------------------------------------------------------- input forms
 @pytest.mark.parametrize("compression", ["gzip", "zstd"])
 def test_compressed_archive_is_decompressed_on_the_fly(run: Cli, compression: str) -> None:
-    img = app()
+    img = text_image()
     imp(run, oci_archive((img, {ANNOTATION_IMAGE_NAME: "x/app:1"}), compression=compression))
     assert target(run, "x/app:1") == img.manifest.digest
 
 
 @pytest.mark.parametrize("compression", ["none", "gzip", "zstd"])
 def test_archive_on_stdin(run: Cli, compression: str) -> None:
-    img = app()
+    img = text_image()
     data = oci_archive((img, {ANNOTATION_IMAGE_NAME: "x/app:1"}), compression=compression)
     r = run.ok("images", "import", "--no-unpack", "-", input=data)
     assert r.stdout == "x/app:1\n"
@@ -419,337 +387,61 @@ def test_archive_on_stdin(run: Cli, compression: str) -> None:
 
 @pytest.mark.parametrize("order", ["sorted", "index-first", "index-last", "blobs-reverse"])
 def test_entries_in_any_order(run: Cli, order: str) -> None:
-    img = app()
+    img = text_image()
     imp(run, oci_archive((img, {ANNOTATION_IMAGE_NAME: "x/app:1"}), order=order))
     assert target(run, "x/app:1") == img.manifest.digest
     assert sorted(run.digests()) == sorted(b.digest for b in img.blobs())
 
 
 def test_archive_without_directory_entries(run: Cli) -> None:
-    img = app()
+    img = text_image()
     imp(run, oci_archive((img, {ANNOTATION_IMAGE_NAME: "x/app:1"}), include_dirs=False))
     assert target(run, "x/app:1") == img.manifest.digest
 
 
 def test_every_blob_of_the_archive_is_visible_in_content_ls(run: Cli) -> None:
-    img = app()
+    img = text_image()
     imp(run, oci_archive((img, {ANNOTATION_IMAGE_NAME: "x/app:1"})))
     assert run.digests() == sorted(b.digest for b in img.blobs())
 
 
 def test_import_with_unpack_prints_ctrs_lines(run: Cli) -> None:
-    img = app()
+    img = text_image()
     r = run.ok("images", "import", run.write(oci_archive((img, {ANNOTATION_IMAGE_NAME: "x/app:1"}))))
     assert r.stdout == f"unpacking x/app:1 ({img.manifest.digest})...done\n"
 
 
 @pytest.mark.parametrize("fmt", ["oci.v1", "auto"])
 def test_format_option_accepts_oci(run: Cli, fmt: str) -> None:
-    imp(run, oci_archive((app(), {ANNOTATION_IMAGE_NAME: "x/app:1"})), "--format", fmt)
+    imp(run, oci_archive((text_image(), {ANNOTATION_IMAGE_NAME: "x/app:1"})), "--format", fmt)
     assert run.names() == ["x/app:1"]
-
-
-# --------------------------------------------------------------------------- bad input
-BASE = app(b"bad input")
-NAMED = {ANNOTATION_IMAGE_NAME: "x/bad:1"}
-
-
-def layout_of(img: Any = BASE, annotations: dict[str, str] | None = None, **kw: Any) -> OCILayout:
-    layout = OCILayout(**kw)
-    layout.add_manifest(img, NAMED if annotations is None else annotations)
-    return layout
-
-
-@pytest.mark.parametrize("which", ["manifest", "config", "layer"])
-def test_blob_whose_content_does_not_match_its_name(populated: Cli, which: str) -> None:
-    blob = {"manifest": BASE.manifest, "config": BASE.config, "layer": BASE.layers[0]}[which]
-    tampered = bytearray(blob.data)
-    tampered[len(tampered) // 2] ^= 0xFF
-    data = layout_of().tar_bytes(tamper={blob.digest: bytes(tampered)})
-    rejects(populated, data, match=blob.digest)
-
-
-@pytest.mark.parametrize("which", ["manifest", "config", "layer"])
-def test_missing_blob(populated: Cli, which: str) -> None:
-    blob = {"manifest": BASE.manifest, "config": BASE.config, "layer": BASE.layers[1]}[which]
-    data = layout_of().tar_bytes(omit_blobs=[blob.digest])
-    rejects(populated, data, match=("missing", blob.digest))
-
-
-def test_descriptor_size_that_does_not_match_the_blob(populated: Cli) -> None:
-    layout = OCILayout()
-    layout.add_manifest(BASE, NAMED, descriptor_extra={"size": BASE.manifest.size + 1})
-    rejects(populated, layout.tar_bytes(), match=BASE.manifest.digest)
-
-
-@pytest.mark.parametrize(
-    "index_json",
-    [
-        b"{not json",
-        b"",
-        b"[]",
-        b'"a string"',
-        b'{"schemaVersion": 1, "manifests": []}',
-        b'{"schemaVersion": 2}',
-        b'{"schemaVersion": 2, "manifests": {}}',
-        b'{"schemaVersion": 2, "manifests": [{"mediaType": "x"}]}',
-        b"\xff\xfe{}",
-    ],
-)
-def test_invalid_index_json(populated: Cli, index_json: bytes) -> None:
-    rejects(populated, layout_of().tar_bytes(index_json_override=index_json), match="index.json")
-
-
-@pytest.mark.parametrize(
-    "digest", ["sha256:../../../../x", "sha256:" + "A" * 64, "sha512:" + "a" * 128, "../blobs/sha256/x"]
-)
-def test_index_json_digest_that_is_not_a_sha256_digest(populated: Cli, digest: str) -> None:
-    index = {
-        "schemaVersion": 2,
-        "manifests": [{"mediaType": MT_OCI_MANIFEST, "digest": digest, "size": 10, "annotations": NAMED}],
-    }
-    rejects(populated, layout_of().tar_bytes(index_json_override=json.dumps(index).encode()),
-            match="invalid digest")
-
-
-def test_index_json_entry_with_a_layer_media_type(populated: Cli) -> None:
-    layer = BASE.layers[0]
-    layout = OCILayout()
-    layout.add_manifest(BASE, NAMED)
-    layout.add_manifest(layer, {ANNOTATION_IMAGE_NAME: "x/layer:1"})  # type: ignore[arg-type]
-    rejects(populated, layout.tar_bytes(), match="unsupported media type")
-
-
-@pytest.mark.parametrize("what", ["manifest", "config", "index"])
-def test_invalid_json_in_a_blob(populated: Cli, what: str) -> None:
-    if what == "manifest":
-        img = host_image([file("x", b"x")], manifest_raw=b'{"schemaVersion": 2, "config": ').build()
-        data = layout_of(img).tar_bytes()
-        bad = img.manifest.digest
-    elif what == "config":
-        img = host_image([file("x", b"x")], config_raw=b"{oops").build()
-        data = layout_of(img).tar_bytes()
-        bad = img.config.digest
-    else:
-        idx = Blob(MT_OCI_INDEX, b'{"schemaVersion": 2, "manifests": [')
-        data = layout_of(idx).tar_bytes()
-        bad = idx.digest
-    rejects(populated, data, match=bad)
-
-
-def test_manifest_that_is_not_a_manifest(populated: Cli) -> None:
-    img = host_image([file("x", b"x")], manifest_raw=b'{"schemaVersion": 2, "layers": "nope"}').build()
-    rejects(populated, layout_of(img).tar_bytes(), match=img.manifest.digest)
-
-
-@pytest.mark.parametrize("version", ["2.0.0", "1.0", "", "1.0.0 "])
-def test_layout_version_other_than_1_0_0(populated: Cli, version: str) -> None:
-    rejects(populated, layout_of(layout_version=version).tar_bytes(), match=("layout version", "1.0.0"))
-
-
-@pytest.mark.parametrize("oci_layout", [b"{not json", b"[]", b"{}", b'{"imageLayoutVersion": 1}'])
-def test_invalid_oci_layout_file(populated: Cli, oci_layout: bytes) -> None:
-    rejects(populated, layout_of().tar_bytes(oci_layout_override=oci_layout), match="oci-layout")
-
-
-def test_missing_oci_layout_is_an_unrecognised_archive(populated: Cli) -> None:
-    rejects(populated, layout_of().tar_bytes(omit_files=["oci-layout"]), match="unrecognized image format")
-
-
-def test_missing_oci_layout_with_format_oci(populated: Cli) -> None:
-    rejects(populated, layout_of().tar_bytes(omit_files=["oci-layout"]), "--format", "oci.v1",
-            match="oci-layout")
-
-
-def test_missing_index_json(populated: Cli) -> None:
-    rejects(populated, layout_of().tar_bytes(omit_files=["index.json"]), match="index.json")
-
-
-@pytest.mark.parametrize("compression", ["none", "gzip", "zstd"])
-@pytest.mark.parametrize("cut", ["30%", "60%", "end"])
-def test_truncated_archive(populated: Cli, compression: str, cut: str) -> None:
-    data = layout_of().tar_bytes(compression=compression)
-    if cut == "end":  # inside the last member's data (tar), or the compressed stream's trailer
-        keep = len(data) - 1024 - 500 if compression == "none" else len(data) - 4
-    else:
-        keep = len(data) * int(cut[:-1]) // 100
-    rejects(populated, data[:keep])
-
-
-def test_truncated_archive_on_stdin(populated: Cli) -> None:
-    data = layout_of().tar_bytes(compression="gzip")
-    rejects(populated, data[: len(data) // 2], stdin=True)
-
-
-@pytest.mark.parametrize(
-    "garbage",
-    [
-        bytes(range(256)) * 40,
-        b"\x1f\x8b\x08" + bytes(range(256)) * 4,  # gzip magic, then nonsense
-        b"\x28\xb5\x2f\xfd" + bytes(range(256)) * 4,  # zstd magic, then nonsense
-        b"just some text\n",
-        compress(b"gzip of something that is not a tar" * 100, "gzip"),
-    ],
-)
-def test_non_tar_garbage(populated: Cli, garbage: bytes) -> None:
-    rejects(populated, garbage)
-
-
-def test_gzip_archive_with_trailing_garbage(populated: Cli) -> None:
-    rejects(populated, layout_of().tar_bytes(compression="gzip") + b"trailing garbage")
-
-
-@pytest.mark.parametrize("stdin", [False, True])
-def test_empty_input(populated: Cli, stdin: bool) -> None:
-    rejects(populated, b"", stdin=stdin, match="empty")
-
-
-def test_tar_with_only_the_end_marker(populated: Cli) -> None:
-    rejects(populated, b"\0" * 10240)
-
-
-def test_index_json_over_20_mib(populated: Cli) -> None:
-    index = layout_of().index_json()
-    big = index[:-1] + b"," + b'"pad":"' + b"x" * (20 * MIB) + b'"}'
-    assert len(big) > 20 * MIB and json.loads(big)
-    rejects(populated, layout_of().tar_bytes(index_json_override=big), match=("index.json", "20971520"))
-
-
-def test_manifest_over_20_mib(populated: Cli) -> None:
-    manifest = json.loads(BASE.manifest.data)
-    manifest["annotations"] = {"pad": "x" * (20 * MIB)}
-    img = host_image([file("etc/app.txt", b"bad input")], [file("bin/app", b"bad input" * 3)],
-                     manifest_raw=json.dumps(manifest).encode()).build()
-    rejects(populated, layout_of(img).tar_bytes(), match=img.manifest.digest)
-
-
-@pytest.mark.parametrize("name", ["blobs/sha256/" + "A" * 64, "blobs/sha256/short", "blobs/other"])
-def test_file_under_blobs_with_an_invalid_name(populated: Cli, name: str) -> None:
-    extra = [Entry(name, "file", data=b"stray", mode=0o444)]
-    rejects(populated, layout_of().tar_bytes(extra_entries=extra), match="blob name")
-
-
-def test_blob_of_another_digest_algorithm(populated: Cli) -> None:
-    extra = [Entry("blobs/sha512/" + "a" * 128, "file", data=b"stray", mode=0o444)]
-    rejects(populated, layout_of().tar_bytes(extra_entries=extra), match="sha512")
-
-
-@pytest.mark.parametrize("case", ["name with a leading space", "label over 4096 bytes"])
-def test_invalid_name_or_label_fails_before_anything_is_unpacked(populated: Cli, case: str) -> None:
-    if case == "name with a leading space":
-        rejects(populated, layout_of(annotations={ANNOTATION_IMAGE_NAME: " x/bad:1"}).tar_bytes(),
-                match="invalid image name")
-    else:
-        rejects(populated, layout_of().tar_bytes(), "--label", "k=" + "v" * 4096, match="4096")
-
-
-def test_invalid_name_in_the_archive_fails_without_unpacking(populated: Cli) -> None:
-    data = layout_of(annotations={ANNOTATION_IMAGE_NAME: "bad\nname"}).tar_bytes()
-    before = populated.state()
-    populated.fails("images", "import", "--no-unpack", populated.write(data), match="invalid image name")
-    populated.assert_unchanged(before)
-
-
-def test_unknown_format_lists_the_valid_formats(populated: Cli) -> None:
-    before = populated.state()
-    populated.fails(
-        "images", "import", "--format", "nope.v9", populated.write(layout_of().tar_bytes()),
-        match=("unknown import format 'nope.v9'", "auto", "oci.v1"),
-    )
-    populated.assert_unchanged(before)
-
-
-def test_missing_input_file(populated: Cli, tmp_path: Path) -> None:
-    before = populated.state()
-    populated.fails("images", "import", str(tmp_path / "no-such.tar"), match="no-such.tar")
-    populated.assert_unchanged(before)
-
-
-def test_directory_as_input(populated: Cli, tmp_path: Path) -> None:
-    before = populated.state()
-    populated.fails("images", "import", str(tmp_path))
-    populated.assert_unchanged(before)
-
-
-def test_missing_input_argument_is_a_usage_error(run: Cli) -> None:
-    run.usage_error("images", "import")
-
-
-# --------------------------------------------------------------------------- paths from the archive
-def tree(top: Path) -> set[str]:
-    return {str(p.relative_to(top)) for p in top.rglob("*")}
-
-
-def outside_root(tmp_path: Path) -> set[str]:
-    return {p for p in tree(tmp_path) if p != "root" and not p.startswith("root/")}
-
-
-@pytest.mark.parametrize("prefix", ["../", "../../", "/", "./../", "blobs/../../"])
-def test_member_names_never_become_paths(
-    run: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefix: str
-) -> None:
-    cwd = tmp_path / "cwd" / "deeper"
-    cwd.mkdir(parents=True)
-    monkeypatch.chdir(cwd)
-    marker = f"ctrpy-escape-{uuid.uuid4().hex}"
-    payload = b"must not be written outside the root"
-    extra = [
-        Entry(prefix + marker, "file", data=payload, mode=0o644),
-        Entry(prefix + "tmp/" + marker, "file", data=payload, mode=0o644),
-    ]
-    path = run.write(layout_of().tar_bytes(extra_entries=extra))
-    before = outside_root(tmp_path)
-    r = run("images", "import", "--no-unpack", path)
-    assert r.exit_code in (0, 1), r.stderr
-    assert "Traceback" not in r.stderr and "internal error" not in r.stderr
-    assert outside_root(tmp_path) == before
-    assert not any(marker in p for p in tree(tmp_path))
-    assert not Path("/" + marker).exists()
-    assert not Path("/tmp/" + marker).exists()
-
-
-def test_symlink_members_never_read_outside_the_archive(populated: Cli, tmp_path: Path) -> None:
-    secret = tmp_path / "secret.json"
-    secret.write_text('{"imageLayoutVersion": "1.0.0"}')
-    layout = layout_of()
-    data = layout.tar_bytes(omit_files=["oci-layout"], extra_entries=[symlink("oci-layout", str(secret))])
-    rejects(populated, data)
-
-
-def test_symlink_loop_member(populated: Cli) -> None:
-    loop = [symlink("index.json", "loop.json"), symlink("loop.json", "index.json")]
-    rejects(populated, layout_of().tar_bytes(omit_files=["index.json"], extra_entries=loop), match="links")
-
-
-def test_hardlink_member_to_a_path_outside_the_archive(populated: Cli) -> None:
-    entry = Entry("index.json", "hardlink", linkname="/etc/hostname")
-    rejects(populated, layout_of().tar_bytes(omit_files=["index.json"], extra_entries=[entry]))
 
 
 # --------------------------------------------------------------------------- namespaces and shared bytes
 def namespace_holds_complete_image(run: Cli, namespace: str, name: str, img: BuiltImage) -> None:
     assert set(run.digests(namespace)) >= {b.digest for b in img.blobs()}
     out = run.ok("-n", namespace, "images", "export", "-", name).stdout_bytes
-    assert len(out) > 0
+    exported = {n for n in tar_names(out) if n.startswith("blobs/sha256/")}
+    assert exported >= {f"blobs/sha256/{b.hex}" for b in img.blobs()}
 
 
 @pytest.mark.parametrize("which", ["manifest", "config", "layer"])
-def test_blob_missing_from_the_archive_but_held_by_another_namespace(run: Cli, which: str) -> None:
-    img = app(b"shared")
-    layout = layout_of(img)
+def test_blob_missing_from_the_archive_but_held_by_another_namespace_is_accepted(run: Cli, which: str) -> None:
+    """DESIGN: a needed blob the archive lacks but the store holds (verified when written,
+    maybe by another namespace) is accepted and made visible in the importing namespace."""
+    img = text_image(b"shared")
+    layout = OCILayout()
+    layout.add_manifest(img, {ANNOTATION_IMAGE_NAME: "x/bad:1"})
     run.ok("-n", "a", "images", "import", "--no-unpack", run.write(layout.tar_bytes()))
     blob = {"manifest": img.manifest, "config": img.config, "layer": img.layers[0]}[which]
-    r = run("-n", "b", "images", "import", "--no-unpack", run.write(layout.tar_bytes(omit_blobs=[blob.digest])))
-    if r.exit_code == 0:  # accepted: then the image must be whole in namespace b
-        namespace_holds_complete_image(run, "b", "x/bad:1", img)
-    else:
-        assert_error(r, blob.digest)
-        assert run.names("b") == []
+    run.ok("-n", "b", "images", "import", "--no-unpack", run.write(layout.tar_bytes(omit_blobs=[blob.digest])))
+    assert run.names("b") == ["x/bad:1"]
+    namespace_holds_complete_image(run, "b", "x/bad:1", img)
 
 
 def test_blobs_shared_with_another_namespace_are_stored_once(run: Cli, root: Path) -> None:
-    img = app(b"shared")
-    data = layout_of(img).tar_bytes()
+    img = text_image(b"shared")
+    data = named_archive((img, "x/bad:1"))
     run.ok("-n", "a", "images", "import", "--no-unpack", run.write(data))
     run.ok("-n", "b", "images", "import", "--no-unpack", run.write(data))
     assert run.digests("a") == run.digests("b") == sorted(b.digest for b in img.blobs())

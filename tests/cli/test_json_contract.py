@@ -13,13 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from ctrpy.cli.main import cli
-from ctrpy.oci import Platform
-from tests.builders import Image, OCILayout, file
+from tests.builders import file
+from tests.helpers import HOST, Cli, host_image, named_archive
 
-HOST = Platform.host()
 NAME = "example.com/contract/app:v1"
 ENVELOPE_KEYS = {"schemaVersion", "kind", "items"}
 DESCRIPTOR_KEYS = {"mediaType", "digest", "size"}
@@ -51,27 +48,19 @@ CONTRACT: dict[str, tuple[tuple[str, ...], set[str]]] = {
 
 
 def ctrpy(root: Path, *args: str) -> Any:
-    out = CliRunner().invoke(cli, ["--root", str(root), *args], env={"CTRPY_SNAPSHOTTER": None})
-    assert out.exit_code == 0, out.stderr
-    return out
+    return Cli(root, root.parent).ok(*args)
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store with one unpacked image, a labelled image and a labelled namespace."""
     tmp = tmp_path_factory.mktemp("contract")
-    layout = OCILayout()
-    image = Image(
-        layers=[[file("etc/motd", b"hi\n")], [file("bin/app", b"app")]],
-        architecture=HOST.architecture, variant=HOST.variant or None,
-    )
-    layout.add_manifest(image, {"io.containerd.image.name": NAME}, platform=True)
-    archive = tmp / "app.tar"
-    layout.write_tar(archive)
-    root = tmp / "root"
-    ctrpy(root, "images", "import", "--snapshotter", "native", "--label", "team=infra", str(archive))
-    ctrpy(root, "namespaces", "label", "default", "owner=ci")
-    return root
+    run = Cli(tmp / "root", tmp)
+    image = host_image([file("etc/motd", b"hi\n")], [file("bin/app", b"app")])
+    archive = run.write(named_archive((image, NAME), platform=True))
+    run.ok("images", "import", "--snapshotter", "native", "--label", "team=infra", archive)
+    run.ok("namespaces", "label", "default", "owner=ci")
+    return run.root
 
 
 @pytest.mark.parametrize("kind", sorted(CONTRACT))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.builders import ANNOTATION_IMAGE_NAME, file
-from tests.cli.conftest import Cli, host_image, oci_archive
+from tests.helpers import Cli, host_image, oci_archive
 
 BLOB = b"namespaced bytes"
 BLOB_DIGEST = "sha256:" + hashlib.sha256(BLOB).hexdigest()

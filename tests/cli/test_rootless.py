@@ -23,11 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from ctrpy.oci import Platform
 from tests.builders import (
     ANNOTATION_IMAGE_NAME,
     BuiltImage,
-    Image,
     OCILayout,
     blockdev,
     chain_ids,
@@ -36,18 +34,18 @@ from tests.builders import (
     fifo,
     file,
 )
-from tests.peers import ctrpy_command, in_ci
+from tests.helpers import host_image
+from tests.peers import Ctrpy, ctrpy_command, in_ci
 from tests.treecmp import files, tar_tree
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching to another user needs root")
 
 NOBODY = 65534
 IMAGE = "docker.io/library/rootless:v1"
-HOST = Platform.host()
 
 
 def image(*layers: list) -> BuiltImage:  # type: ignore[type-arg]
-    return Image(list(layers), architecture=HOST.architecture, variant=HOST.variant or None).build()
+    return host_image(*layers).build()
 
 
 PLAIN = [directory("etc"), file("etc/motd", b"hello\n")]
@@ -75,7 +73,7 @@ class Nobody:
         return self.data / "ctrpy"
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CTRPY_", "CONTAINERD_"))}
+        env = Ctrpy.env()  # the environment less CTRPY_*/CONTAINERD_*
         env.update(HOME=str(self.home), XDG_DATA_HOME=str(self.data), CTRPY_PROGRESS="plain")
         env.pop("FORCE_COLOR", None)
         return env

@@ -21,6 +21,7 @@ import pytest
 
 from ctrpy.oci import Platform
 from tests.builders import OCILayout, big_image
+from tests.peers import Ctrpy
 
 pexpect = pytest.importorskip("pexpect")
 
@@ -59,7 +60,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def environment(**extra: str) -> dict[str, str]:
     """A terminal-ish environment without the variables that change the output."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CTRPY_", "CONTAINERD_"))}
+    env = Ctrpy.env()  # the environment less CTRPY_*/CONTAINERD_*
     for key in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS", "LINES"):
         env.pop(key, None)
     env.update(TERM="xterm-256color", LANG="C.UTF-8", PYTHONIOENCODING="utf-8")

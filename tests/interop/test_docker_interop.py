@@ -3,11 +3,8 @@ them too, and skopeo reads what ctrpy exports.  Skipped when a peer is missing."
 
 from __future__ import annotations
 
-import functools
 import json
-import shutil
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,33 +20,13 @@ from tests.builders import (
     docker_save_tar,
     file,
 )
-from tests.interop.conftest import Runner, require_peer
-from tests.peers import Ctr, Ctrpy, mounts_under, run, short_tmpdir
+from tests.helpers import Runner
+from tests.peers import Ctr, Ctrpy
 
 pytestmark = pytest.mark.interop
 
 # the peers run on this machine; amd64 is what every test image claims unless it says otherwise
 PLATFORM = "linux/amd64"
-
-
-@pytest.fixture
-def podman_short() -> Iterator[Runner]:
-    """podman under a short temp dir: it refuses a --runroot longer than 50 characters, which
-    pytest's tmp_path (used by conftest's ``podman`` fixture) usually is."""
-    require_peer("podman")
-    base = short_tmpdir("pm-")
-    yield functools.partial(
-        run,
-        "podman",
-        "--root", str(base / "root"),
-        "--runroot", str(base / "run"),
-        "--storage-driver", "vfs",
-        "--cgroup-manager", "cgroupfs",
-        "--events-backend", "file",
-    )
-    for point in mounts_under(base):
-        run("umount", "-l", point, check=False)
-    shutil.rmtree(base, ignore_errors=True)
 
 
 def app_image(compression: str = "gzip") -> BuiltImage:
@@ -81,9 +58,8 @@ def test_skopeo_docker_archive_output_imports(tmp_path: Path, skopeo: Runner, ct
 
 
 def test_podman_save_m_of_our_export_imports_every_image(
-    tmp_path: Path, podman_short: Runner, ctrpy: Ctrpy
+    tmp_path: Path, podman: Runner, ctrpy: Ctrpy
 ) -> None:
-    podman = podman_short
     one = Image(layers=[[file("a", b"a")]]).build(compression="none")
     two = Image(layers=[[file("a", b"a")], Layer([file("b", b"b")], compression="zstd")]).build()
     ours = tmp_path / "ours.tar"

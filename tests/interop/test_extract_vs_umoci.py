@@ -17,8 +17,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from subprocess import CompletedProcess
-from typing import Any
 
 import pytest
 
@@ -33,12 +31,11 @@ from tests.builders import (
     OCILayout,
     chain_ids,
 )
+from tests.helpers import Runner
 from tests.peers import Ctr, Ctrpy, run
 from tests.treecmp import diff, dir_mtimes, feature_layers, tree
 
 pytestmark = pytest.mark.interop
-
-Runner = Callable[..., CompletedProcess[Any]]
 
 NAME = "docker.io/library/features:v1"
 TAG = "v1"

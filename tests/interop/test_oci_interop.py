@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import tarfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import CompletedProcess
@@ -34,11 +33,10 @@ from tests.builders import (
     index_of,
     layer_tar,
 )
+from tests.helpers import Runner
 from tests.peers import Ctr, Ctrpy, run
 
 pytestmark = pytest.mark.interop
-
-Runner = Callable[..., CompletedProcess[Any]]
 
 DEMO = "docker.io/library/demo:v1"
 OTHER = "docker.io/library/other:v2"
@@ -171,12 +169,18 @@ def exported(ctrpy: Ctrpy, tmp_path: Path) -> Exported:
 # skopeo's archives -> ctrpy
 
 
+def skopeo_archive(skopeo: Runner, tmp_path: Path, image: BuiltImage, ref: str) -> Path:
+    """``skopeo copy`` of an OCI layout dir holding ``image`` (tag v1) to an oci-archive named ``ref``."""
+    src = oci_dir(tmp_path / "layout", image, "v1")
+    archive = tmp_path / "skopeo.tar"
+    skopeo("copy", f"oci:{src}:v1", f"oci-archive:{archive}:{ref}")
+    return archive
+
+
 def test_skopeo_archive_with_a_bare_tag_imports_under_the_base_name(
     ctrpy: Ctrpy, skopeo: Runner, tmp_path: Path
 ) -> None:
-    src = oci_dir(tmp_path / "layout", demo_image(), "v1")
-    archive = tmp_path / "skopeo.tar"
-    skopeo("copy", f"oci:{src}:v1", f"oci-archive:{archive}:v1")
+    archive = skopeo_archive(skopeo, tmp_path, demo_image(), "v1")
 
     proc = ctrpy("images", "import", "--no-unpack", "--base-name", "docker.io/library/demo", archive)
 
@@ -187,9 +191,7 @@ def test_skopeo_archive_with_a_bare_tag_imports_under_the_base_name(
 def test_skopeo_archive_with_a_full_ref_name_imports_under_that_name(
     ctrpy: Ctrpy, skopeo: Runner, tmp_path: Path
 ) -> None:
-    src = oci_dir(tmp_path / "layout", demo_image(), "v1")
-    archive = tmp_path / "skopeo.tar"
-    skopeo("copy", f"oci:{src}:v1", f"oci-archive:{archive}:{OTHER}")
+    archive = skopeo_archive(skopeo, tmp_path, demo_image(), OTHER)
 
     proc = ctrpy("images", "import", "--no-unpack", archive)
 
@@ -199,9 +201,7 @@ def test_skopeo_archive_with_a_full_ref_name_imports_under_that_name(
 
 def test_skopeo_archive_inspects_with_the_images_config(ctrpy: Ctrpy, skopeo: Runner, tmp_path: Path) -> None:
     image = demo_image()
-    src = oci_dir(tmp_path / "layout", image, "v1")
-    archive = tmp_path / "skopeo.tar"
-    skopeo("copy", f"oci:{src}:v1", f"oci-archive:{archive}:v1")
+    archive = skopeo_archive(skopeo, tmp_path, image, "v1")
     ctrpy("images", "import", "--no-unpack", archive)
 
     inspected = json.loads(ctrpy("images", "inspect", "unknown/unknown:v1").stdout)
@@ -472,14 +472,23 @@ def index_archive(tmp_path: Path) -> tuple[Path, IndexBlob, BuiltImage, BuiltIma
     return named_archive(tmp_path / "index.tar", (index, DEMO)), index, amd64, arm64
 
 
+def export_arm64(ctrpy: Ctrpy, index_archive: tuple[Path, IndexBlob, BuiltImage, BuiltImage], out: Path) -> Path:
+    """Import the index archive for linux/arm64 only, and export that platform to ``out``."""
+    return round_trip(ctrpy, index_archive[0], out, "--platform", "linux/arm64")
+
+
+def round_trip(ctrpy: Ctrpy, archive: Path, out: Path, *platforms: str) -> Path:
+    """``images import --no-unpack PLATFORMS archive``, then ``images export PLATFORMS out DEMO``."""
+    ctrpy("images", "import", "--no-unpack", *platforms, archive)
+    ctrpy("images", "export", *platforms, out, DEMO)
+    return out
+
+
 def test_arm64_export_is_read_by_skopeo_as_the_arm64_image(
     index_archive: tuple[Path, IndexBlob, BuiltImage, BuiltImage], ctrpy: Ctrpy, skopeo: Runner, tmp_path: Path
 ) -> None:
-    archive, index, _amd64, arm64 = index_archive
-    ctrpy("images", "import", "--no-unpack", "--platform", "linux/arm64", archive)
-    out = tmp_path / "arm64.tar"
-
-    ctrpy("images", "export", "--platform", "linux/arm64", out, DEMO)
+    _archive, index, _amd64, arm64 = index_archive
+    out = export_arm64(ctrpy, index_archive, tmp_path / "arm64.tar")
 
     info = skopeo_inspect(skopeo, f"oci-archive:{out}", "--override-arch", "arm64", "--override-variant", "v8")
     # skopeo's Digest is the top-level (index) digest; the rest describes the chosen image
@@ -505,10 +514,8 @@ def test_arm64_export_holds_the_blobs_ctr_exports_for_arm64(
 def test_arm64_export_imports_into_containerd_for_arm64(
     index_archive: tuple[Path, IndexBlob, BuiltImage, BuiltImage], ctrpy: Ctrpy, ctr: Ctr, tmp_path: Path
 ) -> None:
-    archive, index, _amd64, arm64 = index_archive
-    ctrpy("images", "import", "--no-unpack", "--platform", "linux/arm64", archive)
-    out = tmp_path / "arm64.tar"
-    ctrpy("images", "export", "--platform", "linux/arm64", out, DEMO)
+    _archive, index, _amd64, arm64 = index_archive
+    out = export_arm64(ctrpy, index_archive, tmp_path / "arm64.tar")
 
     ctr("images", "import", "--no-unpack", "--platform", "linux/arm64", out)
 
@@ -521,9 +528,7 @@ def test_all_platforms_export_imports_into_containerd_with_every_platform(
     index_archive: tuple[Path, IndexBlob, BuiltImage, BuiltImage], ctrpy: Ctrpy, ctr: Ctr, tmp_path: Path
 ) -> None:
     archive, index, _amd64, _arm64 = index_archive
-    ctrpy("images", "import", "--no-unpack", "--all-platforms", archive)
-    out = tmp_path / "all.tar"
-    ctrpy("images", "export", "--all-platforms", out, DEMO)
+    out = round_trip(ctrpy, archive, tmp_path / "all.tar", "--all-platforms")
 
     ctr("images", "import", "--no-unpack", "--all-platforms", out)
     ctr("images", "export", "--all-platforms", tmp_path / "ctr.tar", DEMO)
@@ -536,10 +541,7 @@ def test_all_platforms_export_is_read_by_skopeo_for_each_platform(
     index_archive: tuple[Path, IndexBlob, BuiltImage, BuiltImage], ctrpy: Ctrpy, skopeo: Runner, tmp_path: Path
 ) -> None:
     archive, _index, amd64, arm64 = index_archive
-    ctrpy("images", "import", "--no-unpack", "--all-platforms", archive)
-    out = tmp_path / "all.tar"
-
-    ctrpy("images", "export", "--all-platforms", out, DEMO)
+    out = round_trip(ctrpy, archive, tmp_path / "all.tar", "--all-platforms")
 
     ref = f"oci-archive:{out}"
     for image, args in ((amd64, ["--override-arch", "amd64"]), (arm64, ["--override-arch", "arm64"])):

@@ -24,10 +24,9 @@ import pytest
 from ctrpy.client import Client
 from ctrpy.errors import UnpackError
 from ctrpy.formats import ImportOptions
-from ctrpy.oci import Platform, mediatypes
+from ctrpy.oci import mediatypes
 from ctrpy.progress import Event, LayerDone, LayerProgress
 from ctrpy.snapshots import Snapshotter
-from ctrpy.snapshots.overlay import overlay_supported
 from ctrpy.unpack import LABEL_SNAPSHOT_IMAGE
 from tests.builders import (
     ANNOTATION_IMAGE_NAME,
@@ -47,20 +46,16 @@ from tests.builders import (
     sha256_digest,
     whiteout,
 )
+from tests.helpers import host_image, raises_naming
 from tests.treecmp import diff, feature_layers, files, tree
 
-HOST = Platform.host()
+pytestmark = pytest.mark.usefixtures("no_env_snapshotter")
+
 APP = "docker.io/library/app:v1"
 OTHER = "docker.io/library/other:v1"
 
 
 # --------------------------------------------------------------------------- helpers
-def host_image(*layers: Any, **kw: Any) -> Image:
-    kw.setdefault("architecture", HOST.architecture)
-    kw.setdefault("variant", HOST.variant or None)
-    return Image(layers=list(layers), **kw)
-
-
 BASE = [directory("etc"), file("etc/base", b"base\n"), file("etc/remove-me", b"x")]
 APP_LAYER = [directory("app"), file("app/bin", b"app\n"), whiteout("etc/remove-me")]
 TOP = [file("app/config", b"config\n")]
@@ -78,18 +73,6 @@ class Events(list[Event]):
 
     def skipped(self) -> list[bool]:
         return [e.skipped for e in self if isinstance(e, LayerDone)]
-
-
-@pytest.fixture(autouse=True)
-def _no_env_snapshotter(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("CTRPY_SNAPSHOTTER", raising=False)
-
-
-@pytest.fixture(params=["native", "overlayfs"])
-def snapshotter(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "overlayfs" and not (os.geteuid() == 0 and overlay_supported(tmp_path / "probe")):
-        pytest.skip("overlayfs needs root and a mountable overlay filesystem")
-    return str(request.param)
 
 
 @pytest.fixture
@@ -255,26 +238,15 @@ def test_a_snapshot_whose_tree_was_lost_is_unpacked_again(client: Client, tmp_pa
     assert (sn.fs_path(sn.stat(top)) / "etc" / "base").read_bytes() == b"base\n"
 
 
-# --------------------------------------------------------------------------- configs that lie
-def test_more_diff_ids_than_layers_is_mismatched_image_rootfs_and_manifest_layers(
-    client: Client, tmp_path: Path, snapshotter: str
-) -> None:
-    img = host_image(BASE)
-    extra = sha256_digest(b"no such layer")
-    img.config_extra = {"rootfs": {"type": "layers", "diff_ids": [*img.diff_ids, extra]}}
-    store(client, tmp_path, (img, APP))
-    with pytest.raises(UnpackError, match="mismatched image rootfs and manifest layers"):
-        client.unpack(APP, snapshotter=snapshotter)
-    assert client.snapshotter(snapshotter).list() == []
-
-
-def test_fewer_diff_ids_than_layers_is_mismatched_image_rootfs_and_manifest_layers(
-    client: Client, tmp_path: Path, snapshotter: str
+@pytest.mark.parametrize("count", ["more", "fewer"])
+def test_a_count_of_diff_ids_other_than_of_layers_is_mismatched_image_rootfs_and_manifest_layers(
+    client: Client, tmp_path: Path, snapshotter: str, count: str
 ) -> None:
     img = host_image(BASE, APP_LAYER)
-    img.config_extra = {"rootfs": {"type": "layers", "diff_ids": img.diff_ids[:1]}}
+    diff_ids = [*img.diff_ids, sha256_digest(b"no such layer")] if count == "more" else img.diff_ids[:1]
+    img.config_extra = {"rootfs": {"type": "layers", "diff_ids": diff_ids}}
     store(client, tmp_path, (img, APP))
-    with pytest.raises(UnpackError, match="mismatched image rootfs and manifest layers"):
+    with raises_naming(UnpackError, "rootfs", "layers"):  # containerd's words: ctr users grep for them
         client.unpack(APP, snapshotter=snapshotter)
     assert client.snapshotter(snapshotter).list() == []
 
@@ -285,11 +257,8 @@ def test_a_diff_id_the_layer_does_not_hash_to_is_an_error_that_leaves_no_snapsho
     lie = sha256_digest(b"not the layer")
     img = host_image(BASE, Layer(APP_LAYER, diff_id=lie), TOP).build()
     store(client, tmp_path, (img, APP))
-    with pytest.raises(UnpackError) as err:
+    with raises_naming(UnpackError, "layer 1", img.layers[1].digest, lie, sha256_digest(layer_tar(APP_LAYER))):
         client.unpack(APP, snapshotter=snapshotter)
-    assert f"layer 1 ({img.layers[1].digest})" in str(err.value)
-    assert f"the config says diffID {lie}" in str(err.value)
-    assert f"uncompressed content has digest {sha256_digest(layer_tar(APP_LAYER))}" in str(err.value)
     assert_nothing_from(client.snapshotter(snapshotter), chain_ids(img.diff_ids), 1)
 
 
@@ -319,7 +288,7 @@ def test_a_corrupted_layer_blob_in_the_store_is_detected_and_leaves_no_snapshot(
     img = host_image(BASE, big, compression=compression).build()
     store(client, tmp_path, (img, APP))
     tamper(blob_path(client, img.layers[1].digest), change)
-    with pytest.raises(UnpackError, match=rf"layer 1 \({img.layers[1].digest}\) of {APP}"):
+    with raises_naming(UnpackError, "layer 1", img.layers[1].digest, APP):
         client.unpack(APP, snapshotter=snapshotter)
     assert_nothing_from(client.snapshotter(snapshotter), chain_ids(img.diff_ids), 1)
 
@@ -330,7 +299,7 @@ def test_a_blob_with_an_unchanged_tar_but_a_changed_gzip_header_is_reported_as_c
     img = host_image(BASE).build()
     store(client, tmp_path, (img, APP))
     tamper(blob_path(client, img.layers[0].digest), _gzip_mtime)
-    with pytest.raises(UnpackError, match=f"content {img.layers[0].digest} in the store is corrupt"):
+    with raises_naming(UnpackError, img.layers[0].digest, "corrupt"):
         client.unpack(APP, snapshotter=snapshotter)
 
 
@@ -410,7 +379,7 @@ def test_a_layer_stream_that_ends_half_way_fails_and_a_good_image_unpacks_afterw
     ).build()
     good = host_image(BASE, payload).build()
     store(client, tmp_path, (broken, APP), (good, OTHER))
-    with pytest.raises(UnpackError, match=r"layer 1 .*truncated"):
+    with raises_naming(UnpackError, "layer 1", "truncated"):
         client.unpack(APP, snapshotter=snapshotter)
     sn = client.snapshotter(snapshotter)
     assert_nothing_from(sn, chain_ids(broken.diff_ids), 1)

@@ -1,0 +1,230 @@
+"""The SQLite metadata database: schema versions, migrations, WAL, transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ctrpy.errors import StoreError
+from ctrpy.images import Image, ImageStore
+from ctrpy.metadata import db as dbmod
+from ctrpy.metadata.db import SCHEMA_VERSION, Database
+from ctrpy.oci import Descriptor
+from tests.helpers import raises_naming
+
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DIGEST = "sha256:" + "ab" * 32
+
+# The schema as version 1 shipped it (frozen here on purpose: a migration test must start
+# from the old schema as it was, not from whatever the code says today).
+SCHEMA_V1 = """
+CREATE TABLE namespaces (
+    name TEXT PRIMARY KEY, labels TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL
+);
+CREATE TABLE images (
+    namespace TEXT NOT NULL, name TEXT NOT NULL, media_type TEXT NOT NULL,
+    digest TEXT NOT NULL, size INTEGER NOT NULL, annotations TEXT NOT NULL DEFAULT '{}',
+    labels TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    PRIMARY KEY (namespace, name)
+);
+CREATE TABLE content (
+    namespace TEXT NOT NULL, digest TEXT NOT NULL, size INTEGER NOT NULL,
+    labels TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
+    PRIMARY KEY (namespace, digest)
+);
+CREATE INDEX content_by_digest ON content (digest);
+"""
+
+
+def user_version(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def tables(path: Path) -> set[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        conn.close()
+
+
+def make_v1_database(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.executescript(SCHEMA_V1)
+    conn.execute("INSERT INTO namespaces VALUES ('default', '{}', '2024-01-01T00:00:00.000000000Z')")
+    conn.execute(
+        "INSERT INTO images VALUES ('default', 'docker.io/library/old:1', ?, ?, 123, '{}', "
+        "'{\"keep\":\"me\"}', '2024-01-01T00:00:00.000000000Z', '2024-01-01T00:00:00.000000000Z')",
+        (MANIFEST, DIGEST),
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+
+
+def image(name: str = "docker.io/library/busybox:latest") -> Image:
+    return Image(name, Descriptor(MANIFEST, DIGEST, 100))
+
+
+# --------------------------------------------------------------------------- schema and migrations
+def test_new_database_has_the_current_schema_version(db: Database, tmp_path: Path) -> None:
+    assert db.schema_version == SCHEMA_VERSION == 2
+    assert user_version(tmp_path / "metadata.db") == SCHEMA_VERSION
+
+
+def test_new_database_has_every_table(db: Database, tmp_path: Path) -> None:
+    db.conn  # noqa: B018 - opening creates the schema
+    assert {"namespaces", "images", "content", "snapshots"} <= tables(tmp_path / "metadata.db")
+
+
+def test_database_is_not_created_until_first_used(tmp_path: Path) -> None:
+    Database(tmp_path / "metadata.db")
+    assert not (tmp_path / "metadata.db").exists()
+
+
+def test_database_of_version_0_is_migrated_to_the_current_version(tmp_path: Path) -> None:
+    path = tmp_path / "metadata.db"
+    sqlite3.connect(path).close()  # an empty database: user_version 0, no tables
+    assert user_version(path) == 0
+    d = Database(path)
+    assert d.schema_version == SCHEMA_VERSION
+    d.close()
+    assert {"namespaces", "images", "content", "snapshots"} <= tables(path)
+
+
+def test_database_of_version_1_is_migrated_to_2_keeping_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "metadata.db"
+    make_v1_database(path)
+    d = Database(path)
+    assert d.schema_version == 2
+    img = ImageStore(d, "default").get("docker.io/library/old:1")
+    assert img.target.digest == DIGEST
+    assert img.labels == {"keep": "me"}
+    assert img.created_at == "2024-01-01T00:00:00.000000000Z"
+    d.close()
+    assert "snapshots" in tables(path)
+
+
+def test_migrated_database_accepts_writes_to_the_new_table(tmp_path: Path) -> None:
+    path = tmp_path / "metadata.db"
+    make_v1_database(path)
+    d = Database(path)
+    with d.transaction() as conn:
+        conn.execute(
+            "INSERT INTO snapshots (snapshotter, namespace, key, kind, dir, created_at, updated_at) "
+            "VALUES ('native', 'default', 'k', 'committed', '1', 't', 't')"
+        )
+    assert len(d.query("SELECT * FROM snapshots")) == 1
+    d.close()
+
+
+def test_failed_migration_leaves_the_database_at_its_old_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "metadata.db"
+    make_v1_database(path)
+    broken = [dbmod.MIGRATIONS[0], "CREATE TABLE snapshots (x TEXT); THIS IS NOT SQL"]
+    monkeypatch.setattr(dbmod, "MIGRATIONS", broken)
+    with pytest.raises(StoreError):
+        Database(path).conn  # noqa: B018
+    assert user_version(path) == 1
+    assert "snapshots" not in tables(path)
+
+
+def test_database_from_a_newer_ctrpy_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "metadata.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with raises_naming(StoreError, str(SCHEMA_VERSION + 1), "newer"):
+        Database(path).conn  # noqa: B018
+    assert user_version(path) == SCHEMA_VERSION + 1
+    assert tables(path) == set()
+
+
+def test_database_in_a_missing_directory_is_a_store_error(tmp_path: Path) -> None:
+    with raises_naming(StoreError, str(tmp_path / "no" / "such" / "dir" / "metadata.db")):
+        Database(tmp_path / "no" / "such" / "dir" / "metadata.db").conn  # noqa: B018
+
+
+def test_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "metadata.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError):
+        Database(path).conn  # noqa: B018
+
+
+def test_database_uses_wal_journal_mode(db: Database, tmp_path: Path) -> None:
+    assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    other = sqlite3.connect(tmp_path / "metadata.db")
+    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    other.close()
+
+
+def test_reopening_a_current_database_does_not_migrate_again(tmp_path: Path) -> None:
+    path = tmp_path / "metadata.db"
+    d = Database(path)
+    ImageStore(d, "default").create(image())
+    d.close()
+    d2 = Database(path)
+    assert [i.name for i in ImageStore(d2, "default").list()] == [image().name]
+    d2.close()
+
+
+# --------------------------------------------------------------------------- transactions
+def test_transaction_commits_when_the_block_succeeds(db: Database) -> None:
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO namespaces (name, created_at) VALUES ('a', 't')")
+        conn.execute("INSERT INTO namespaces (name, created_at) VALUES ('b', 't')")
+    assert [r["name"] for r in db.query("SELECT name FROM namespaces ORDER BY name")] == ["a", "b"]
+
+
+def test_transaction_rolls_back_every_row_when_the_block_raises(db: Database) -> None:
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom):
+        with db.transaction() as conn:
+            conn.execute("INSERT INTO namespaces (name, created_at) VALUES ('a', 't')")
+            conn.execute("INSERT INTO namespaces (name, created_at) VALUES ('b', 't')")
+            raise Boom
+    assert db.query("SELECT name FROM namespaces") == []
+
+
+def test_transaction_rolls_back_on_keyboard_interrupt(db: Database) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        with db.transaction() as conn:
+            conn.execute("INSERT INTO namespaces (name, created_at) VALUES ('a', 't')")
+            raise KeyboardInterrupt
+    assert db.query("SELECT name FROM namespaces") == []
+
+
+def test_database_is_usable_after_a_rolled_back_transaction(db: Database) -> None:
+    with pytest.raises(ValueError):
+        with db.transaction() as conn:
+            conn.execute("INSERT INTO namespaces (name, created_at) VALUES ('a', 't')")
+            raise ValueError
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO namespaces (name, created_at) VALUES ('b', 't')")
+    assert [r["name"] for r in db.query("SELECT name FROM namespaces")] == ["b"]
+
+
+def test_rolled_back_rows_are_invisible_to_another_connection(db: Database, tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError):
+        with db.transaction() as conn:
+            conn.execute("INSERT INTO namespaces (name, created_at) VALUES ('a', 't')")
+            raise RuntimeError
+    other = Database(tmp_path / "metadata.db")
+    assert other.query("SELECT name FROM namespaces") == []
+    other.close()
+
+
+def test_bad_query_is_a_store_error(db: Database) -> None:
+    with pytest.raises(StoreError):
+        db.query("SELECT nope FROM nothing")
