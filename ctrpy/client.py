@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -250,9 +251,13 @@ class Client:
         expected_size: int | None = None,
         labels: dict[str, str] | None = None,
     ) -> Info:
-        """Store a stream as a blob and make it visible in this namespace."""
+        """Store a stream as a blob and make it visible in this namespace.  No image holds
+        what is ingested by hand, so it is labelled ``containerd.io/gc.root`` (its time)
+        unless ``labels`` set that label themselves (``containerd.io/gc.root=`` leaves it
+        collectable): a later collection keeps it."""
+        wanted = {gc.LABEL_ROOT: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), **(labels or {})}
         with self.lease("ingest") as held:
-            return self.content.ingest(stream, expected, expected_size, labels, held)
+            return self.content.ingest(stream, expected, expected_size, wanted, held)
 
     # images -------------------------------------------------------------------
     def image(self, image: ImageRef) -> Image:

@@ -65,8 +65,8 @@ class ContentNotFound(NotFound):
 class PlatformNotFound(NotFound):
     """An image (or an archive) offers no manifest for the selected platforms."""
 
-    def __init__(self, subject: str, platforms: str) -> None:
-        super().__init__(f"{subject} has no manifest for {platforms}")
+    def __init__(self, subject: str, platforms: str, noun: str = "manifest") -> None:
+        super().__init__(f"{subject} has no {noun} for {platforms}")
         self.subject = subject
         self.platforms = platforms
 
@@ -102,11 +102,18 @@ class InvalidArchive(CtrpyError):
     """An archive or layer is malformed, truncated, unsafe or inconsistent."""
 
 
+class MissingFromArchive(ContentNotFound, InvalidArchive):
+    """An archive names a blob it does not carry (and the store does not hold it)."""
+
+    def __init__(self, digest: str, what: str = "blob") -> None:
+        super().__init__(digest, what, f"archive is missing {what} {digest}")
+
+
 class DigestMismatch(InvalidArchive):
     """Bytes do not hash to the digest they were announced with."""
 
-    def __init__(self, expected: str, actual: str, what: str = "content") -> None:
-        super().__init__(f"digest mismatch: {what} has digest {actual}, expected {expected}")
+    def __init__(self, expected: str, actual: str, what: str = "content", *, text: str | None = None) -> None:
+        super().__init__(f"digest mismatch: {text or f'{what} has digest {actual}, expected {expected}'}")
         self.expected = expected
         self.actual = actual
         self.what = what
@@ -131,12 +138,15 @@ class UnsupportedFormat(CtrpyError):
     """An archive format, media type or compression that ctrpy cannot handle."""
 
 
-class UnsupportedDigest(UnsupportedFormat):
-    """A digest with a registered algorithm other than sha256 (ctrpy stores sha256 only)."""
+class UnsupportedDigest(UnsupportedFormat, InvalidArgument):
+    """A well-formed digest of an algorithm other than sha256 (ctrpy stores sha256 only):
+    unsupported content in an archive, and a bad argument when a user types one."""
 
     def __init__(self, digest: str) -> None:
         algorithm = digest.partition(":")[0]
-        super().__init__(f"digest algorithm {algorithm} is not supported (ctrpy stores sha256 content): {digest}")
+        super().__init__(
+            f"invalid digest {digest!r}: digest algorithm {algorithm} is not supported (ctrpy stores sha256 content)"
+        )
         self.digest = digest
         self.algorithm = algorithm
 

@@ -57,12 +57,16 @@ class Root:
     @property
     def db(self) -> Database:
         if self._db is None:
-            db = self._db = Database(self.path / "metadata.db", before_open=self.ensure)
-            if db.todo("gc-labels") and not db.read_only:
-                from ctrpy.gc import backfill_labels  # a root made before gc labels existed
-
-                backfill_labels(self)
+            self._db = Database(self.path / "metadata.db", before_open=self.ensure, after_open=self._upgrade)
         return self._db
+
+    def _upgrade(self, db: Database) -> None:
+        """One-time steps a migration noted (they need the blobs, which the database
+        layer does not know): gc reference labels for a root made before ctrpy wrote them."""
+        if not db.read_only and db.todo("gc-labels"):
+            from ctrpy.gc import backfill_labels
+
+            backfill_labels(self)
 
     def snapshot_dir(self, snapshotter: str) -> Path:
         return self.path / "snapshots" / snapshotter

@@ -68,9 +68,11 @@ def image_layers(walker: Walker, target: Descriptor, matcher: Matcher, name: str
     config = selected.config
     layers = [d for d in selected.manifest.layers if mediatypes.is_layer(d.media_type)]
     if len(layers) != len(config.diff_ids):
-        raise UnpackError(
-            f"the manifest lists {len(layers)} layers, but the config has {len(config.diff_ids)} diff_ids"
+        error = UnpackError(
+            f"mismatched image rootfs and manifest layers: the manifest lists {len(layers)} layers, "
+            f"its config {len(config.diff_ids)} diff_ids"
         )
+        raise error.within(f"image {name}") if name else error
     return ImageLayers(selected.manifest, config, layers, config.diff_ids, digest.chain_ids(config.diff_ids))
 
 
@@ -141,7 +143,10 @@ def apply_checked(
     except CtrpyError as e:
         raise e.within(where) from None
     if result.diff_id != diff_id:
-        raise DigestMismatch(diff_id, result.diff_id, "uncompressed layer (diffID)").within(where)
+        raise DigestMismatch(
+            diff_id, result.diff_id,
+            text=f"the uncompressed layer has digest {result.diff_id}, but the config says diffID {diff_id}",
+        ).within(where)
 
 
 class Unpacker:

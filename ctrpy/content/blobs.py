@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -104,12 +103,6 @@ class BlobWriter:
             raise DigestMismatch(self.expected, dgst)
         if self.expected is None and self.lease is not None:
             self.lease.content(dgst)  # before the rename makes it visible
-        if self.verify_only:
-            try:  # "recently used" (atime; mtime stays the write time): `content prune` spares it
-                path = self.blobs.path(dgst)
-                os.utime(path, ns=(time.time_ns(), path.stat().st_mtime_ns))
-            except OSError:
-                pass
         if self._fd is not None and self._tmp is not None:
             target = self.blobs.path(dgst)
             try:
@@ -195,7 +188,7 @@ class BlobStore:
             data = f.read(limit + 1)
         actual = _digest.of_bytes(data)
         if actual != dgst:
-            raise DigestMismatch(dgst, actual, f"{label} in the store")
+            raise DigestMismatch(dgst, actual, text=f"{label} in the store is corrupt (its bytes hash to {actual})")
         return data
 
     def rehash(self, dgst: str) -> str | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from ctrpy.content.blobs import MAX_JSON, BlobStore, BlobWriter
-from ctrpy.errors import ContentNotFound, DigestMismatch, InvalidArchive, SizeMismatch
+from ctrpy.errors import ContentNotFound, DigestMismatch, InvalidArchive
 from ctrpy.metadata import namespaces
 from ctrpy.metadata.db import Database, dumps, loads_map, now
 from ctrpy.metadata.labels import merge as merge_labels
@@ -66,12 +66,15 @@ class VerifyingReader(RawReader):
         return data
 
     def _check(self, eof: bool) -> None:
-        if self._read == self._size:
+        """At the recorded size the bytes must hash to the digest; at EOF there must have
+        been exactly that many.  Either way a store blob that fails is corrupt: a
+        DigestMismatch (whatever reader, whatever the damage)."""
+        if self._read == self._size or eof:
             actual = "sha256:" + self._hash.hexdigest()
-            if actual != self._digest:
-                raise DigestMismatch(self._digest, actual, f"content {self._digest} in the store")
-        if eof and self._read != self._size:
-            raise SizeMismatch(self._size, self._read, f"content {self._digest} in the store")
+            if actual != self._digest or self._read != self._size:
+                size = f", {self._read} bytes where {self._size} are recorded" if self._read != self._size else ""
+                raise DigestMismatch(self._digest, actual, text=(
+                    f"content {self._digest} in the store is corrupt (its bytes hash to {actual}{size})"))
 
     def close(self) -> None:
         self._f.close()

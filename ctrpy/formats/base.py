@@ -8,7 +8,7 @@ from typing import Any, BinaryIO, ClassVar, Protocol, runtime_checkable
 
 from ctrpy.content.blobs import BlobStore, BlobWriter
 from ctrpy.content.store import parse_json
-from ctrpy.errors import ContentNotFound, CtrpyError, InvalidArchive, SizeMismatch
+from ctrpy.errors import ContentNotFound, CtrpyError, MissingFromArchive, SizeMismatch
 from ctrpy.images.walk import Walker
 from ctrpy.metadata.leases import Held
 from ctrpy.oci import Descriptor, Matcher, digest, mediatypes
@@ -91,7 +91,7 @@ class ImportContext:
         try:
             data = self.blobs.read_small(dgst, what=f"blob {dgst}")
         except ContentNotFound:
-            raise InvalidArchive(f"archive is missing blob {dgst}") from None
+            raise MissingFromArchive(dgst) from None
         return parse_json(data, f"blob {dgst}")
 
     def exists(self, dgst: str) -> bool:
@@ -124,7 +124,7 @@ def check_complete(ctx: ImportContext, image: ImportedImage, sizes: dict[str, in
             if not ctx.exists(d.digest):
                 if item.optional or d.media_type in mediatypes.NON_DISTRIBUTABLE or d.urls:
                     continue
-                raise InvalidArchive(f"archive is missing {content_kind(d.media_type)} {d.digest}")
+                raise MissingFromArchive(d.digest, content_kind(d.media_type))
             size = sizes.get(d.digest)
             if size is None:
                 size = sizes[d.digest] = ctx.blobs.size(d.digest)

@@ -343,7 +343,7 @@ class DockerImporter:
                 named[name] = target
                 self.result.images.append(ImportedImage(name, target))
         if not self.result.images and not opts.index_name:
-            raise PlatformNotFound("the archive", opts.matcher.describe())
+            raise PlatformNotFound("the archive", opts.matcher.describe(), "image")
         if len(resolved) > 1 or opts.index_name:
             index = self.index(resolved)
             if opts.index_name:

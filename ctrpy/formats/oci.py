@@ -10,6 +10,7 @@ from ctrpy.errors import (
     ContentNotFound,
     CtrpyError,
     InvalidArchive,
+    MissingFromArchive,
     PlatformContentMissing,
     PlatformNotFound,
     SizeMismatch,
@@ -77,12 +78,12 @@ def import_oci_layout(contents: ArchiveContents, ctx: ImportContext) -> ImportRe
             continue
         known += 1
         if not ctx.exists(entry.digest):
-            raise InvalidArchive(f"archive is missing {content_kind(entry.media_type)} {entry.digest}")
+            raise MissingFromArchive(entry.digest, content_kind(entry.media_type))
         names = names_for_entry(entry, opts)
         try:
             offered = walker.offers(entry, opts.matcher, names[0])
         except ContentNotFound as e:
-            raise InvalidArchive(f"archive is missing {e.what} {e.digest} of image {names[0]}") from None
+            raise MissingFromArchive(e.digest, e.what).within(f"image {names[0]}") from None
         if not offered:
             ctx.progress(Warn(f"skipping {names[0]}: no manifest for {opts.matcher.describe()}", "platform"))
             continue
@@ -101,7 +102,7 @@ def import_oci_layout(contents: ArchiveContents, ctx: ImportContext) -> ImportRe
     if not result.images:
         if not known:
             raise InvalidArchive("index.json names no index or manifest ctrpy knows")
-        raise PlatformNotFound("the archive", opts.matcher.describe())
+        raise PlatformNotFound("the archive", opts.matcher.describe(), "image")
     for image in result.images:
         check_complete(ctx, image, result.blobs)
     return result
@@ -183,9 +184,6 @@ def _collect(
     if not source.exists(target.digest):
         raise ContentNotFound(target.digest)
     matcher = options.selected()
-    lone_manifest = mediatypes.is_manifest(target.media_type)
-    if not options.all_platforms and (options.matcher is not None or not lone_manifest):
-        walker.resolve(target, matcher, label)  # the platform asked for is there (a lone manifest too)
     for item in walker.content(target, matcher):
         d = item.descriptor
         nondist = d.media_type in mediatypes.NON_DISTRIBUTABLE
@@ -199,6 +197,9 @@ def _collect(
                                              all_platforms=options.all_platforms)
             raise ContentNotFound(d.digest, content_kind(d.media_type))
         blobs[d.digest] = d.size
+    lone_manifest = mediatypes.is_manifest(target.media_type)
+    if not options.all_platforms and (options.matcher is not None or not lone_manifest):
+        walker.resolve(target, matcher, label)  # the platform asked for is there (a lone manifest too)
 
 
 def _docker_entry(walker: Walker, t: ExportTarget, options: ExportOptions,

@@ -116,9 +116,15 @@ def loads_map(text: str) -> dict[str, str]:
 class Database:
     """A handle on ``metadata.db``; cheap to create, opened lazily."""
 
-    def __init__(self, path: Path, before_open: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        path: Path,
+        before_open: Callable[[], None] | None = None,
+        after_open: Callable[[Database], None] | None = None,
+    ):
         self.path = path
         self._before_open = before_open
+        self._after_open = after_open  # e.g. a one-time upgrade step that needs the blobs
         self._conn: sqlite3.Connection | None = None
         self.read_only = False
         # one connection, shared by the threads of one operation (parallel layers,
@@ -131,6 +137,8 @@ class Database:
             with self.lock:
                 if self._conn is None:
                     self._conn = self._open()
+                    if self._after_open is not None:
+                        self._after_open(self)
         return self._conn
 
     def _open(self) -> sqlite3.Connection:

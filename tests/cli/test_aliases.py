@@ -68,7 +68,9 @@ def test_snapshot_remove_aliases_remove_a_snapshot(store: Cli, rm: str) -> None:
     tree = store.ok("snapshot", "--snapshotter", "native", "tree").stdout.splitlines()
     top = tree[-1].strip().removeprefix("\\_ ")
     assert store.ok("snapshot", "--snapshotter", "native", rm, top).stdout == f"{top}\n"
-    assert store.ok("snapshots", "--snapshotter", "native", "ls", "-q").stdout.split() == [k for k in before if k != top]
+    # its parents went with it: the image held them through its top, and nothing else does
+    assert store.ok("snapshots", "--snapshotter", "native", "ls", "-q").stdout.split() == []
+    assert len(before) > 1
 
 
 @pytest.mark.parametrize("rm", RM_ALIASES)

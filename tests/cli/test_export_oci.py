@@ -489,7 +489,6 @@ def test_export_of_a_reimported_export_is_byte_identical(run: Cli, tmp_path: Pat
 
 
 # --------------------------------------------------------------------------- what OUT is
-@pytest.mark.xfail(strict=True, reason="export --platform mismatch becomes an error (issue 9/13)")
 def test_export_for_a_platform_a_single_manifest_image_is_not_for_is_an_error(run: Cli, workdir: Path) -> None:
     """As for import: an image with no manifest for ``--platform P`` is one error naming P."""
     store(run, host_image([file("a", b"a")]).build(), "docker.io/library/plat:v1")

@@ -243,7 +243,7 @@ def test_debug_shows_a_traceback_then_the_error_line(run: Cli) -> None:
     r = run("--debug", "content", "get", ABSENT)
     assert r.exit_code == 1
     assert r.stderr.startswith("Traceback (most recent call last):")
-    assert "ctrpy.errors.NotFound" in r.stderr
+    assert "ctrpy.errors.ContentNotFound" in r.stderr
     assert r.stderr.splitlines()[-1] == f"ctrpy: error: content {ABSENT} not found"
 
 

@@ -212,8 +212,16 @@ def test_rm_removes_the_image_and_prints_its_name(run: Cli, busybox: BuiltImage)
     assert run.names() == []
 
 
-def test_rm_keeps_the_content(run: Cli, busybox: BuiltImage) -> None:
+def test_rm_frees_the_content_no_other_image_holds(run: Cli, busybox: BuiltImage) -> None:
+    assert run.digests()
+    r = run.ok("images", "rm", "docker.io/library/busybox:latest")
+    assert run.digests() == []
+    assert "ctrpy: freed" in r.stderr
+
+
+def test_rm_keeps_the_content_another_name_of_the_image_holds(run: Cli, busybox: BuiltImage) -> None:
     digests = run.digests()
+    run.ok("images", "tag", "docker.io/library/busybox:latest", "busybox:mine")
     run.ok("images", "rm", "docker.io/library/busybox:latest")
     assert run.digests() == digests
 

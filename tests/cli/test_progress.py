@@ -300,7 +300,7 @@ def test_rich_archive_read_from_a_pipe_stays_unfinished_when_the_import_fails() 
 
 
 def test_rich_warnings_are_printed_above_the_bars() -> None:
-    out = rich_output([ev.ArchiveRead(4, 10), ev.Warning("skipping x: no manifest")])
+    out = rich_output([ev.ArchiveRead(4, 10), ev.Warn("skipping x: no manifest")])
     assert "ctrpy: warning: skipping x: no manifest" in out
 
 

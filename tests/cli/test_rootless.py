@@ -277,7 +277,7 @@ def test_overlayfs_asked_for_on_import_is_a_clear_error_and_imports_nothing(nobo
         "--snapshotter",
         "overlayfs",
         archive,
-        match="the overlayfs snapshotter needs root; use --snapshotter native",
+        match="the overlayfs snapshotter needs root (use --snapshotter native)",
     )
     assert nobody.ok("images", "ls", "-q").stdout == ""
 

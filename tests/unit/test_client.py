@@ -19,7 +19,7 @@ def test_export_reports_bytes_written_up_to_the_size_of_the_archive(tmp_path: Pa
     client = Client(tmp_path / "root", progress=events.append)
     client.import_archive(io.BytesIO(named_archive((host_image([file("etc/motd", b"hello\n")]), NAME))), "oci.v1")
     out = tmp_path / "out.tar"
-    client.export_to_path(client.export_targets([NAME]), out)
+    client.export(client.export_targets([NAME]), out)
     written = [e for e in events if isinstance(e, BytesWritten)]
     size = out.stat().st_size
     assert written[0] == BytesWritten(0, size)

@@ -75,7 +75,7 @@ def test_gzip_followed_by_nul_padding_is_accepted() -> None:
 
 
 def test_gzip_followed_by_trailing_garbage_is_rejected() -> None:
-    with pytest.raises(InvalidArchive, match="trailing garbage"):
+    with pytest.raises(InvalidArchive, match=r"gzip stream: .*not gzip"):
         decompress(gz(b"data") + b"garbage")
 
 

@@ -200,13 +200,7 @@ def test_opening_a_missing_blob_is_not_found(opener: Adapter) -> None:
         read_all(opener, ABSENT)
 
 
-def test_reading_a_missing_json_blob_is_not_found(json_reader: Adapter, request: pytest.FixtureRequest) -> None:
-    if json_reader.name == "ImportContext":
-        request.applymarker(pytest.mark.xfail(
-            strict=True,
-            reason="ImportContext.read_json reports a missing blob as InvalidArchive('archive is missing "
-            "blob'), not NotFound (issue 9, one error policy)",
-        ))
+def test_reading_a_missing_json_blob_is_not_found(json_reader: Adapter) -> None:
     with raises_naming(NotFound, ABSENT):
         can(json_reader, "read_json")(ABSENT)
 

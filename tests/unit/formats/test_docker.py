@@ -22,7 +22,7 @@ from ctrpy.content.blobs import BlobStore
 from ctrpy.errors import CtrpyError, DigestMismatch, InvalidArchive, UnsupportedFormat
 from ctrpy.formats import ImportContext, ImportOptions, ImportResult, get_importer
 from ctrpy.oci import Matcher, mediatypes
-from ctrpy.progress import Event, Warning
+from ctrpy.progress import Event, Warn
 from tests.builders import (
     MT_DOCKER_CONFIG,
     MT_DOCKER_LAYER,
@@ -286,7 +286,7 @@ def test_an_untagged_image_is_named_import_date_at_digest(
 def test_an_untagged_image_takes_the_base_name_when_one_is_given(tmp_path: Path) -> None:
     c = client(tmp_path)
     names = do_import(
-        c, docker_save_tar([(base_image(), None)]), base_name="example.com/mine", base_name_given=True
+        c, docker_save_tar([(base_image(), None)]), base_name="example.com/mine"
     )
     dgst = c.images.list()[0].target.digest
     assert names == [f"example.com/mine@{dgst}"]
@@ -295,7 +295,7 @@ def test_an_untagged_image_takes_the_base_name_when_one_is_given(tmp_path: Path)
 def test_digests_option_adds_a_digest_name_for_tagged_images(tmp_path: Path) -> None:
     c = client(tmp_path)
     names = do_import(
-        c, docker_save_tar([(base_image(), ["a:1"])]), digests=True, base_name="base", base_name_given=True
+        c, docker_save_tar([(base_image(), ["a:1"])]), digests=True, base_name="base"
     )
     dgst = c.image("a:1").target.digest
     assert names == ["docker.io/library/a:1", f"base@{dgst}"]
@@ -330,7 +330,7 @@ def test_an_image_for_another_platform_is_skipped_with_a_warning(tmp_path: Path)
         (host_image([file("b")]), ["b:1"]),
     ]))
     assert names == ["docker.io/library/b:1"]
-    warnings = [e.message for e in events if isinstance(e, Warning)]
+    warnings = [e.message for e in events if isinstance(e, Warn)]
     assert len(warnings) == 1
     assert warnings[0].startswith(f"skipping docker.io/library/a:1: the image is for linux/{OTHER_ARCH}")
 

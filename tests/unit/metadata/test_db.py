@@ -74,7 +74,7 @@ def image(name: str = "docker.io/library/busybox:latest") -> Image:
 
 # --------------------------------------------------------------------------- schema and migrations
 def test_new_database_has_the_current_schema_version(db: Database, tmp_path: Path) -> None:
-    assert db.schema_version == SCHEMA_VERSION == 2
+    assert db.schema_version == SCHEMA_VERSION == 3
     assert user_version(tmp_path / "metadata.db") == SCHEMA_VERSION
 
 
@@ -95,14 +95,14 @@ def test_database_of_version_0_is_migrated_to_the_current_version(tmp_path: Path
     d = Database(path)
     assert d.schema_version == SCHEMA_VERSION
     d.close()
-    assert {"namespaces", "images", "content", "snapshots"} <= tables(path)
+    assert {"namespaces", "images", "content", "snapshots", "leases", "lease_resources", "meta"} <= tables(path)
 
 
-def test_database_of_version_1_is_migrated_to_2_keeping_its_rows(tmp_path: Path) -> None:
+def test_database_of_version_1_is_migrated_to_the_current_version_keeping_its_rows(tmp_path: Path) -> None:
     path = tmp_path / "metadata.db"
     make_v1_database(path)
     d = Database(path)
-    assert d.schema_version == 2
+    assert d.schema_version == SCHEMA_VERSION
     img = ImageStore(d, "default").get("docker.io/library/old:1")
     assert img.target.digest == DIGEST
     assert img.labels == {"keep": "me"}
