@@ -238,7 +238,7 @@ class CredentialStore:
             creds = self._from_helper(store, want)
             if creds is not None:
                 return creds
-        return self._from_auths(cfg, want, "", str(path))
+        return self._from_auths(cfg, want, "", str(path), repository_keys=False)
 
     def _from_auth_json(self, path: Path, want: str, repository: str) -> Credentials | None:
         cfg = self._read_json(path)
@@ -249,15 +249,21 @@ class CredentialStore:
             for k, name in helpers.items():
                 if canonical_host(k) == want and isinstance(name, str) and name:
                     return self._from_helper(name, want)
-        return self._from_auths(cfg, want, repository, str(path))
+        return self._from_auths(cfg, want, repository, str(path), repository_keys=True)
 
-    def _from_auths(self, cfg: dict[str, Any], want: str, repository: str, where: str) -> Credentials | None:
+    def _from_auths(
+        self, cfg: dict[str, Any], want: str, repository: str, where: str, *, repository_keys: bool
+    ) -> Credentials | None:
+        """The best ``auths`` entry for ``want``.  Docker ignores a key's path (``/v1/``);
+        containers' auth.json keys may name a repository namespace (the longest wins)."""
         auths = cfg.get("auths") or {}
         if not isinstance(auths, dict):
             raise CredentialsError(f"{where}: auths must be an object")
         best: tuple[int, Credentials] | None = None
         for k, entry in auths.items():
             khost, kpath = _key_parts(k)
+            if not repository_keys:
+                kpath = ""
             if khost != want:
                 continue
             if kpath and not (repository == kpath or repository.startswith(kpath + "/")):
