@@ -289,6 +289,13 @@ class Registry:
     def _error(self, resp: Response, what: str, not_found: str | None = None) -> RemoteError:
         body = b"" if resp.method == "HEAD" else resp.error_body()
         resp.close()
+        if resp.status == 400 and resp.url.startswith("http://") and b"HTTP request to an HTTPS server" in body:
+            return ConnectionFailed(
+                f"{what}: {resp.host} speaks HTTPS, not plain HTTP (drop --plain-http; for a loopback "
+                "registry give --tlscacert or -k so that TLS is used)",
+                host=resp.host,
+                status=400,
+            )
         return error_from_response(what, resp.status, body, host=resp.host, not_found=not_found)
 
     def _ref_name(self, obj: str) -> str:
@@ -359,8 +366,10 @@ class Registry:
         with resp:
             if resp.status == 405 and kind == "manifests":
                 pass  # HEAD not implemented: GET below
-            elif resp.status >= 300:
+            elif resp.status in (401, 403, 404) or (resp.status >= 300 and kind == "blobs"):
                 raise self._error(resp, name)
+            elif resp.status >= 300:
+                pass  # a HEAD error has no body: the GET below gets the registry's reason
             else:
                 ctype = _base_type(resp.header("Content-Type"))
                 if ctype == "text/plain":  # registry.access.redhat.com served schema 1 so

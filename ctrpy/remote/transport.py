@@ -18,6 +18,7 @@ import base64
 import email.utils
 import os
 import random
+import re
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -229,15 +230,27 @@ def _reason(e: BaseException) -> str:
     return one_line(text, 160)
 
 
+_SSL_NOISE = re.compile(r"\s*\(_ssl\.c:\d+\)?|\[SSL: [A-Z0-9_]+\]\s*")
+
+
 def _tls_reason(e: BaseException) -> str:
+    """What went wrong in a TLS handshake, in a few words."""
+    inner: BaseException | None = e
+    for _ in range(6):
+        if inner is None:
+            break
+        if isinstance(inner, ssl.SSLCertVerificationError):
+            msg = inner.verify_message or "unknown reason"
+            return f"certificate verify failed: {msg}"
+        nxt = getattr(inner, "reason", None)
+        inner = nxt if isinstance(nxt, BaseException) else inner.__context__
     text = str(e)
-    for marker in ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed"):
-        if marker in text:
-            tail = text.split(marker, 1)[1].strip(" ]):(")
-            return "certificate verify failed" + (f": {one_line(tail, 120)}" if tail else "")
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        return "certificate verify failed"
     if "Hostname mismatch" in text or "doesn't match" in text:
         return "the certificate does not name this host"
-    return one_line(text, 160)
+    last = text.rsplit(": ", 1)[-1] if ": [SSL" in text else text
+    return one_line(_SSL_NOISE.sub("", last).strip(" ()"), 160)
 
 
 class Transport:
@@ -291,6 +304,8 @@ class Transport:
             if tls.skip_verify:
                 kw["cert_reqs"] = "CERT_NONE"
                 kw["assert_hostname"] = False
+                # asked for (-k / skip_verify): urllib3's warning on every request is noise
+                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         mgr = _proxy_manager(proxy, kw) if proxy is not None else urllib3.PoolManager(**kw)  # type: ignore[arg-type]
         with self._lock:
             return self._managers.setdefault(key, mgr)
@@ -448,6 +463,8 @@ class Transport:
                     "plain HTTP (--plain-http)",
                     host=host,
                 ) from None
+            if "BAD_CERTIFICATE" in str(e) or "CERTIFICATE_REQUIRED" in str(e):
+                reason += "; the registry may want a client certificate (--tlscert/--tlskey)"
             raise ConnectionFailed(f"{what}: TLS handshake with {host} failed: {reason}", host=host) from None
         except (NewConnectionError, ConnectTimeoutError, ReadTimeoutError, ProtocolError, ProxyError) as e:
             raise _Transient(_reason(e)) from None

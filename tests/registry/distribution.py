@@ -5,7 +5,8 @@ enabled, ``http.secret`` always set), starts ``docker-registry serve`` in its ow
 group on a free port, waits (bounded) until ``GET /v2/`` answers, and kills the group on
 ``stop()``.  Auth: ``htpasswd={"user": "pass"}`` (bcrypt, through ``htpasswd -Bbc``), or
 ``token=TokenAuth(...)`` for a token server.  TLS: ``tls=CertPair``, optionally with
-``client_ca`` to require client certificates.
+``client_ca`` to require client certificates (``client_cert`` is then what the readiness
+check and :meth:`connection` present).
 
 Nothing here imports pytest (the fixtures are in ``tests.registry.fixtures``)::
 
@@ -69,6 +70,7 @@ class DistributionRegistry:
         token: TokenAuth | None = None,
         tls: CertPair | None = None,
         client_ca: Path | None = None,
+        client_cert: CertPair | None = None,
         binary: str = BINARY,
         start_timeout: float = START_TIMEOUT,
     ) -> None:
@@ -80,6 +82,7 @@ class DistributionRegistry:
         self.token = token
         self.tls = tls
         self.client_ca = client_ca
+        self.client_cert = client_cert  # what connection() and the readiness check present
         self.binary = binary
         self.start_timeout = start_timeout
         self.port = 0
@@ -236,6 +239,8 @@ class DistributionRegistry:
         """A raw connection to the registry (for tests that build broken content by hand)."""
         if self.tls:
             ctx = ssl.create_default_context(cafile=str(self.tls.cert))
+            if self.client_cert is not None:
+                ctx.load_cert_chain(str(self.client_cert.cert), str(self.client_cert.key))
             return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout, context=ctx)
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
 

@@ -53,6 +53,7 @@ __all__ = [
     "TOKEN_USERS",
     "basic_registry",
     "client",
+    "client_ca",
     "client_pair",
     "clock",
     "env",
@@ -65,6 +66,7 @@ __all__ = [
     "require",
     "tls_pair",
     "tls_registry",
+    "token_pair",
     "token_registry",
     "token_server",
 ]
@@ -138,16 +140,20 @@ def client_pair(tmp_path_factory: pytest.TempPathFactory, tls_pair: CertPair) ->
 
 
 @pytest.fixture(scope="session")
-def _client_ca(client_pair: CertPair) -> Path:
+def client_ca(client_pair: CertPair) -> Path:
     return client_pair.cert.parent / "client-ca.crt"
 
 
 @pytest.fixture(scope="session")
 def mtls_registry(
-    tmp_path_factory: pytest.TempPathFactory, tls_pair: CertPair, _client_ca: Path
+    tmp_path_factory: pytest.TempPathFactory, tls_pair: CertPair, client_ca: Path, client_pair: CertPair
 ) -> Iterator[DistributionRegistry]:
     require("docker-registry", "openssl")
-    reg = _start(DistributionRegistry(tmp_path_factory.mktemp("reg-mtls"), tls=tls_pair, client_ca=_client_ca))
+    reg = _start(
+        DistributionRegistry(
+            tmp_path_factory.mktemp("reg-mtls"), tls=tls_pair, client_ca=client_ca, client_cert=client_pair
+        )
+    )
     try:
         yield reg
     finally:
@@ -155,7 +161,7 @@ def mtls_registry(
 
 
 @pytest.fixture(scope="session")
-def _token_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TokenServer, DistributionRegistry]]:
+def token_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TokenServer, DistributionRegistry]]:
     require("docker-registry", "openssl")
     d = tmp_path_factory.mktemp("reg-token")
     ts = TokenServer(d / "tokens", users=TOKEN_USERS).start()
@@ -170,15 +176,15 @@ def _token_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Toke
 
 
 @pytest.fixture
-def token_server(_token_pair: tuple[TokenServer, DistributionRegistry]) -> TokenServer:
-    ts = _token_pair[0]
+def token_server(token_pair: tuple[TokenServer, DistributionRegistry]) -> TokenServer:
+    ts = token_pair[0]
     ts.reset()
     return ts
 
 
 @pytest.fixture
-def token_registry(_token_pair: tuple[TokenServer, DistributionRegistry], token_server: TokenServer) -> DistributionRegistry:
-    return _token_pair[1]
+def token_registry(token_pair: tuple[TokenServer, DistributionRegistry], token_server: TokenServer) -> DistributionRegistry:
+    return token_pair[1]
 
 
 @pytest.fixture
