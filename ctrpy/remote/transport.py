@@ -149,11 +149,13 @@ class Response:
         return urlsplit(self.url).netloc
 
     def read(self, amt: int = CHUNK) -> bytes:
-        """Up to ``amt`` bytes; ``b""`` at the end.  A broken connection raises :class:`BodyCut`."""
+        """Up to ``amt`` bytes, whatever has arrived (one read from the socket, so the bytes
+        before a cut are never lost); ``b""`` at the end.  A broken connection raises
+        :class:`BodyCut`."""
         if self._closed:
             return b""
         try:
-            return self.raw.read(amt, decode_content=True)
+            return self.raw.read1(amt, decode_content=True)
         except (ProtocolError, ReadTimeoutError, SSLError, OSError) as e:
             raise BodyCut(f"{self.what}: connection broken while reading the body ({_reason(e)})", host=self.host) from None
         except HTTPError as e:

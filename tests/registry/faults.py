@@ -22,8 +22,12 @@ matching request, or a set of them; None: every one) with one or more actions:
   to see that a client really runs requests in parallel.
 
 Every request is recorded (``requests``: method, path, query, headers); ``count()`` counts
-them, ``max_in_flight`` is the most requests seen at once.  ``strip_prefix`` makes the proxy
-serve the registry under a path prefix (hosts.toml ``override_path``).
+them, ``max_in_flight`` is the most requests seen at once.  ``path_prefix`` makes the proxy
+serve the registry under another path: a request path must start with it, and it is
+replaced by ``upstream_prefix`` (``"/custom/api"`` -> ``"/v2"`` for hosts.toml
+``override_path``; ``"/mirror-root"`` -> ``""`` for a mirror URL with a path).
+``side_upstream_headers`` are what the side server sends to the registry (its own
+credentials when the registry wants some: the client's never reach it).
 """
 
 from __future__ import annotations
@@ -114,9 +118,19 @@ class _Server(ThreadingHTTPServer):
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, *, strip_prefix: str = "", side_host: str = SIDE_HOST) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        path_prefix: str = "",
+        upstream_prefix: str = "",
+        side_host: str = SIDE_HOST,
+        side_upstream_headers: dict[str, str] | None = None,
+    ) -> None:
         self.upstream = upstream
-        self.strip_prefix = strip_prefix.rstrip("/")
+        self.path_prefix = path_prefix.rstrip("/")
+        self.upstream_prefix = upstream_prefix.rstrip("/")
+        self.side_upstream_headers = dict(side_upstream_headers or {})
         self.side_host = side_host
         self.rules: list[Rule] = []
         self.requests: list[Record] = []
@@ -156,7 +170,7 @@ class FaultProxy:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}{self.strip_prefix}"
+        return f"http://{self.host}{self.path_prefix}"
 
     @property
     def side_url(self) -> str:
@@ -305,12 +319,12 @@ def _proxy_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
         def _handle(self) -> None:
             parts = urlsplit(self.path)
             path, query = parts.path, parts.query
-            if proxy.strip_prefix:
-                if not path.startswith(proxy.strip_prefix + "/"):
+            if proxy.path_prefix or proxy.upstream_prefix:
+                if not path.startswith(proxy.path_prefix + "/"):
                     proxy._record(proxy.requests, Record(self.command, path, query, _header_dict(self.headers), "no-prefix"))
                     self._answer(404, {"Content-Type": "application/json"}, b'{"errors":[{"code":"NOT_FOUND","message":"outside the prefix"}]}')
                     return
-                path = path[len(proxy.strip_prefix) :]
+                path = proxy.upstream_prefix + path[len(proxy.path_prefix) :]
             try:
                 body = _read_request_body(self)
             except ValueError:
@@ -427,7 +441,7 @@ def _side_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
             proxy._record(proxy.side_requests, Record(self.command, parts.path, parts.query, _header_dict(self.headers)))
-            fwd = {"Host": proxy.upstream}
+            fwd = {"Host": proxy.upstream, **proxy.side_upstream_headers}
             rng = self.headers.get("Range")
             if rng:
                 fwd["Range"] = rng
