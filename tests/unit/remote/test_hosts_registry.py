@@ -48,7 +48,8 @@ def test_mirror_is_tried_first_then_the_server(
     reg = client(pushed_image.ref, hosts_dir=d)
     desc = reg.resolve()
     assert desc.digest == pushed_image.digest
-    assert [(r.method, r.path) for r in fault_proxy.requests][0] == ("HEAD", f"/v2/{pushed_image.repo}/manifests/v1")
+    first = fault_proxy.requests[0]
+    assert (first.method, first.path) == ("HEAD", f"/v2/{pushed_image.repo}/manifests/v1")
     assert server_proxy.count("HEAD", "/manifests/v1") == 1
     # the mirror was told which registry the image comes from
     assert parse_qs(fault_proxy.requests[0].query) == {"ns": [pushed_image.registry_host]}
