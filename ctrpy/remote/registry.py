@@ -366,7 +366,9 @@ class Registry:
         with resp:
             if resp.status == 405 and kind == "manifests":
                 pass  # HEAD not implemented: GET below
-            elif resp.status in (401, 403, 404) or (resp.status >= 300 and kind == "blobs"):
+            elif resp.status in (401, 403, 404) or (resp.status >= 300 and (kind == "blobs" or dgst)):
+                # by digest, distribution 2.8 answers 500 on the manifests endpoint for a blob
+                # that is not a manifest: go on to the blobs endpoint rather than GET it again
                 raise self._error(resp, name)
             elif resp.status >= 300:
                 pass  # a HEAD error has no body: the GET below gets the registry's reason

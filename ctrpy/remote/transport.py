@@ -4,7 +4,8 @@
 - Bodies stream (``preload_content=False``): memory stays constant whatever the size.
 - Retries: 408, 429, 500, 502, 503, 504 and connection errors/timeouts are retried with
   exponential backoff and jitter, bounded in count (``max_retries``) and in time
-  (``max_retry_time``).  ``Retry-After`` (seconds or an HTTP date) is honoured up to
+  (``max_retry_time``); a 500 is retried once only (twice in a row is a server bug, as
+  containerd reasons).  ``Retry-After`` (seconds or an HTTP date) is honoured up to
   ``max_retry_after``; beyond that we fail at once and say so.
 - Redirects (301, 302, 303, 307, 308) are followed by us, at most ``max_redirects``;
   ``origin_headers`` (``Authorization``, configured headers) go to the first origin only,
@@ -346,6 +347,7 @@ class Transport:
         o = self.options
         start = self.clock.monotonic()
         attempt = 0
+        last_status: int | None = None
         while True:
             failure: ConnectionFailed | None = None
             resp: Response | None = None
@@ -355,6 +357,9 @@ class Transport:
                 failure = ConnectionFailed(f"{what}: {e.reason}", host=urlsplit(url).netloc)
             if resp is not None and (not retry or resp.status not in RETRY_STATUSES):
                 return resp
+            if resp is not None and resp.status == 500 and last_status == 500:
+                return resp  # a 500 twice in a row is a bug on the server, not a hiccup
+            last_status = resp.status if resp is not None else None
             attempt += 1
             wait: float | None = None
             if resp is not None:

@@ -7,7 +7,9 @@ change what matches: ``Rule(method, path regex, nth)`` (``nth``: the 1-based num
 matching request, or a set of them; None: every one) with one or more actions:
 
 - ``status`` (+ ``headers``, ``body``): answer this instead of asking the registry (500,
-  429 with ``Retry-After``, 404 for a mirror, a 200 with a made-up body);
+  429 with ``Retry-After``, 404 for a mirror, a 200 with a made-up body); a
+  ``Content-Length`` in ``headers`` is sent as given (a HEAD that announces a size);
+  ``no_length`` sends the body without a length, closing the connection after it;
 - ``corrupt``: flip one byte of the body (its middle); ``cut_after``: send the headers with
   the full length, then only that many bytes, then drop the connection; ``extra_bytes``:
   append bytes (the length grows accordingly); ``ignore_range``: forward without the
@@ -60,6 +62,7 @@ class Rule:
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    no_length: bool = False
     # change the registry's answer
     set_headers: dict[str, str] = field(default_factory=dict)
     drop_headers: tuple[str, ...] = ()
@@ -338,12 +341,19 @@ def _proxy_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             finally:
                 proxy._leave(rule)
 
-        def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        def _answer(self, status: int, headers: dict[str, str], body: bytes, *, no_length: bool = False) -> None:
             self.send_response(status)
+            length = str(len(body))
             for k, v in headers.items():
-                if k.lower() != "content-length":
+                if k.lower() == "content-length":
+                    length = v
+                else:
                     self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body)))
+            if no_length:
+                self.send_header("Connection", "close")
+                self.close_connection = True
+            else:
+                self.send_header("Content-Length", length)
             self.end_headers()
             if self.command != "HEAD" and body:
                 self.wfile.write(body)
@@ -352,7 +362,7 @@ def _proxy_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             if rule is not None and rule.delay:
                 time.sleep(rule.delay)
             if rule is not None and rule.status is not None:
-                self._answer(rule.status, dict(rule.headers), rule.body)
+                self._answer(rule.status, dict(rule.headers), rule.body, no_length=rule.no_length)
                 return
             if rule is not None and rule.redirect:
                 loc = f"{proxy.side_url}{path}" + (f"?{query}" if query else "")

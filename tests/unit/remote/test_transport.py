@@ -63,9 +63,9 @@ def test_retries_are_bounded_in_count_and_the_last_answer_is_returned(stub: Stub
 
 
 def test_retries_are_bounded_in_time(stub: StubServer, clock: FakeClock) -> None:
-    stub.script("GET", "/x", Answer(500))
+    stub.script("GET", "/x", Answer(502))
     with transport(clock, max_retries=100, max_retry_time=4.0).request("GET", f"{stub.url}/x") as r:
-        assert r.status == 500
+        assert r.status == 502
     # 0.5 + 1 + 2 = 3.5 s spent; the next wait (4 s) would pass the 4 s budget
     assert clock.sleeps == [0.5, 1.0, 2.0]
 
@@ -94,6 +94,14 @@ def test_retry_after_beyond_the_cap_fails_at_once_saying_so(stub: StubServer, cl
     assert e.value.status == 429
     assert stub.count("GET", "/x") == 1
     assert clock.sleeps == []
+
+
+def test_a_500_twice_in_a_row_is_not_retried_again(stub: StubServer, clock: FakeClock) -> None:
+    stub.script("GET", "/x", Answer(500), Answer(500), Answer(200))
+    with transport(clock).request("GET", f"{stub.url}/x") as r:
+        assert r.status == 500
+    assert stub.count() == 2
+    assert clock.sleeps == [0.5]
 
 
 def test_408_is_retried(stub: StubServer, clock: FakeClock) -> None:
