@@ -4,7 +4,8 @@
 every request to the registry (the ``Host`` header is kept, so the registry's upload
 ``Location`` URLs point back at the proxy).  Rules, tried in the order they were added,
 change what matches: ``Rule(method, path regex, nth)`` (``nth``: the 1-based number of the
-matching request, or a set of them; None: every one) with one or more actions:
+request among those the rule matches, or a set of them; None: every one; the first rule
+whose turn it is acts) with one or more actions:
 
 - ``status`` (+ ``headers``, ``body``): answer this instead of asking the registry (500,
   429 with ``Retry-After``, 404 for a mirror, a 200 with a made-up body); a
@@ -15,7 +16,8 @@ matching request, or a set of them; None: every one) with one or more actions:
   append bytes (the length grows accordingly); ``ignore_range``: forward without the
   ``Range`` header (the registry then answers 200 with everything);
 - ``set_headers`` / ``drop_headers``: change the registry's answer (a wrong
-  ``Docker-Content-Digest``, no ``Content-Type``);
+  ``Docker-Content-Digest``, no ``Content-Type``); ``relative_location``: make its
+  ``Location`` a path without scheme and host;
 - ``redirect``: answer ``redirect_status`` (307) pointing at the side server on 127.0.0.2,
   which serves the same path from the registry and records whether an ``Authorization``
   header reached it (``side_requests``);
@@ -70,6 +72,7 @@ class Rule:
     cut_after: int | None = None
     extra_bytes: bytes = b""
     ignore_range: bool = False
+    relative_location: bool = False
     redirect: bool = False
     redirect_status: int = 307
     delay: float = 0.0
@@ -91,16 +94,14 @@ class Rule:
             self._nths = frozenset(self.nth)
 
     def applies(self, method: str, path: str) -> bool:
-        """Count a matching request; True when this one is to be acted on."""
+        """Count a matching request (every rule counts every request it matches, whichever
+        rule acts on it); True when this one is the rule's ``nth``."""
         if self.method is not None and self.method.upper() != method.upper():
             return False
         if not self._re.search(path):
             return False
         self.matched += 1
-        if self._nths is not None and self.matched not in self._nths:
-            return False
-        self.fired += 1
-        return True
+        return self._nths is None or self.matched in self._nths
 
 
 @dataclass(frozen=True)
@@ -226,11 +227,15 @@ class FaultProxy:
     # -- internals -------------------------------------------------------------------------------
 
     def _pick(self, method: str, path: str) -> Rule | None:
+        """The first rule whose turn it is; every matching rule counts the request."""
+        chosen: Rule | None = None
         with self._lock:
             for r in self.rules:
-                if r.applies(method, path):
-                    return r
-        return None
+                if r.applies(method, path) and chosen is None:
+                    chosen = r
+            if chosen is not None:
+                chosen.fired += 1
+        return chosen
 
     def _enter(self, rule: Rule | None) -> None:
         with self._cond:
@@ -264,6 +269,11 @@ def _header_dict(h: Any) -> dict[str, str]:
         k = k.lower()
         out[k] = f"{out[k]}, {v}" if k in out else v
     return out
+
+
+def _path_only(url: str) -> str:
+    p = urlsplit(url)
+    return p.path + (f"?{p.query}" if p.query else "")
 
 
 def _read_request_body(handler: BaseHTTPRequestHandler) -> bytes:
@@ -389,6 +399,10 @@ def _proxy_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
                 drop = {h.lower() for h in rule.drop_headers} | {h.lower() for h in rule.set_headers}
                 headers = [(k, v) for k, v in headers if k.lower() not in drop]
                 headers += list(rule.set_headers.items())
+                if rule.relative_location:
+                    headers = [
+                        (k, _path_only(v) if k.lower() == "location" else v) for k, v in headers
+                    ]
             length_hdr = next((v for k, v in headers if k.lower() == "content-length"), None)
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
             is_head = self.command == "HEAD" or up.status in (204, 304)
