@@ -15,7 +15,10 @@ Push: :meth:`Registry.blob_exists`, :meth:`Registry.mount_blob`,
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import stat
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -743,6 +746,11 @@ class Registry:
         what = f"upload of blob {dgst} to {self.name}"
         if chunk_size is not None and chunk_size <= 0:
             raise InvalidArgument("chunk_size must be positive")
+        known = _source_size(open_source)
+        if known is not None and known != desc.size:
+            if session is not None:
+                self._cancel(session)
+            raise RemoteSizeMismatch(f"{what}: the source has {known} bytes, the descriptor says {desc.size}")
         session = session or self.start_upload()
         try:
             chunk = chunk_size
@@ -857,6 +865,28 @@ def _range_end(value: str | None) -> int | None:
         v = v[len("bytes="):]
     _, sep, end = v.partition("-")
     return int(end) if sep and end.isdigit() else None
+
+
+def _source_size(open_source: SourceOpener) -> int | None:
+    """The size of a seekable source (a file, BytesIO), or None when it cannot be told."""
+    src = open_source()
+    try:
+        fileno = getattr(src, "fileno", None)
+        if callable(fileno):
+            try:
+                st = os.fstat(fileno())
+                if stat.S_ISREG(st.st_mode):
+                    return st.st_size
+            except (OSError, ValueError, io.UnsupportedOperation):
+                pass
+        seekable = getattr(src, "seekable", None)
+        if callable(seekable) and seekable():
+            return int(src.seek(0, io.SEEK_END))  # type: ignore[union-attr]
+        return None
+    finally:
+        close = getattr(src, "close", None)
+        if callable(close):
+            close()
 
 
 def _read_exactly(src: Any, n: int) -> bytes:

@@ -116,9 +116,25 @@ class Record:
         return self.headers.get(name.lower())
 
 
-class _Server(ThreadingHTTPServer):
+class QuietServer(ThreadingHTTPServer):
+    """A threaded server that keeps handler errors (a client gone mid-request) in
+    ``errors`` instead of printing tracebacks."""
+
     daemon_threads = True
     allow_reuse_address = True
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.errors: list[str] = []
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        exc = sys.exc_info()[1]
+        self.errors.append(f"{type(exc).__name__}: {exc}")
+
+
+_Server = QuietServer
 
 
 class FaultProxy:

@@ -14,9 +14,11 @@ import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+from tests.registry.faults import QuietServer
 
 MAX_BODY = 64 << 20
 TUNNEL_IDLE = 30.0
@@ -29,8 +31,6 @@ class ProxyRecord:
     proxy_auth: str | None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
 
 
 class ForwardProxy:
@@ -38,7 +38,7 @@ class ForwardProxy:
         self.names = dict(names or {"registry.test": "127.0.0.1"})
         self.requests: list[ProxyRecord] = []
         self._lock = threading.Lock()
-        self._server: _Server | None = None
+        self._server: QuietServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -56,7 +56,7 @@ class ForwardProxy:
             self.requests.append(rec)
 
     def start(self) -> ForwardProxy:
-        self._server = _Server(("127.0.0.1", 0), _handler(self))
+        self._server = QuietServer(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
         self._thread.start()
         return self

@@ -177,6 +177,11 @@ def manifest_json(data: bytes) -> Any:
 
 
 def upload_sessions(registry: DistributionRegistry, repo: str) -> list[str]:
-    """The upload sessions distribution still keeps for ``repo`` (its _uploads directory)."""
+    """The upload sessions distribution still keeps for ``repo`` (``_uploads/<id>/data``).
+
+    A cancelled session leaves an empty ``hashstates`` directory behind in distribution
+    2.8 (it writes one while closing the cancelled writer); that is not a session."""
     d = registry.data_dir / "docker" / "registry" / "v2" / "repositories" / repo / "_uploads"
-    return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+    if not d.is_dir():
+        return []
+    return sorted(p.name for p in d.iterdir() if (p / "data").exists() or (p / "startedat").exists())

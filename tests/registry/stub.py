@@ -10,11 +10,11 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.registry.faults import Record, _header_dict
+from tests.registry.faults import QuietServer, Record, _header_dict
 
 
 @dataclass
@@ -24,8 +24,6 @@ class Answer:
     body: bytes = b""
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
 
 
 class StubServer:
@@ -35,7 +33,7 @@ class StubServer:
         self.bodies: list[bytes] = []
         self._answers: dict[tuple[str, str], list[Answer]] = defaultdict(list)
         self._lock = threading.Lock()
-        self._server: _Server | None = None
+        self._server: QuietServer | None = None
         self._thread: threading.Thread | None = None
 
     def script(self, method: str, path: str, *answers: Answer) -> None:
@@ -63,7 +61,7 @@ class StubServer:
             return sum(1 for r in self.requests if (method is None or r.method == method) and (path is None or r.path == path))
 
     def start(self) -> StubServer:
-        self._server = _Server((self.bind, 0), _handler(self))
+        self._server = QuietServer((self.bind, 0), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
         self._thread.start()
         return self

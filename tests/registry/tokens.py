@@ -32,13 +32,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.registry.certs import CertPair, RSAKey, self_signed
 from tests.registry.distribution import TokenAuth
+from tests.registry.faults import QuietServer
 
 SERVICE = "ctrpy-test-registry"
 ISSUER = "ctrpy-test-token-issuer"
@@ -106,7 +107,7 @@ class TokenServer:
         self.pair: CertPair = self_signed(self.dir, "token-signer", cn="ctrpy token signer", sans=())
         self.key = RSAKey.from_pem(self.pair.key)
         self._x5c = base64.b64encode(self.pair.der()).decode()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: QuietServer | None = None
         self._thread: threading.Thread | None = None
         self._jti = 0
 
@@ -207,8 +208,7 @@ class TokenServer:
     # -- the HTTP side ---------------------------------------------------------------------------
 
     def start(self) -> TokenServer:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        server.daemon_threads = True
+        server = QuietServer(("127.0.0.1", 0), _handler(self))
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
         self._thread.start()
