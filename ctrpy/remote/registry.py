@@ -881,7 +881,7 @@ def _source_size(open_source: SourceOpener) -> int | None:
                 pass
         seekable = getattr(src, "seekable", None)
         if callable(seekable) and seekable():
-            return int(src.seek(0, io.SEEK_END))  # type: ignore[union-attr]
+            return int(src.seek(0, io.SEEK_END))  # type: ignore[union-attr,attr-defined]
         return None
     finally:
         close = getattr(src, "close", None)
