@@ -171,3 +171,25 @@ def test_redirect_loops_end_in_a_clear_error(client: Client, pushed_image: Pushe
     with pytest.raises(RemoteError, match="more than 4 redirects"):
         reg.fetch_blob(layer, FileSink(tmp_path / "b", layer.size))
     assert fault_proxy.count("GET") == 5
+
+
+def test_a_read_timeout_is_retried(client: Client, clock: FakeClock, pushed_image: Pushed, fault_proxy: FaultProxy) -> None:
+    fault_proxy.add(Rule("HEAD", "/manifests/v1$", nth=1, delay=2.0))
+    reg = client(via(fault_proxy, pushed_image), read_timeout=0.5)
+    assert reg.resolve().digest == pushed_image.digest
+    assert fault_proxy.count("HEAD") == 2
+    assert len(clock.sleeps) == 1
+
+
+def test_the_library_writes_nothing_to_stdout(
+    client: Client, pushed_image: Pushed, fault_proxy: FaultProxy, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    fault_proxy.add(Rule("GET", "/blobs/", nth=1, cut_after=1000))
+    fault_proxy.add(Rule("HEAD", "/manifests/", nth=1, status=503))
+    with client(via(fault_proxy, pushed_image)) as reg:
+        desc = reg.resolve()
+        reg.fetch_manifest(desc)
+        layer = pushed_image.layer_descriptors()[0]
+        reg.fetch_blob(layer, FileSink(tmp_path / "b", layer.size))
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
