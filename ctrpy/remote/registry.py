@@ -79,24 +79,25 @@ def _accept(first: str | None = None) -> str:
     return ", ".join([*types, *MANIFEST_ACCEPT, "*/*"])
 
 
-def sniff_media_type(data: bytes) -> tuple[str, int | None]:
-    """(the ``mediaType`` a manifest JSON says or implies, its ``schemaVersion``)."""
+def sniff_media_type(data: bytes) -> tuple[str, int | None, bool]:
+    """(the ``mediaType`` a manifest JSON says or implies, its ``schemaVersion``, whether
+    the ``mediaType`` was written out rather than implied by the keys)."""
     try:
         obj: Any = json.loads(data)
     except ValueError:
-        return "", None
+        return "", None, False
     if not isinstance(obj, dict):
-        return "", None
+        return "", None, False
     version = obj.get("schemaVersion")
     version = version if isinstance(version, int) and not isinstance(version, bool) else None
     media = obj.get("mediaType")
     if isinstance(media, str) and media:
-        return media, version
+        return media, version, True
     if isinstance(obj.get("manifests"), list):
-        return mt.OCI_INDEX, version
+        return mt.OCI_INDEX, version, False
     if isinstance(obj.get("config"), dict) and isinstance(obj.get("layers"), list):
-        return mt.OCI_MANIFEST, version
-    return "", version
+        return mt.OCI_MANIFEST, version, False
+    return "", version, False
 
 
 def _is_manifest_type(media_type: str) -> bool:
@@ -415,7 +416,7 @@ class Registry:
                 f"{name}: the registry announces digest {announced} but the manifest it sent has digest {computed}",
                 host=host.host,
             )
-        body_type, version = sniff_media_type(data)
+        body_type, version, _ = sniff_media_type(data)
         if ctype in SCHEMA1_TYPES or body_type in SCHEMA1_TYPES or version == 1 or (ctype == "text/plain" and version != 2):
             raise UnsupportedManifest(f"{name}: {_SCHEMA1_MESSAGE}", host=host.host)
         media = ctype if ctype not in _GENERIC_TYPES else ""
@@ -486,7 +487,7 @@ class Registry:
         computed = _digest.of_bytes(data)
         if computed != desc.digest:
             raise RemoteDigestMismatch(f"{name}: the registry sent content with digest {computed}", host=host)
-        body_type, version = sniff_media_type(data)
+        body_type, version, explicit = sniff_media_type(data)
         if ctype in SCHEMA1_TYPES or desc.media_type in SCHEMA1_TYPES or body_type in SCHEMA1_TYPES or version == 1:
             raise UnsupportedManifest(f"{name}: {_SCHEMA1_MESSAGE}", host=host)
         if _is_manifest_type(desc.media_type):
@@ -494,10 +495,8 @@ class Registry:
                 raise InvalidResponse(
                     f"{name}: the registry sent Content-Type {ctype} for a {desc.media_type}", host=host
                 )
-            if body_type and body_type != desc.media_type and not (
-                # an OCI manifest/index may leave mediaType out; we sniffed its kind
-                '"mediaType"' not in data.decode("utf-8", "replace") and _same_kind(body_type, desc.media_type)
-            ):
+            # an OCI manifest or index may leave mediaType out: then only its kind must agree
+            if body_type and body_type != desc.media_type and (explicit or not _same_kind(body_type, desc.media_type)):
                 raise InvalidResponse(
                     f"{name}: the manifest's mediaType {body_type} disagrees with its descriptor's {desc.media_type}",
                     host=host,

@@ -164,3 +164,19 @@ def test_parse_registry_errors_tolerates_anything(raw: bytes) -> None:
 def test_parse_registry_errors_non_string_fields() -> None:
     [entry] = parse_registry_errors(b'{"errors": [{"code": 5, "message": ["x"]}]}')
     assert entry.text() == ""
+
+
+# -- sniffing a manifest's media type -----------------------------------------------------------
+
+
+def test_sniff_media_type() -> None:
+    from ctrpy.remote.registry import sniff_media_type
+
+    assert sniff_media_type(b'{"schemaVersion":2,"mediaType":"x/y"}') == ("x/y", 2, True)
+    assert sniff_media_type(b'{"schemaVersion":2,"manifests":[]}') == ("application/vnd.oci.image.index.v1+json", 2, False)
+    assert sniff_media_type(b'{"schemaVersion":2,"config":{},"layers":[]}') == (
+        "application/vnd.oci.image.manifest.v1+json", 2, False)
+    assert sniff_media_type(b'{"schemaVersion":1,"fsLayers":[]}') == ("", 1, False)
+    assert sniff_media_type(b"not json") == ("", None, False)
+    assert sniff_media_type(b"[1]") == ("", None, False)
+    assert sniff_media_type(b'{"schemaVersion":true}') == ("", None, False)

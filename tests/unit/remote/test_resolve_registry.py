@@ -367,3 +367,17 @@ def test_a_raw_pushed_manifest_under_a_digest(client: Client, plain_registry: Di
     assert status == 201
     reg = client(f"{plain_registry.host}/{repo}@{img.manifest.digest}")
     assert reg.fetch_manifest(reg.resolve()) == img.manifest.data
+
+
+def test_an_oci_manifest_without_media_type_field_is_accepted(
+    client: Client, pushed_image: Pushed, fault_proxy: FaultProxy
+) -> None:
+    m = json.loads(pushed_image.manifest.data)
+    del m["mediaType"]
+    body = json.dumps(m).encode()
+    fault_proxy.add(Rule("GET", f"/manifests/{sha(body)}", status=200, headers={"Content-Type": mediatypes.OCI_MANIFEST},
+                         body=body))
+    reg = client(via(fault_proxy, pushed_image))
+    assert reg.fetch_manifest(Descriptor(mediatypes.OCI_MANIFEST, sha(body), len(body))) == body
+    with pytest.raises(InvalidResponse, match=r"for a application/vnd\.oci\.image\.index"):  # index descriptor, manifest bytes
+        reg.fetch_manifest(Descriptor(mediatypes.OCI_INDEX, sha(body), len(body)))
