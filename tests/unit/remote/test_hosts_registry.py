@@ -1,0 +1,197 @@
+"""hosts.toml against real endpoints: mirrors, capabilities, override_path, headers."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import pytest
+
+from ctrpy.oci import Descriptor
+from ctrpy.remote import Registry, RemoteNotFound
+from tests.registry.distribution import DistributionRegistry
+from tests.registry.fakes import FileSink
+from tests.registry.faults import FaultProxy, Rule
+from tests.registry.images import Pushed
+
+pytestmark = pytest.mark.interop
+
+Client = Callable[..., Registry]
+
+
+def hosts_dir(tmp_path: Path, host: str, text: str) -> str:
+    d = tmp_path / "hosts.d"
+    (d / host).mkdir(parents=True, exist_ok=True)
+    (d / host / "hosts.toml").write_text(text)
+    return str(d)
+
+
+@pytest.fixture
+def server_proxy(plain_registry: DistributionRegistry) -> Iterator[FaultProxy]:
+    """A pass-through proxy standing for the server, to count what reaches it."""
+    with FaultProxy(plain_registry.host) as p:
+        yield p
+
+
+def test_mirror_is_tried_first_then_the_server(
+    client: Client, pushed_image: Pushed, fault_proxy: FaultProxy, server_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    fault_proxy.add(Rule(status=404, headers={"Content-Type": "application/json"},
+                         body=b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"not in the mirror"}]}'))
+    d = hosts_dir(
+        tmp_path,
+        pushed_image.registry_host,
+        f'server = "http://{server_proxy.host}"\n[host."http://{fault_proxy.host}"]\n  capabilities = ["pull", "resolve"]\n',
+    )
+    reg = client(pushed_image.ref, hosts_dir=d)
+    desc = reg.resolve()
+    assert desc.digest == pushed_image.digest
+    first = fault_proxy.requests[0]
+    assert (first.method, first.path) == ("HEAD", f"/v2/{pushed_image.repo}/manifests/v1")
+    assert server_proxy.count("HEAD", "/manifests/v1") == 1
+    # the mirror was told which registry the image comes from
+    assert parse_qs(fault_proxy.requests[0].query) == {"ns": [pushed_image.registry_host]}
+
+
+def test_a_working_mirror_serves_everything(
+    client: Client, pushed_image: Pushed, fault_proxy: FaultProxy, server_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    d = hosts_dir(
+        tmp_path,
+        pushed_image.registry_host,
+        f'server = "http://{server_proxy.host}"\n[host."http://{fault_proxy.host}"]\n',
+    )
+    reg = client(pushed_image.ref, hosts_dir=d)
+    desc = reg.resolve()
+    reg.fetch_manifest(desc)
+    layer = pushed_image.layer_descriptors()[0]
+    sink = FileSink(tmp_path / "l", layer.size)
+    reg.fetch_blob(layer, sink)
+    sink.commit(layer.digest)
+    assert fault_proxy.count() >= 2
+    assert server_proxy.count() == 0
+
+
+def test_a_pull_only_mirror_is_not_asked_to_resolve_a_tag(
+    client: Client, pushed_image: Pushed, fault_proxy: FaultProxy, server_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    d = hosts_dir(
+        tmp_path,
+        pushed_image.registry_host,
+        f'server = "http://{server_proxy.host}"\n[host."http://{fault_proxy.host}"]\n  capabilities = ["pull"]\n',
+    )
+    reg = client(pushed_image.ref, hosts_dir=d)
+    desc = reg.resolve()
+    assert fault_proxy.count(path="/manifests/v1") == 0
+    assert server_proxy.count("HEAD", "/manifests/v1") == 1
+    # content by digest is fine to take from a pull mirror
+    reg.fetch_manifest(desc)
+    layer = pushed_image.layer_descriptors()[0]
+    reg.fetch_blob(layer, FileSink(tmp_path / "l", layer.size))
+    assert fault_proxy.count("GET", f"/manifests/{desc.digest}") == 1
+    assert fault_proxy.count("GET", f"/blobs/{layer.digest}") == 1
+    assert server_proxy.count("GET") == 0
+
+
+def test_a_pull_only_mirror_resolves_a_digest(
+    client: Client, pushed_image: Pushed, fault_proxy: FaultProxy, server_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    d = hosts_dir(
+        tmp_path,
+        pushed_image.registry_host,
+        f'server = "http://{server_proxy.host}"\n[host."http://{fault_proxy.host}"]\n  capabilities = ["pull"]\n',
+    )
+    reg = client(f"{pushed_image.registry_host}/{pushed_image.repo}@{pushed_image.digest}", hosts_dir=d)
+    assert reg.resolve().digest == pushed_image.digest
+    assert fault_proxy.count("HEAD", f"/manifests/{pushed_image.digest}") == 1
+    assert server_proxy.count() == 0
+
+
+def test_pushes_never_go_to_a_mirror_without_push(
+    client: Client, plain_registry: DistributionRegistry, repo: str, fault_proxy: FaultProxy,
+    server_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    d = hosts_dir(
+        tmp_path,
+        plain_registry.host,
+        f'server = "http://{server_proxy.host}"\n[host."http://{fault_proxy.host}"]\n  capabilities = ["pull", "resolve"]\n',
+    )
+    reg = client(plain_registry.ref(repo), hosts_dir=d)
+    data = b"pushed through the server only"
+    import hashlib
+
+    desc = Descriptor("application/octet-stream", "sha256:" + hashlib.sha256(data).hexdigest(), len(data))
+    assert not reg.blob_exists(desc)
+    reg.upload_blob(desc, lambda: io.BytesIO(data))
+    assert reg.blob_exists(desc)
+    assert fault_proxy.count() == 0
+    assert server_proxy.count("POST") == 1 and server_proxy.count("PUT") == 1
+
+
+def test_no_host_with_the_capability_is_a_clear_not_found(
+    client: Client, pushed_image: Pushed, fault_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    d = hosts_dir(
+        tmp_path,
+        pushed_image.registry_host,
+        f'server = "http://{fault_proxy.host}"\ncapabilities = ["pull"]\n',
+    )
+    reg = client(pushed_image.ref, hosts_dir=d)
+    with pytest.raises(RemoteNotFound, match="may resolve"):
+        reg.resolve()
+    assert fault_proxy.count() == 0
+
+
+def test_override_path_puts_the_api_root_where_the_url_says(
+    client: Client, pushed_image: Pushed, plain_registry: DistributionRegistry, tmp_path: Path
+) -> None:
+    with FaultProxy(plain_registry.host, path_prefix="/custom/api", upstream_prefix="/v2") as p:
+        d = hosts_dir(
+            tmp_path,
+            pushed_image.registry_host,
+            f'server = "http://{p.host}/custom/api"\noverride_path = true\n',
+        )
+        reg = client(pushed_image.ref, hosts_dir=d)
+        desc = reg.resolve()
+        assert reg.fetch_manifest(desc) == pushed_image.manifest.data
+        assert p.count() >= 1
+        assert all(r.rule != "no-prefix" for r in p.requests)
+
+
+def test_a_mirror_url_path_gets_v2_appended(
+    client: Client, pushed_image: Pushed, plain_registry: DistributionRegistry, tmp_path: Path
+) -> None:
+    with FaultProxy(plain_registry.host, path_prefix="/mirror-root") as p:
+        d = hosts_dir(tmp_path, pushed_image.registry_host, f'[host."http://{p.host}/mirror-root"]\n')
+        reg = client(pushed_image.ref, hosts_dir=d)
+        assert reg.resolve().digest == pushed_image.digest
+        assert p.count("HEAD", "/v2/.*/manifests/v1") == 1
+        assert all(r.rule != "no-prefix" for r in p.requests)
+
+
+def test_headers_from_hosts_toml_and_options_are_sent(
+    client: Client, pushed_image: Pushed, fault_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    d = hosts_dir(
+        tmp_path,
+        pushed_image.registry_host,
+        f'server = "http://{fault_proxy.host}"\n[header]\n  x-from-file = "file-value"\n  x-list = ["a", "b"]\n',
+    )
+    reg = client(pushed_image.ref, hosts_dir=d, headers=(("X-From-Flag", "flag-value"),))
+    reg.resolve()
+    r = fault_proxy.requests[0]
+    assert r.header("x-from-file") == "file-value"
+    assert r.header("x-list") == "a, b"
+    assert r.header("x-from-flag") == "flag-value"
+    assert r.header("user-agent", ).startswith("ctrpy/")  # type: ignore[union-attr]
+
+
+def test_the_default_dir_mirrors_every_registry(
+    client: Client, pushed_image: Pushed, fault_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    d = hosts_dir(tmp_path, "_default", f'[host."http://{fault_proxy.host}"]\n  capabilities = ["pull", "resolve"]\n')
+    reg = client(pushed_image.ref, hosts_dir=d)
+    assert reg.resolve().digest == pushed_image.digest
+    assert fault_proxy.count("HEAD") == 1
