@@ -58,7 +58,7 @@ class RemoteError(CtrpyError):
         status: int | None = None,
         code: str | None = None,
     ) -> None:
-        super().__init__(message)
+        CtrpyError.__init__(self, message)  # not super(): DigestMismatch & co. take data, not text
         self.host = host
         self.status = status
         self.code = code
@@ -95,9 +95,21 @@ class InvalidResponse(RemoteError, InvalidArchive):
 class RemoteDigestMismatch(InvalidResponse, DigestMismatch):
     """Bytes from the registry do not hash to the digest they were announced with."""
 
+    def __init__(self, message: str, *, expected: str = "", actual: str = "", **where: Any) -> None:
+        RemoteError.__init__(self, message, **where)
+        self.expected = expected
+        self.actual = actual
+        self.what = "content"
+
 
 class RemoteSizeMismatch(InvalidResponse, SizeMismatch):
     """The registry sent more or fewer bytes than announced."""
+
+    def __init__(self, message: str, *, expected: int = 0, actual: int | None = None, **where: Any) -> None:
+        RemoteError.__init__(self, message, **where)
+        self.expected = expected
+        self.actual = actual
+        self.what = "content"
 
 
 class ManifestTooLarge(InvalidResponse):

@@ -58,7 +58,7 @@ class FileSink:
 
     def write(self, data: bytes) -> None:
         if self.expected_size is not None and self.offset + len(data) > self.expected_size:
-            raise SizeMismatch(f"{self.path.name}: more than the expected {self.expected_size} bytes")
+            raise SizeMismatch(self.expected_size, None, self.path.name)
         with self.path.open("ab") as f:
             f.write(data)
         self.offset += len(data)
@@ -76,10 +76,10 @@ class FileSink:
     def commit(self, digest: str) -> bytes:
         data = self.data()
         if self.expected_size is not None and len(data) != self.expected_size:
-            raise SizeMismatch(f"got {len(data)} bytes, expected {self.expected_size}")
+            raise SizeMismatch(self.expected_size, len(data))
         got = "sha256:" + hashlib.sha256(data).hexdigest()
         if got != digest:
-            raise DigestMismatch(f"content has digest {got}, expected {digest}")
+            raise DigestMismatch(digest, got)
         return data
 
 
