@@ -80,6 +80,7 @@ class ImportContext:
         self.find_labelled = find_labelled
         self.lease = lease
         self._unknown_seen: set[str] = set()
+        self._walker: Walker | None = None
 
     def writer(self, expected: str | None = None, expected_size: int | None = None) -> BlobWriter:
         """A blob writer held by the import's lease (when there is one)."""
@@ -98,9 +99,12 @@ class ImportContext:
         return self.blobs.exists(dgst)
 
     def walker(self) -> Walker:
-        """The walk over what this import stored; index entries of unknown media types
-        are reported once each, as warnings (they are skipped, never an error)."""
-        return Walker(self.read_json, self.exists, self._unknown)
+        """The walk over what this import stored (one, so each document is read once);
+        index entries of unknown media types are reported once each, as warnings (they are
+        skipped, never an error)."""
+        if self._walker is None:
+            self._walker = Walker(self.read_json, self.exists, self._unknown)
+        return self._walker
 
     def _unknown(self, desc: Descriptor, where: str) -> None:
         if desc.digest in self._unknown_seen:

@@ -64,6 +64,8 @@ def _check_document(obj: Any, desc: Descriptor, where: str) -> dict[str, Any]:
     """A JSON object whose own mediaType (if any) and shape agree with ``desc``."""
     if not isinstance(obj, dict):
         raise InvalidArchive(f"{where}: not a JSON object")
+    if obj.get("schemaVersion") == 1 or mediatypes.is_schema1(str(obj.get("mediaType"))):
+        raise InvalidArchive(f"{where}: schema 1 manifests are no longer supported")
     inner = obj.get("mediaType")
     if inner is not None and inner != desc.media_type:
         raise InvalidArchive(f"{where}: its mediaType {inner!r} disagrees with its descriptor's {desc.media_type!r}")
@@ -72,8 +74,6 @@ def _check_document(obj: Any, desc: Descriptor, where: str) -> dict[str, Any]:
     if mediatypes.is_index(desc.media_type) and ("config" in obj or "layers" in obj or "fsLayers" in obj):
         raise InvalidArchive(f"{where}: described as an index, but it is a manifest")
     if obj.get("schemaVersion") != 2:
-        if obj.get("schemaVersion") == 1:
-            raise InvalidArchive(f"{where}: schema 1 manifests are no longer supported")
         raise InvalidArchive(f"{where}: schemaVersion must be 2")
     return obj
 
@@ -212,9 +212,16 @@ class Walker:
         exists: Callable[[str], bool] | None = None,
         on_unknown: UnknownHook | None = None,
     ):
-        self.read_json = read_json
+        self._read_json = read_json
         self.exists = exists or (lambda _d: True)
         self.on_unknown = on_unknown
+        self._docs: dict[str, Any] = {}  # digest -> parsed JSON: content-addressed, read once
+
+    def read_json(self, dgst: str) -> Any:
+        doc = self._docs.get(dgst)
+        if doc is None:
+            doc = self._docs[dgst] = self._read_json(dgst)
+        return doc
 
     # -- documents --------------------------------------------------------------
     def index(self, desc: Descriptor) -> list[Descriptor]:

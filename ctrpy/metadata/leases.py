@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ctrpy.errors import AlreadyExists, InvalidArgument, NotFound
-from ctrpy.metadata import namespaces
 from ctrpy.metadata.db import Database, dumps, loads_map, now
 from ctrpy.metadata.labels import merge as merge_labels
 
@@ -125,8 +124,7 @@ class LeaseStore:
             raise InvalidArgument(f"invalid lease id {lid!r}: want [A-Za-z0-9][A-Za-z0-9._-]*")
         initial = merge_labels({}, labels or {})
         t = now()
-        with self.db.transaction() as conn:
-            namespaces.ensure(conn, self.namespace)
+        with self.db.transaction() as conn:  # no namespace row: a lease alone makes none
             try:
                 conn.execute(
                     "INSERT INTO leases (namespace, id, labels, created_at, owner) VALUES (?, ?, ?, ?, ?)",
