@@ -29,6 +29,7 @@ from ctrpy.errors import (
     SnapshotterUnavailable,
 )
 from ctrpy.metadata import namespaces
+from ctrpy.remote.errors import RemoteError
 
 
 class CommandFailed(click.ClickException):
@@ -38,6 +39,14 @@ class CommandFailed(click.ClickException):
 
     def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"ctrpy: error: {self.message}", err=True)
+
+
+REMOTE_HINTS = {
+    "tls-verify": "give its CA with --tlscacert, or skip verification with -k/--skip-verify",
+    "plain-http": "use --plain-http",
+    "https": "drop --plain-http; for a loopback registry, give --tlscacert or -k so that TLS is used",
+    "client-cert": "give a client certificate with --tlscert and --tlskey",
+}
 
 
 def hint(e: CtrpyError) -> str:
@@ -55,6 +64,8 @@ def hint(e: CtrpyError) -> str:
         return "did you mean " + " or ".join(repr(s) for s in e.suggestions) + "?"
     if isinstance(e, SnapshotterUnavailable):
         return "use --snapshotter native"
+    if isinstance(e, RemoteError) and e.topic in REMOTE_HINTS:
+        return REMOTE_HINTS[e.topic]
     if isinstance(e, MountBusy):
         return f"remove it with `ctrpy snapshots rm {e.key}` or `ctrpy images unmount --rm {e.target}` first"
     return ""

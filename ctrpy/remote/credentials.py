@@ -47,7 +47,7 @@ class Credentials:
     username: str = ""
     password: str = field(default="", repr=False)
     identity_token: str = field(default="", repr=False)
-    source: str = ""  # where they came from ("--user", a file, a helper), for messages
+    source: str = ""  # where they came from ("the command line", a file, a helper), for messages
 
     @property
     def has_password(self) -> bool:
@@ -210,9 +210,9 @@ class CredentialStore:
     def _lookup(self, host: str, repository: str) -> Credentials | None:
         o = self.options
         if o.user:
-            return Credentials(o.user, o.password or "", o.refresh_token or "", "--user")
+            return Credentials(o.user, o.password or "", o.refresh_token or "", "the command line")
         if o.refresh_token:
-            return Credentials("", "", o.refresh_token, "--refresh")
+            return Credentials("", "", o.refresh_token, "the command line")
         want = canonical_host(host)
         creds = self._from_docker_config(want)
         if creds is not None:

@@ -47,7 +47,11 @@ class RemoteError(CtrpyError):
     """A registry could not be reached, or answered with an error.
 
     ``host`` is the registry host (``host[:port]``), ``status`` the HTTP status and ``code``
-    the registry's error code (``MANIFEST_UNKNOWN``...), each when known.
+    the registry's error code (``MANIFEST_UNKNOWN``...), each when known.  ``topic`` says
+    what the user may do about it, for a front end to put in its own words (the CLI names
+    its flags): ``tls-verify`` (give the CA, or skip verification), ``plain-http`` (the
+    registry may speak plain HTTP), ``https`` (it speaks HTTPS: do not ask for plain HTTP),
+    ``client-cert`` (it may want a client certificate).
     """
 
     def __init__(
@@ -57,11 +61,13 @@ class RemoteError(CtrpyError):
         host: str | None = None,
         status: int | None = None,
         code: str | None = None,
+        topic: str = "",
     ) -> None:
         CtrpyError.__init__(self, message)  # not super(): DigestMismatch & co. take data, not text
         self.host = host
         self.status = status
         self.code = code
+        self.topic = topic
 
 
 class RemoteNotFound(RemoteError, NotFound):

@@ -58,7 +58,7 @@ class RemoteOptions:
         if isinstance(self.tls_ca_cert, str):  # a single file given as a string
             object.__setattr__(self, "tls_ca_cert", (self.tls_ca_cert,))
         if self.tls_key and not self.tls_cert:
-            raise InvalidArgument("--tlskey needs --tlscert")
+            raise InvalidArgument("a TLS client key needs its certificate")
         if self.password is not None and not self.user:
             raise InvalidArgument("a password needs a user name")
         for name in ("max_retries", "max_redirects", "max_auth_attempts", "max_resumes"):
@@ -85,5 +85,5 @@ def split_user(value: str) -> tuple[str, str | None]:
         raise InvalidArgument("empty user name")
     user, sep, password = value.partition(":")
     if not user:
-        raise InvalidArgument("empty user name in --user")
+        raise InvalidArgument(f"empty user name in {value!r}")
     return user, (password if sep else None)

@@ -295,10 +295,7 @@ class Registry:
         resp.close()
         if resp.status == 400 and resp.url.startswith("http://") and b"HTTP request to an HTTPS server" in body:
             return ConnectionFailed(
-                f"{what}: {resp.host} speaks HTTPS, not plain HTTP (drop --plain-http; for a loopback "
-                "registry give --tlscacert or -k so that TLS is used)",
-                host=resp.host,
-                status=400,
+                f"{what}: {resp.host} speaks HTTPS, not plain HTTP", host=resp.host, status=400, topic="https"
             )
         return error_from_response(what, resp.status, body, host=resp.host, not_found=not_found)
 

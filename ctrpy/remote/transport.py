@@ -459,20 +459,14 @@ class Transport:
             host = urlsplit(url).netloc
             reason = _tls_reason(e)
             if "verify failed" in reason or "does not name" in reason:
-                raise TLSVerifyError(
-                    f"{what}: TLS: {reason} for {host}; give its CA with --tlscacert (or skip "
-                    "verification with -k/--skip-verify)",
-                    host=host,
-                ) from None
+                raise TLSVerifyError(f"{what}: TLS: {reason} for {host}", host=host, topic="tls-verify") from None
             if "WRONG_VERSION_NUMBER" in str(e) or "wrong version number" in str(e):
                 raise ConnectionFailed(
-                    f"{what}: TLS handshake with {host} failed (wrong version number): it may speak "
-                    "plain HTTP (--plain-http)",
-                    host=host,
+                    f"{what}: TLS handshake with {host} failed (wrong version number): it may speak plain HTTP",
+                    host=host, topic="plain-http",
                 ) from None
-            if "BAD_CERTIFICATE" in str(e) or "CERTIFICATE_REQUIRED" in str(e):
-                reason += "; the registry may want a client certificate (--tlscert/--tlskey)"
-            raise ConnectionFailed(f"{what}: TLS handshake with {host} failed: {reason}", host=host) from None
+            topic = "client-cert" if "BAD_CERTIFICATE" in str(e) or "CERTIFICATE_REQUIRED" in str(e) else ""
+            raise ConnectionFailed(f"{what}: TLS handshake with {host} failed: {reason}", host=host, topic=topic) from None
         except (NewConnectionError, ConnectTimeoutError, ReadTimeoutError, ProtocolError, ProxyError) as e:
             raise _Transient(_reason(e)) from None
         except LocationParseError:

@@ -238,3 +238,21 @@ def test_unmount_without_snapshotter_finds_a_native_mount_and_rm_removes_its_wri
         run.ok("images", "unmount", "--rm", str(target))
         assert not is_mountpoint(target)
     assert sorted(run.snapshot_keys("native")) == sorted(chain_ids(img.diff_ids))
+
+
+@pytest.mark.parametrize("rw", [False, True], ids=["read-only", "writable"])
+def test_a_relative_target_is_mounted_where_the_user_is(
+    run: Cli, tmp_path: Path, snapshotter: str, rw: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The overlay mount is made from the snapshots directory (its options name layers
+    relatively): a relative TARGET must still mean the user's directory."""
+    need_root()
+    run.imported(app_image(), APP, "--no-unpack")
+    with mount_target(tmp_path) as target:
+        monkeypatch.chdir(target.parent)
+        flags = ["--rw"] if rw else []
+        run.ok("images", "mount", *flags, "--snapshotter", snapshotter, APP, target.name)
+        assert is_mountpoint(target)
+        assert (target / "app" / "bin").read_bytes() == b"app\n"
+        run.ok("images", "unmount", "--rm", "--snapshotter", snapshotter, target.name)
+        assert not is_mountpoint(target)

@@ -33,6 +33,7 @@ from tests.builders import (
     directory,
     fifo,
     file,
+    symlink,
 )
 from tests.helpers import host_image
 from tests.peers import Ctrpy, ctrpy_command, in_ci
@@ -303,3 +304,51 @@ def test_mount_is_a_clear_error(nobody: Nobody) -> None:
     target = nobody.mkdir(nobody.home / "mnt")
     nobody.fails("images", "mount", IMAGE, target, match="mounting needs root")
     assert list(target.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- directories that deny search
+DENYING = [directory("d", 0o644), file("d/inside", b"in a directory without search permission")]
+
+
+def test_a_directory_of_mode_0644_is_copied_into_the_next_native_snapshot(nobody: Nobody) -> None:
+    """cp -a cannot read inside it as a plain user: ctrpy opens it up for the copy and puts
+    its mode back in both trees (umoci unpack --rootless does the same)."""
+    img = image(DENYING, [file("d/new", b"written by the upper layer")])
+    nobody.ok("images", "import", nobody.write_archive((img, IMAGE)))
+    trees = snapshot_trees(nobody)
+    assert len(trees) == 2
+    assert [(t / "d").stat().st_mode & 0o777 for t in trees] == [0o644, 0o644]
+    # (the test runs as root, so it can look inside)
+    assert sorted(sorted(os.listdir(t / "d")) for t in trees) == [["inside"], ["inside", "new"]]
+
+
+def test_an_upper_layer_writes_into_a_0644_directory_of_a_lower_one_on_extract(nobody: Nobody) -> None:
+    img = image(DENYING, [file("d/new", b"written by the upper layer")])
+    nobody.ok("images", "import", "--no-unpack", nobody.write_archive((img, IMAGE)))
+    out = nobody.home / "rootfs"
+    nobody.ok("images", "extract", IMAGE, out)
+    assert (out / "d").stat().st_mode & 0o777 == 0o644
+    os.chmod(out / "d", 0o755)  # as root we could read it anyway; this just makes the check plain
+    assert sorted(p.name for p in (out / "d").iterdir()) == ["inside", "new"]
+
+
+def test_removing_snapshots_with_0644_directories_works_without_root(nobody: Nobody) -> None:
+    nobody.ok("images", "import", nobody.write_archive((image(DENYING), IMAGE)))
+    nobody.ok("images", "rm", IMAGE)
+    assert snapshot_trees(nobody) == []
+
+
+def test_removing_a_tree_never_changes_a_directory_outside_it_that_a_symlink_names(nobody: Nobody) -> None:
+    """A symlink in an image may name any directory of the user's: removing the snapshot
+    (or a flatten's scratch tree) must not chmod it, let alone empty it."""
+    outside = nobody.mkdir(nobody.home / "outside")
+    (outside / "keep").write_text("mine")
+    os.chown(outside / "keep", NOBODY, NOBODY)
+    os.chmod(outside, 0o750)
+    img = image([symlink("link", str(outside)), directory("ro", 0o555), file("ro/f", b"1")])
+    nobody.ok("images", "import", nobody.write_archive((img, IMAGE)))
+    nobody.ok("images", "flatten", IMAGE, nobody.home / "flat.tar")
+    nobody.ok("images", "rm", IMAGE)
+    assert snapshot_trees(nobody) == []
+    assert outside.stat().st_mode & 0o777 == 0o750
+    assert (outside / "keep").read_text() == "mine"

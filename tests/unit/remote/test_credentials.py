@@ -131,7 +131,7 @@ def test_no_files_no_credentials(home: Path) -> None:
 def test_user_flag_wins_over_every_file(home: Path) -> None:
     docker_config(home, {"auths": {"r.example": {"auth": b64("file:1")}}})
     c = store(home, RemoteOptions(user="flag", password="2")).lookup("r.example")
-    assert c == Credentials("flag", "2", "", "--user")
+    assert c == Credentials("flag", "2", "", "the command line")
 
 
 def test_user_flag_without_password(home: Path) -> None:
@@ -141,7 +141,7 @@ def test_user_flag_without_password(home: Path) -> None:
 
 def test_refresh_flag_gives_an_identity_token(home: Path) -> None:
     c = store(home, RemoteOptions(refresh_token="rt")).lookup("r.example")
-    assert c is not None and c.identity_token == "rt" and c.source == "--refresh"
+    assert c is not None and c.identity_token == "rt" and c.source == "the command line"
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -354,7 +354,7 @@ def test_auth_without_colon_is_refused(home: Path) -> None:
 
 
 def test_credentials_repr_never_shows_secrets() -> None:
-    c = Credentials("alice", "hunter2", "id-token-xyz", "--user")
+    c = Credentials("alice", "hunter2", "id-token-xyz", "the command line")
     text = repr(c)
     assert "alice" in text
     assert "hunter2" not in text and "id-token-xyz" not in text

@@ -81,7 +81,7 @@ def test_user_flag_wins_over_a_wrong_config(client: Client, env: dict[str, str],
 def test_wrong_user_flag_is_not_rescued_by_the_config(client: Client, env: dict[str, str], basic_image: Pushed) -> None:
     docker_config(env, {"auths": {basic_image.registry_host: {"auth": b64("bob:" + BASIC_USERS["bob"])}}})
     reg = client(basic_image.ref, user="bob", password="wrong")
-    with pytest.raises(AuthError, match="from --user"):
+    with pytest.raises(AuthError, match="from the command line"):
         reg.resolve()
 
 

@@ -46,7 +46,7 @@ def test_options_single_ca_string_becomes_a_tuple() -> None:
 
 
 def test_options_tlskey_needs_tlscert() -> None:
-    with pytest.raises(InvalidArgument, match="--tlskey needs --tlscert"):
+    with pytest.raises(InvalidArgument, match="TLS client key needs its certificate"):
         RemoteOptions(tls_key="/k.pem")
 
 
