@@ -197,3 +197,15 @@ def test_compress_blobs_gives_the_same_manifest_digest_whatever_the_store_holds(
     run.ok("-n", "one", "images", "import", "--snapshotter", "native", "-", input=named_archive((zstd_image, "z:1")))
     run.ok("-n", "two", "images", "import", "--no-unpack", "--compress-blobs", "-", input=docker)
     assert run.inspect("p:1", "two")["target"]["digest"] == want
+
+
+@pytest.mark.parametrize("flags", [["--compress-blobs"], []], ids=["compress-blobs", "unpacked"])
+def test_every_recorded_blob_has_its_real_size(run: Cli, root: Path, flags: list[str]) -> None:
+    """Blobs that only get a label (a gzip copy, an uncompressed diffID) are recorded with
+    the size of their bytes, never 0."""
+    run.ok("images", "import", *flags, run.write(docker_archive((app_image(), ["app:v1"]))))
+    items = json.loads(run.ok("content", "ls", "--json").stdout)["items"]
+    assert items
+    for item in items:
+        blob = root / "content" / "blobs" / "sha256" / item["digest"].split(":")[1]
+        assert item["size"] == blob.stat().st_size, item["digest"]

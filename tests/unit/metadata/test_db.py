@@ -228,3 +228,15 @@ def test_rolled_back_rows_are_invisible_to_another_connection(db: Database, tmp_
 def test_bad_query_is_a_store_error(db: Database) -> None:
     with pytest.raises(StoreError):
         db.query("SELECT nope FROM nothing")
+
+
+def test_an_sqlite_error_inside_a_transaction_is_a_store_error_and_rolls_back(db: Database) -> None:
+    with db.transaction() as conn:
+        conn.execute("INSERT INTO namespaces (name, labels, created_at) VALUES ('a', '{}', 't')")
+    with pytest.raises(StoreError) as err, db.transaction() as conn:
+        conn.execute("INSERT INTO namespaces (name, labels, created_at) VALUES ('b', '{}', 't')")
+        conn.execute("INSERT INTO namespaces (name, labels, created_at) VALUES ('a', '{}', 't')")  # taken
+    assert "metadata database" in str(err.value) and "UNIQUE" in str(err.value)
+    assert [r["name"] for r in db.query("SELECT name FROM namespaces ORDER BY name")] == ["a"]
+    with db.transaction() as conn:  # and the database takes the next transaction
+        conn.execute("INSERT INTO namespaces (name, labels, created_at) VALUES ('c', '{}', 't')")
