@@ -166,7 +166,7 @@ def import_cmd(
     \b
     Example:
       $ ctrpy images import --platform linux/amd64 busybox.tar
-      $ skopeo copy docker://busybox oci-archive:/dev/stdout | ctrpy images import -
+      $ zcat busybox.tar.gz | ctrpy images import -
     """
     if base_name is not None and not base_name.strip():
         raise click.BadParameter("must not be empty", param_hint="--oci-name/--base-name")
@@ -228,7 +228,7 @@ def export_cmd(
     \b
     Example:
       $ ctrpy images export busybox.tar docker.io/library/busybox:latest
-      $ ctrpy images export - busybox:latest | skopeo inspect oci-archive:/dev/stdin
+      $ ctrpy images export - busybox:latest | gzip > busybox.tar.gz
     """
     if not names and manifest is None:
         raise click.UsageError("name at least one IMAGE to export")

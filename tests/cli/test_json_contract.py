@@ -44,6 +44,10 @@ CONTRACT: dict[str, tuple[tuple[str, ...], set[str]]] = {
         ("namespaces", "ls", "--json"),
         {"name", "labels"},
     ),
+    "LeaseList": (
+        ("leases", "ls", "--json"),
+        {"id", "createdAt", "labels", "owner"},
+    ),
 }
 
 
@@ -60,6 +64,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     archive = run.write(named_archive((image, NAME), platform=True))
     run.ok("images", "import", "--snapshotter", "native", "--label", "team=infra", archive)
     run.ok("namespaces", "label", "default", "owner=ci")
+    run.ok("leases", "create", "--id", "contract", "team=infra")
     return run.root
 
 
