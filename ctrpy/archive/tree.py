@@ -47,20 +47,14 @@ class TreeNode(NamedTuple):
     """For an inode with several names in the tree: the first of them in sorted order."""
 
 
+_KINDS = {
+    stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink", stat.S_IFCHR: "char",
+    stat.S_IFBLK: "block", stat.S_IFIFO: "fifo",
+}
+
+
 def _kind(mode: int) -> str:
-    if stat.S_ISREG(mode):
-        return "file"
-    if stat.S_ISDIR(mode):
-        return "dir"
-    if stat.S_ISLNK(mode):
-        return "symlink"
-    if stat.S_ISCHR(mode):
-        return "char"
-    if stat.S_ISBLK(mode):
-        return "block"
-    if stat.S_ISFIFO(mode):
-        return "fifo"
-    return "socket"
+    return _KINDS.get(stat.S_IFMT(mode), "socket")
 
 
 def _walk(root: bytes) -> list[tuple[bytes, bytes, os.stat_result]]:

@@ -23,6 +23,22 @@ _log = logging.getLogger("ctrpy.archive")
 MAX_ID: Final = 1 << 31
 
 
+def _unlinked(dir_fd: int, name: bytes) -> bool:
+    """Unlink ``name`` (gone already is fine); False when it is a directory, to empty."""
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+        return True
+    except FileNotFoundError:
+        return True
+    except IsADirectoryError:
+        return False
+    except PermissionError:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if not stat.S_ISDIR(st.st_mode):
+            raise
+        return False
+
+
 class TreeOps:
     """Removal and metadata helpers of one layer apply (state set by ``_Applier``)."""
 
@@ -84,18 +100,8 @@ class TreeOps:
             self._remove(dir_fd, name)
 
     def _remove(self, dir_fd: int, name: bytes) -> None:
-        try:
-            os.unlink(name, dir_fd=dir_fd)
-            return
-        except FileNotFoundError:
-            return
-        except IsADirectoryError:
-            pass
-        except PermissionError:
-            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-            if not stat.S_ISDIR(st.st_mode):
-                raise
-        self._remove_tree(dir_fd, name, None)
+        if not _unlinked(dir_fd, name):
+            self._remove_tree(dir_fd, name, None)
 
     def _open_dir_rw(self, dir_fd: int, name: bytes, keep_rel: bytes | None) -> int:
         """Open a directory to empty it; not root: make it rwx for us first.
@@ -153,17 +159,8 @@ class TreeOps:
                         raise
                     stack.append((sub, iter(sorted(os.listdir(sub))), child, crel))
                     break
-                try:
-                    os.unlink(child, dir_fd=fd)
+                if _unlinked(fd, child):
                     continue
-                except FileNotFoundError:
-                    continue
-                except IsADirectoryError:
-                    pass
-                except PermissionError:
-                    st = os.stat(child, dir_fd=fd, follow_symlinks=False)
-                    if not stat.S_ISDIR(st.st_mode):
-                        raise
                 sub = self._open_dir_rw(fd, child, None)
                 stack.append((sub, iter(sorted(os.listdir(sub))), child, None))
                 break

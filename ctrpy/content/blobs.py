@@ -11,7 +11,6 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import BinaryIO, Protocol
 
 from ctrpy.errors import ContentNotFound, DigestMismatch, InvalidArchive, SizeMismatch, StoreError
@@ -135,13 +134,8 @@ class BlobWriter:
     def __enter__(self) -> BlobWriter:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.abort()
+    def __exit__(self, *exc_info: object) -> None:
+        self.abort()  # after commit() there is nothing left to abort
 
 
 class BlobStore:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from ctrpy.content.blobs import MAX_JSON, BlobStore, BlobWriter
+from ctrpy.content.blobs import MAX_JSON, BlobStore
 from ctrpy.errors import ContentNotFound, DigestMismatch, InvalidArchive
 from ctrpy.metadata import namespaces
 from ctrpy.metadata.db import Database, dumps, loads_map, now
@@ -151,9 +151,6 @@ class ContentStore:
         return parse_json(self.read_all(dgst), f"content {dgst}")
 
     # writing -------------------------------------------------------------
-    def writer(self, expected: str | None = None, expected_size: int | None = None) -> BlobWriter:
-        return self.blobs.writer(expected, expected_size)
-
     def ingest(
         self,
         stream: BinaryIO,

@@ -45,17 +45,15 @@ class ImportResult:
     blob_labels: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
+_KINDS = (
+    (mediatypes.is_index, "index"), (mediatypes.is_manifest, "manifest"),
+    (mediatypes.is_image_config, "config"), (mediatypes.is_layer, "layer"),
+)
+
+
 def content_kind(media_type: str) -> str:
     """What a blob is, in words, for messages."""
-    if mediatypes.is_index(media_type):
-        return "index"
-    if mediatypes.is_manifest(media_type):
-        return "manifest"
-    if mediatypes.is_image_config(media_type):
-        return "config"
-    if mediatypes.is_layer(media_type):
-        return "layer"
-    return "blob"
+    return next((word for test, word in _KINDS if test(media_type)), "blob")
 
 
 # (label key, value) -> digests of stored blobs carrying that label, in any namespace
@@ -184,11 +182,5 @@ class Importer(Protocol):
 class Exporter(Protocol):
     name: ClassVar[str]
 
-    def export(
-        self,
-        source: ExportSource,
-        targets: list[ExportTarget],
-        out: BinaryIO,
-        options: ExportOptions,
-        progress: Sink = null_sink,
-    ) -> None: ...
+    def export(self, source: ExportSource, targets: list[ExportTarget], out: BinaryIO,
+               options: ExportOptions, progress: Sink = null_sink) -> None: ...

@@ -119,14 +119,8 @@ class OCIFormat:
             raise InvalidArchive("not an OCI image layout: the archive has no oci-layout file")
         return import_oci_layout(contents, ctx)
 
-    def export(
-        self,
-        source: ExportSource,
-        targets: list[ExportTarget],
-        out: BinaryIO,
-        options: ExportOptions,
-        progress: Sink = null_sink,
-    ) -> None:
+    def export(self, source: ExportSource, targets: list[ExportTarget], out: BinaryIO,
+               options: ExportOptions, progress: Sink = null_sink) -> None:
         plan = plan_export(source, targets, options, progress)
         write_layout_tar(source, plan, out, progress)
 

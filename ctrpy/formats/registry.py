@@ -76,23 +76,18 @@ def exporter_names() -> list[str]:
     return sorted({*_exporters, *(a for a, n in _aliases.items() if n in _exporters)})
 
 
-def get_importer(name: str) -> Importer:
-    _load_entry_points()
-    cls = _importers.get(_aliases.get(name, name))
+def _make(table: dict[str, type[Any]], name: str, what: str, names: list[str]) -> Any:
+    cls = table.get(_aliases.get(name, name))
     if cls is None:
-        raise InvalidArgument(
-            f"unknown import format {name!r}; valid formats: {', '.join(importer_names())}"
-        )
-    imp: Importer = cls()
+        raise InvalidArgument(f"unknown {what} format {name!r}; valid formats: {', '.join(names)}")
+    return cls()
+
+
+def get_importer(name: str) -> Importer:
+    imp: Importer = _make(_importers, name, "import", importer_names())
     return imp
 
 
 def get_exporter(name: str) -> Exporter:
-    _load_entry_points()
-    cls = _exporters.get(_aliases.get(name, name))
-    if cls is None:
-        raise InvalidArgument(
-            f"unknown export format {name!r}; valid formats: {', '.join(exporter_names())}"
-        )
-    exp: Exporter = cls()
+    exp: Exporter = _make(_exporters, name, "export", exporter_names())
     return exp

@@ -90,7 +90,7 @@ class ContentStoreAdapter:
         return ContentStoreAdapter(self.content_root.parent, namespace, shared=self)
 
     def open_writer(self, expected: str | None = None, expected_size: int | None = None) -> Any:
-        return self.store.writer(expected, expected_size)
+        return self.blobs.writer(expected, expected_size)
 
     def write(
         self,
