@@ -444,6 +444,8 @@ def build_real_fixture(spec: RealSpec, workdir: Path, rebuild: bool = False) -> 
         meta = json.loads(meta_path.read_text())
         fixtures = {k: _real_fixture(out_dir, k, meta) for k in ("real-oci", "real-docker")}
         if all(f.path.is_file() and f.path.stat().st_size == f.size for f in fixtures.values()):
+            if _add_archive_hashes(out_dir, meta):
+                meta_path.write_text(json.dumps(meta, indent=1) + "\n")
             return fixtures
     if not shutil.which("mmdebstrap"):
         raise CaseFailed("mmdebstrap is not installed (apt-get install mmdebstrap)")
@@ -519,6 +521,7 @@ def build_real_fixture(spec: RealSpec, workdir: Path, rebuild: bool = False) -> 
             "build_seconds": round(time.perf_counter() - started, 1),
             "built": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
+        _add_archive_hashes(out_dir, meta)
         del built, built_d, image, layers
     finally:
         shutil.rmtree(build, ignore_errors=True)
@@ -527,6 +530,16 @@ def build_real_fixture(spec: RealSpec, workdir: Path, rebuild: bool = False) -> 
         f"{meta['compressed_bytes'] / MiB:.1f} MiB compressed, {meta['entries']} entries, "
         f"{meta['unpacked_bytes'] / MiB:.1f} MiB unpacked")
     return {k: _real_fixture(out_dir, k, meta) for k in ("real-oci", "real-docker")}
+
+
+def _add_archive_hashes(out_dir: Path, meta: dict[str, Any]) -> bool:
+    """Record each archive's sha256 (once; True when something was added)."""
+    added = False
+    for a in meta["archives"].values():
+        if "sha256" not in a:
+            a["sha256"] = _sha256_file(out_dir / a["file"])
+            added = True
+    return added
 
 
 def _real_fixture(out_dir: Path, kind: str, meta: dict[str, Any]) -> Fixture:
