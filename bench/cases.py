@@ -122,24 +122,23 @@ def _extract_case(ctx: Context, res: CaseResult, kind: str) -> None:
         layout = _unpack_layout(fx, d / "layout")
         layers = {n: _layers_of(layout, n) for n in fx.names}
 
-        def extract_with(tool: str, commands: Callable[[str, Path], list[list[str]]]) -> Step:
+        def extract_with(tool: str, commands: Callable[[str, Path], list[list[str]]], mkdir: bool = False) -> Step:
             def step() -> Sample:
                 dests = [d / f"{tool}-{i}" for i in range(len(fx.names))]
                 try:
+                    for t in dests if mkdir else ():
+                        t.mkdir()
                     return measure([c for n, t in zip(fx.names, dests, strict=True) for c in commands(n, t)])
                 finally:
                     for t in dests:
                         remove_tree(t)
             return step
 
-        def c_limit(n: str, t: Path) -> list[list[str]]:
-            return [["mkdir", str(t)], *c_limit_commands(layers[n], t)]
-
         compare(ctx, res, [
             ("ctrpy", extract_with("ctrpy", lambda n, t: [ctrpy(root, "images", "extract", n, t)])),
             ("umoci", extract_with("umoci", lambda n, t: [
                 ["umoci", "raw", "unpack", "--image", f"{layout}:{tag_of(n)}", str(t)]])),
-            (C_LIMIT, extract_with(C_LIMIT, c_limit)),
+            (C_LIMIT, extract_with(C_LIMIT, lambda n, t: c_limit_commands(layers[n], t), mkdir=True)),
         ])
     share = res.cpu_share()
     if share is not None:
