@@ -36,8 +36,10 @@ lint: $(STAMP)
 completions: $(STAMP)
 	$(BIN)/python -m ctrpy.cli.completion_gen completions
 
+## bench: ctrpy against ctr, umoci, skopeo and the C limit (e.g. BENCH_ARGS="--tmpfs", "--case 'real-*'")
 bench: $(STAMP) peers
-	$(BIN)/python bench/run.py
+	bash bench/install-tools.sh
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""ctrpy's benchmarks against its peers; run ``bench/run.py`` (see bench/README.md)."""
