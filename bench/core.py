@@ -137,6 +137,7 @@ class Context:
     real_spec: RealSpec
     fixtures: dict[str, Fixture] = field(default_factory=dict)
     _real_error: str | None = None
+    interrupted: bool = False
 
     def fixture(self, kind: str = "oci") -> Fixture:
         """``oci``/``docker`` (the random images), ``docker700``, ``real-oci``/``real-docker``

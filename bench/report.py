@@ -266,6 +266,7 @@ def to_json(results: list[CaseResult], ctx: Context, host: dict[str, Any]) -> di
         "schemaVersion": 2,
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "mode": ctx.mode,
+        "interrupted": ctx.interrupted,
         "workdir": str(ctx.workdir),
         "scratch": str(ctx.scratch_root),
         "note": ctx.args.note,

@@ -54,6 +54,9 @@ def run_case(c: Case, ctx: Context) -> CaseResult:
     log(f"bench: {c.name}: {c.title}")
     try:
         c.fn(ctx, res)
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: the case's state is cleaned up by now
+        res.status, res.error = "failed", f"interrupted ({e or 'Ctrl-C'})"
+        ctx.interrupted = True
     except CaseFailed as e:
         res.status, res.error = "failed", str(e)
     except Exception as e:  # a broken case must not take the others down
@@ -188,7 +191,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     with scratch_space(args) as scratch:
         ctx = Context(args, args.workdir, scratch, mode, spec, real)
-        results = [run_case(c, ctx) for c in selected]
+        results = []
+        for c in selected:  # an interrupted run still reports the cases it finished
+            results.append(run_case(c, ctx))
+            if ctx.interrupted:
+                log("bench: interrupted; reporting the cases run so far")
+                break
         host = host_info(ctx)
     print(render(results, ctx))
     markdown = render_markdown(results, ctx, host)
@@ -202,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = any(r.status == "failed" for r in results) or any(
         g.passed is False for r in results if r.status == "ok" for g in r.goals()
     )
+    if ctx.interrupted:
+        return 130
     return 1 if args.strict and failed else 0
 
 
