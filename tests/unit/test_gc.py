@@ -17,15 +17,18 @@ import pytest
 
 from ctrpy import gc
 from ctrpy.client import Client
+from ctrpy.formats import ImportOptions
+from ctrpy.formats.docker import DockerImporter
 from ctrpy.metadata.leases import CONTENT, LABEL_EXPIRE, Held
 from ctrpy.root import Root
 from ctrpy.snapshots import Snapshotter
-from tests.builders import BuiltImage, file
+from tests.builders import ANNOTATION_IMAGE_NAME, BuiltImage, OCILayout, docker_save_tar, file
 from tests.helpers import blob_path, host_image, named_archive
 
 APP = "docker.io/library/app:v1"
 OTHER = "docker.io/library/other:v1"
 SHARED = [file("etc/base", b"the base layer both images share\n")]
+LAYERS = [SHARED, [file("app", b"app")]]
 NOTHING = gc.Collected()
 
 
@@ -374,4 +377,47 @@ def test_a_collection_of_a_root_that_does_not_exist_frees_nothing(root: Path) ->
     assert gc.collect(Root(root)) == NOTHING
     assert not root.exists()
 
+# --------------------------------------------------------------------------- a collection at the same moment
+# Another process's collection is simulated by a second Client on the same root (its own
+# database connection), run at the one moment an operation in flight is most exposed.
+def test_a_stored_blob_an_import_relies_on_survives_a_collection_before_the_record(
+    client: Client, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The archive lacks a layer namespace `a` holds; `a` removes its image while the
+    import in `b` is about to record: the import's lease holds the layer."""
+    img = built(b"shared")
+    layout = OCILayout()
+    layout.add_manifest(img, {ANNOTATION_IMAGE_NAME: APP})
+    a, b = other_ns(root, "a"), other_ns(root, "b")
+    a.import_archive(io.BytesIO(layout.tar_bytes()))
+    record = Client._record
 
+    def rm_in_a_first(self: Client, *args: object, **kw: object) -> object:
+        a.remove_images([APP])
+        return record(self, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Client, "_record", rm_in_a_first)
+    b.import_archive(io.BytesIO(layout.tar_bytes(omit_blobs=[img.layers[0].digest])))
+    assert b.check(APP).complete
+
+
+
+def test_a_compressed_layer_a_docker_import_reuses_survives_a_collection(
+    client: Client, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--compress-blobs reuses the gzip layer namespace `a` made; `a` removes its image
+    right after the reuse was decided."""
+    archive = docker_save_tar([(host_image(*LAYERS).build(compression="none"), ["app:v1"])])
+    options = ImportOptions(compress_blobs=True)
+    a, b = other_ns(root, "a"), other_ns(root, "b")
+    a.import_archive(io.BytesIO(archive), options=options)
+    reuse = DockerImporter._reuse
+
+    def rm_in_a_after(self: DockerImporter, diff_id: str) -> object:
+        found = reuse(self, diff_id)
+        a.remove_images([APP])
+        return found
+
+    monkeypatch.setattr(DockerImporter, "_reuse", rm_in_a_after)
+    b.import_archive(io.BytesIO(archive), options=options)
+    assert b.check(APP).complete
