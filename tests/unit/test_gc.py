@@ -421,3 +421,23 @@ def test_a_compressed_layer_a_docker_import_reuses_survives_a_collection(
     monkeypatch.setattr(DockerImporter, "_reuse", rm_in_a_after)
     b.import_archive(io.BytesIO(archive), options=options)
     assert b.check(APP).complete
+
+
+def test_a_blob_an_import_relies_on_survives_content_rm_in_another_namespace(
+    client: Client, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    img = built(b"shared")
+    layout = OCILayout()
+    layout.add_manifest(img, {ANNOTATION_IMAGE_NAME: APP})
+    a, b = other_ns(root, "a"), other_ns(root, "b")
+    a.import_archive(io.BytesIO(layout.tar_bytes()))
+    a.images.delete(APP)
+    record = Client._record
+
+    def content_rm_in_a_first(self: Client, *args: object, **kw: object) -> object:
+        a.remove_content([img.layers[0].digest])
+        return record(self, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Client, "_record", content_rm_in_a_first)
+    b.import_archive(io.BytesIO(layout.tar_bytes(omit_blobs=[img.layers[0].digest])))
+    assert b.check(APP).complete
