@@ -220,5 +220,10 @@ class Held:
     def snapshot(self, conn: sqlite3.Connection, snapshotter: str, key: str) -> None:
         self.store.add(self.id, SNAPSHOT, [f"{snapshotter}/{key}"], conn)
 
+    def snapshots(self, snapshotter: str, keys: Iterable[str]) -> None:
+        """Hold snapshots the operation builds on but did not make (in a transaction of
+        their own), before it looks whether they exist."""
+        self.store.add(self.id, SNAPSHOT, [f"{snapshotter}/{k}" for k in keys])
+
     def ingest(self, name: str) -> None:
         self.store.add(self.id, INGEST, [name])

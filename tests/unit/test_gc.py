@@ -22,6 +22,7 @@ from ctrpy.formats.docker import DockerImporter
 from ctrpy.metadata.leases import CONTENT, LABEL_EXPIRE, Held
 from ctrpy.root import Root
 from ctrpy.snapshots import Snapshotter
+from ctrpy.unpack import Unpacker
 from tests.builders import ANNOTATION_IMAGE_NAME, BuiltImage, OCILayout, docker_save_tar, file
 from tests.helpers import blob_path, host_image, named_archive
 
@@ -441,3 +442,23 @@ def test_a_blob_an_import_relies_on_survives_content_rm_in_another_namespace(
     monkeypatch.setattr(Client, "_record", content_rm_in_a_first)
     b.import_archive(io.BytesIO(layout.tar_bytes(omit_blobs=[img.layers[0].digest])))
     assert b.check(APP).complete
+
+
+def test_a_snapshot_an_unpack_builds_on_survives_a_collection(
+    client: Client, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The import of `other` finds the shared base layer unpacked (by `app`) and skips it;
+    `app` is removed before the next layer is prepared on top of that base."""
+    imported(client, built(b"one", SHARED))
+    prepare = Unpacker._prepare
+    others = [Client(root)]
+
+    def rm_app_first(self: Unpacker, chain_id: str, parent: str) -> str:
+        while others:
+            others.pop().remove_images([APP])
+        return prepare(self, chain_id, parent)
+
+    monkeypatch.setattr(Unpacker, "_prepare", rm_app_first)
+    imported(client, built(b"two", SHARED), OTHER)
+    assert client.check(OTHER, snapshotter="native").unpacked
+    assert client.collect() == NOTHING
