@@ -208,10 +208,11 @@ def collect(root: Root, *, grace: float = 0.0) -> Collected:
         kept_dirs = {(sn, row[2]) for (ns, sn, key), row in mark.snapshot_rows.items() if (ns, sn, key) in mark.snapshots}
         moved = _move_snapshot_dirs(root, kept_dirs, trash)
         _sweep_partials(root, mark.live_leases, mark.leased_ingests, grace, out)
+        stale = _stale_tmp(root, mark.live_leases, trash)  # decided while no lease can start
     for path in moved:
         out.snapshot_bytes += _usage(path)
-    remove_tree(trash, best_effort=True)
-    _sweep_tmp(root, mark.live_leases)
+    for path in (trash, *stale):
+        remove_tree(path, best_effort=True)
     return out
 
 
@@ -275,17 +276,20 @@ def _sweep_partials(root: Root, live: set[str], leased: set[str], grace: float, 
             pass
 
 
-def _sweep_tmp(root: Root, live: set[str]) -> None:
-    """Scratch trees (``flatten``'s) whose lease is gone, and trash a killed collection left."""
+def _stale_tmp(root: Root, live: set[str], trash: Path) -> list[Path]:
+    """Scratch trees (``flatten``'s) whose lease is gone, and the trash of other collections
+    (killed, or deleting theirs after their commit: ours holds the write lock now)."""
     tmp = root.path / "tmp"
     if not tmp.is_dir():
-        return
+        return []
+    stale: list[Path] = []
     for p in tmp.iterdir():
         owner = p.name.split(INGEST_SEP, 1)[0] if INGEST_SEP in p.name else None
-        if owner is not None and owner in live:
+        if p == trash or (owner is not None and owner in live):
             continue
         if p.name.startswith("trash-") or owner is not None:
-            remove_tree(p, best_effort=True)
+            stale.append(p)
+    return stale
 
 
 def _usage(path: Path) -> int:

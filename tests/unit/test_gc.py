@@ -462,3 +462,23 @@ def test_a_snapshot_an_unpack_builds_on_survives_a_collection(
     imported(client, built(b"two", SHARED), OTHER)
     assert client.check(OTHER, snapshotter="native").unpacked
     assert client.collect() == NOTHING
+
+
+def test_a_scratch_tree_made_right_after_a_collection_commits_is_kept(
+    client: Client, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flatten that starts while a collection deletes its trash is not that collection's
+    to remove: only leases gone when it looked are."""
+    late: list[Path] = []
+    remove_tree = gc.remove_tree
+
+    def a_flatten_starts(path: Path, **kw: bool) -> None:
+        if not late:
+            lease = Client(root).leases.create()
+            late.append(root / "tmp" / f"{lease.id}@flatten-z")
+            late[0].mkdir(parents=True)
+        remove_tree(path, **kw)
+
+    monkeypatch.setattr(gc, "remove_tree", a_flatten_starts)
+    client.collect()
+    assert late[0].is_dir()
