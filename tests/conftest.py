@@ -34,6 +34,7 @@ from tests.builders import file
 from tests.helpers import (
     SNAPSHOTTERS,
     Cli,
+    Processes,
     Runner,
     Sandbox,
     host_image,
@@ -83,6 +84,12 @@ def populated(run: Cli) -> Cli:
     img = host_image([file("base.txt", b"baseline")]).build()
     run.ok("images", "import", run.write(named_archive((img, "base/line:1"))))
     return run
+
+
+@pytest.fixture
+def procs(root: Path) -> Iterator[Processes]:
+    """ctrpy as real processes on ``root``; whatever still runs at the end is killed."""
+    yield from _closed(Processes(root))
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import io
 import json
 import os
 import subprocess
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ from tests.builders import (
     sha256_digest,
     whiteout,
 )
-from tests.peers import have, in_ci
+from tests.peers import Ctrpy, have, in_ci
 
 # --------------------------------------------------------------------------- platforms, archives
 HOST = Platform.host()
@@ -366,6 +367,88 @@ def parse_table(out: str) -> list[dict[str, str]]:
     starts = [header.index(n if i == 0 else f" {n} ") + (0 if i == 0 else 1) for i, n in enumerate(names)]
     bounds = [*starts[1:], None]
     return [{n: row[s:e].strip() for n, s, e in zip(names, starts, bounds, strict=True)} for row in rows]
+
+
+# --------------------------------------------------------------------------- ctrpy as real processes
+@dataclass(frozen=True)
+class Finished:
+    """A ctrpy process that ended: its arguments, exit code and output (text)."""
+
+    args: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def error_line(self) -> str:
+        """The one ``ctrpy: error:`` line of a failure (asserting there is exactly one, and
+        that it is a deliberate error, not an internal one)."""
+        lines = [line for line in self.stderr.splitlines() if not line.startswith("ctrpy: warning: ")]
+        assert len(lines) == 1 and lines[0].startswith("ctrpy: error: "), f"{self}: want one error line"
+        assert "internal error" not in lines[0] and "Traceback" not in self.stderr, str(self)
+        return lines[0]
+
+    def __str__(self) -> str:
+        return f"`ctrpy {' '.join(self.args)}` exited {self.returncode}; stdout {self.stdout!r}; stderr {self.stderr!r}"
+
+
+class Processes:
+    """``ctrpy --root ROOT ARGS`` as real processes (``tests.peers.Ctrpy``), started without
+    waiting; :meth:`close` (the ``procs`` fixture's teardown) kills and reaps any still running."""
+
+    def __init__(self, root: Path) -> None:
+        self.ctrpy = Ctrpy(root)
+        self.started: list[tuple[tuple[str, ...], subprocess.Popen[bytes]]] = []
+
+    def start(self, *args: str, namespace: str = "default", **popen: Any) -> subprocess.Popen[bytes]:
+        popen.setdefault("stdout", subprocess.PIPE)
+        popen.setdefault("stderr", subprocess.PIPE)
+        popen.setdefault("stdin", subprocess.DEVNULL)
+        cmd = Ctrpy(self.ctrpy.root, namespace).command(*args)
+        proc = subprocess.Popen(cmd, env=self.ctrpy.env(), **popen)
+        self.started.append((args, proc))
+        return proc
+
+    def args_of(self, proc: subprocess.Popen[bytes]) -> tuple[str, ...]:
+        return next(a for a, p in self.started if p is proc)
+
+    def wait(self, proc: subprocess.Popen[bytes], timeout: float = 300) -> Finished:
+        """Wait (bounded) for ``proc`` to end; a process that does not is killed and fails the test."""
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"`ctrpy {' '.join(self.args_of(proc))}` still ran after {timeout}s: {err.decode()[-2000:]}")
+        return Finished(self.args_of(proc), proc.returncode, (out or b"").decode(), (err or b"").decode())
+
+    def run(self, *args: str, timeout: float = 300, **kw: Any) -> Finished:
+        return self.wait(self.start(*args, **kw), timeout)
+
+    def close(self) -> None:
+        for _args, proc in self.started:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=60)
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+
+
+def wait_until(
+    condition: Callable[[], object], what: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 120
+) -> Any:
+    """Poll ``condition`` until it returns something true (which is returned); fails the
+    test naming ``what`` after ``timeout`` seconds, or when ``proc`` ends first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = condition()
+        if found:
+            return found
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"the process exited {proc.returncode} before {what}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not after {timeout}s")
+        time.sleep(0.01)
 
 
 # --------------------------------------------------------------------------- applying layers
