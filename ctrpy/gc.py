@@ -59,11 +59,12 @@ class Collected:
     content_rows: int = 0
     leases: int = 0
     partial: int = 0
+    partial_bytes: int = 0
     digests: list[str] = field(default_factory=list)  # the blob files deleted
 
     @property
     def bytes(self) -> int:
-        return self.blob_bytes + self.snapshot_bytes
+        return self.blob_bytes + self.snapshot_bytes + self.partial_bytes
 
 
 def _expired(labels: dict[str, str], at: datetime) -> bool:
@@ -269,9 +270,11 @@ def _sweep_partials(root: Root, live: set[str], leased: set[str], grace: float, 
         if (owner is not None and owner in live) or p.name in leased:
             continue
         try:
-            if p.stat().st_mtime <= cutoff:
+            st = p.stat()
+            if st.st_mtime <= cutoff:
                 p.unlink()
                 out.partial += 1
+                out.partial_bytes += st.st_size
         except OSError:
             pass
 
