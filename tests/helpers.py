@@ -399,11 +399,15 @@ class Processes:
         self.ctrpy = Ctrpy(root)
         self.started: list[tuple[tuple[str, ...], subprocess.Popen[bytes]]] = []
 
-    def start(self, *args: str, namespace: str = "default", **popen: Any) -> subprocess.Popen[bytes]:
+    def start(
+        self, *args: str, namespace: str = "default", root: Path | None = None, **popen: Any
+    ) -> subprocess.Popen[bytes]:
+        """``ctrpy --root ROOT -n NAMESPACE ARGS`` (another ``root`` if given); ``popen``:
+        :class:`subprocess.Popen`'s keywords (stdout and stderr are pipes unless given)."""
         popen.setdefault("stdout", subprocess.PIPE)
         popen.setdefault("stderr", subprocess.PIPE)
         popen.setdefault("stdin", subprocess.DEVNULL)
-        cmd = Ctrpy(self.ctrpy.root, namespace).command(*args)
+        cmd = Ctrpy(root or self.ctrpy.root, namespace).command(*args)
         proc = subprocess.Popen(cmd, env=self.ctrpy.env(), **popen)
         self.started.append((args, proc))
         return proc
