@@ -14,10 +14,12 @@ ctrpy; everything here may.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -391,6 +393,57 @@ class Finished:
         return f"`ctrpy {' '.join(self.args)}` exited {self.returncode}; stdout {self.stdout!r}; stderr {self.stderr!r}"
 
 
+class StdoutGate:
+    """A stdout pipe with room for ``room`` more bytes: a process writing a line that does
+    not fit blocks in write(2) right there (a pipe write of less than PIPE_BUF bytes is all
+    or nothing), until :meth:`drain` reads the pipe. ctrpy's ``--progress plain`` lines
+    thus stop it between two steps of its work (see ``Processes.start_gated``)."""
+
+    F_SETPIPE_SZ, F_GETPIPE_SZ = 1031, 1032
+
+    def __init__(self, room: int) -> None:
+        self.read_end, self.write_end = os.pipe()
+        fcntl.fcntl(self.write_end, self.F_SETPIPE_SZ, 4096)
+        size = fcntl.fcntl(self.write_end, self.F_GETPIPE_SZ)
+        os.write(self.write_end, b"#" * (size - room))
+        self._reader: threading.Thread | None = None
+
+    @staticmethod
+    def until_unpacked(name: str, digest: str) -> int:
+        """The room that stops ``ctrpy --progress plain images import|unpack`` of image
+        ``name`` (manifest ``digest``) once every layer is committed: its ``unpacking NAME
+        (DIGEST)...`` fits, the ``done`` after it does not (an import has not recorded
+        its images yet)."""
+        return len(f"unpacking {name} ({digest})...") + 2
+
+    @staticmethod
+    def blocked(proc: subprocess.Popen[bytes]) -> bool:
+        """Is ``proc`` asleep in a pipe write?"""
+        try:
+            with open(f"/proc/{proc.pid}/wchan") as f:
+                return "pipe_write" in f.read()
+        except OSError:
+            return False
+
+    def drain(self) -> None:
+        """Read the pipe to its end in the background, so the process can go on."""
+        if self._reader is not None:
+            return
+
+        def reader() -> None:
+            while os.read(self.read_end, 65536):
+                pass
+            os.close(self.read_end)
+
+        self._reader = threading.Thread(target=reader, daemon=True)
+        self._reader.start()
+
+    def close(self) -> None:
+        self.drain()
+        assert self._reader is not None
+        self._reader.join(timeout=60)
+
+
 class Processes:
     """``ctrpy --root ROOT ARGS`` as real processes (``tests.peers.Ctrpy``), started without
     waiting; :meth:`close` (the ``procs`` fixture's teardown) kills and reaps any still running."""
@@ -398,6 +451,7 @@ class Processes:
     def __init__(self, root: Path) -> None:
         self.ctrpy = Ctrpy(root)
         self.started: list[tuple[tuple[str, ...], subprocess.Popen[bytes]]] = []
+        self.gates: list[StdoutGate] = []
 
     def start(
         self, *args: str, namespace: str = "default", root: Path | None = None, **popen: Any
@@ -411,6 +465,16 @@ class Processes:
         proc = subprocess.Popen(cmd, env=self.ctrpy.env(), **popen)
         self.started.append((args, proc))
         return proc
+
+    def start_gated(self, room: int, *args: str, **kw: Any) -> tuple[subprocess.Popen[bytes], StdoutGate]:
+        """Start with a :class:`StdoutGate` of ``room`` bytes for stdout."""
+        gate = StdoutGate(room)
+        self.gates.append(gate)
+        try:
+            proc = self.start(*args, stdout=gate.write_end, **kw)
+        finally:
+            os.close(gate.write_end)
+        return proc, gate
 
     def args_of(self, proc: subprocess.Popen[bytes]) -> tuple[str, ...]:
         return next(a for a, p in self.started if p is proc)
@@ -436,6 +500,8 @@ class Processes:
             for stream in (proc.stdout, proc.stderr):
                 if stream is not None:
                     stream.close()
+        for gate in self.gates:
+            gate.close()
 
 
 def wait_until(

@@ -25,7 +25,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,12 +32,13 @@ from typing import Any
 
 import pytest
 
-from tests.builders import OCILayout, big_image, chain_ids, directory, file
+from tests.builders import BuiltImage, OCILayout, big_image, chain_ids, directory, file
 from tests.helpers import (
     HOST,
     Cli,
     Finished,
     Processes,
+    StdoutGate,
     blob_path,
     host_image,
     lying_image,
@@ -203,74 +203,6 @@ def assert_interrupted(done: Finished) -> None:
     assert "Traceback" not in done.stderr
 
 
-# --------------------------------------------------------------------------- stopping at a line
-F_SETPIPE_SZ, F_GETPIPE_SZ = 1031, 1032
-
-
-class StdoutGate:
-    """A stdout pipe with room for ``room`` more bytes: a process writing a line that does
-    not fit blocks in write(2) right there (a pipe write of less than PIPE_BUF is all or
-    nothing), until :meth:`drain` reads the pipe."""
-
-    def __init__(self, room: int) -> None:
-        self.read_end, self.write_end = os.pipe()
-        fcntl.fcntl(self.write_end, F_SETPIPE_SZ, 4096)
-        size = fcntl.fcntl(self.write_end, F_GETPIPE_SZ)
-        os.write(self.write_end, b"#" * (size - room))
-        self.text = b""
-        self._reader: threading.Thread | None = None
-
-    def start(self, procs: Processes, *args: str) -> subprocess.Popen[bytes]:
-        proc = procs.start(*args, stdout=self.write_end)
-        os.close(self.write_end)
-        return proc
-
-    @staticmethod
-    def blocked(proc: subprocess.Popen[bytes]) -> bool:
-        """Is ``proc`` asleep in a pipe write?"""
-        try:
-            with open(f"/proc/{proc.pid}/wchan") as f:
-                return "pipe_write" in f.read()
-        except OSError:
-            return False
-
-    def drain(self) -> None:
-        """Read the pipe to its end in the background, so the process can go on."""
-        def reader() -> None:
-            while chunk := os.read(self.read_end, 65536):
-                self.text += chunk
-            os.close(self.read_end)
-
-        self._reader = threading.Thread(target=reader, daemon=True)
-        self._reader.start()
-
-    def close(self) -> None:
-        if self._reader is None:
-            os.close(self.read_end)
-        else:
-            self._reader.join(timeout=60)
-
-
-def unpacking_prefix(big: Big) -> int:
-    return len(f"unpacking {BIG} ({big.manifest})...")
-
-
-@pytest.fixture
-def gates() -> Iterator[Callable[[int], StdoutGate]]:
-    made: list[StdoutGate] = []
-
-    def make(room: int) -> StdoutGate:
-        made.append(StdoutGate(room))
-        return made[-1]
-
-    yield make
-    for gate in made:
-        if gate._reader is None:
-            gate.drain()
-    for gate in made:
-        gate.close()
-
-
 # --------------------------------------------------------------------------- the moments of an import
 @dataclass(frozen=True)
 class Moment:
@@ -292,7 +224,7 @@ MOMENTS = {
         lambda big: None, lambda root, big, proc: filling_trees(root, big.layer_files[0])
     ),
     "the final record": Moment(  # unpacked, blocked writing "done" before the record
-        lambda big: unpacking_prefix(big) + 2, lambda root, big, proc: StdoutGate.blocked(proc)
+        lambda big: StdoutGate.until_unpacked(BIG, big.manifest), lambda root, big, proc: StdoutGate.blocked(proc)
     ),
 }
 
@@ -304,22 +236,19 @@ def store(run: Cli) -> Cli:
     return run
 
 
-def start_import(
-    procs: Processes, gates: Callable[[int], StdoutGate], big: Big, moment: Moment
-) -> tuple[subprocess.Popen[bytes], StdoutGate | None]:
+def start_import(procs: Processes, big: Big, moment: Moment) -> tuple[subprocess.Popen[bytes], StdoutGate | None]:
     args = ("--progress", "plain", "images", "import", str(big.archive))
     room = moment.room(big)
     if room is None:
         return procs.start(*args), None
-    gate = gates(room)
-    return gate.start(procs, *args), gate
+    return procs.start_gated(room, *args)
 
 
 @pytest.mark.parametrize("moment", list(MOMENTS))
 def test_an_import_killed_while_leaves_a_store_a_collection_cleans(
-    store: Cli, procs: Processes, gates: Callable[[int], StdoutGate], big: Big, root: Path, moment: str
+    store: Cli, procs: Processes, big: Big, root: Path, moment: str
 ) -> None:
-    proc, _gate = start_import(procs, gates, big, MOMENTS[moment])
+    proc, _gate = start_import(procs, big, MOMENTS[moment])
     wait_until(lambda: MOMENTS[moment].reached(root, big, proc), f"an import {moment}", proc)
     proc.kill()
     assert proc.wait(timeout=60) == -signal.SIGKILL
@@ -335,12 +264,12 @@ INTERRUPTIONS = ["storing blobs", "unpacking layer 1", "the final record"]
 
 @pytest.mark.parametrize("moment", INTERRUPTIONS)
 def test_an_import_interrupted_while_undoes_itself(
-    store: Cli, procs: Processes, gates: Callable[[int], StdoutGate], big: Big, root: Path, moment: str
+    store: Cli, procs: Processes, big: Big, root: Path, moment: str
 ) -> None:
     """Ctrl-C: exit 130, and before any collection no lease, no partial write and no
     snapshot of the interrupted import is left (the blobs it stored wait for the next one)."""
     before = store_files(root)
-    proc, gate = start_import(procs, gates, big, MOMENTS[moment])
+    proc, gate = start_import(procs, big, MOMENTS[moment])
     wait_until(lambda: MOMENTS[moment].reached(root, big, proc), f"an import {moment}", proc)
     proc.send_signal(signal.SIGINT)
     if gate is not None:
@@ -439,10 +368,10 @@ def test_a_killed_extract_leaves_its_partial_tree_and_the_store_intact(
 
 
 # --------------------------------------------------------------------------- rm, prune (a collection), tag
-def many_files_archive() -> bytes:
+def many_files_image() -> BuiltImage:
     """An image whose one layer is 15000 empty files: removing its tree takes a while."""
     entries = [directory("many"), *(file(f"many/f{i:05d}", b"") for i in range(15000))]
-    return named_archive((host_image(entries).build(), MANY))
+    return host_image(entries).build()
 
 
 def freeing(root: Path) -> bool:
@@ -454,7 +383,7 @@ def test_rm_killed_while_freeing_an_image_leaves_a_store_a_collection_cleans(
     store: Cli, procs: Processes, root: Path
 ) -> None:
     before = store_files(root)
-    store.ok("images", "import", store.write(many_files_archive()))
+    store.imported(many_files_image(), MANY)
     proc = procs.start("images", "rm", MANY)
     wait_until(lambda: freeing(root), "rm freeing the snapshot", proc, timeout=300)
     proc.kill()
@@ -466,15 +395,15 @@ def test_rm_killed_while_freeing_an_image_leaves_a_store_a_collection_cleans(
 
 
 def test_a_collection_killed_while_freeing_leaves_a_store_the_next_one_cleans(
-    store: Cli, procs: Processes, gates: Callable[[int], StdoutGate], root: Path
+    store: Cli, procs: Processes, root: Path
 ) -> None:
     """An import killed before its record leaves a committed snapshot under a dead lease;
     the prune that frees it is killed while deleting it; the next prune finishes."""
     before = store_files(root)
-    prefix = len(f"unpacking {MANY} (") + 71 + len("...")
-    archive = store.write(many_files_archive())
-    gate = gates(prefix + 2)
-    proc = gate.start(procs, "--progress", "plain", "images", "import", archive)
+    img = many_files_image()
+    room = StdoutGate.until_unpacked(MANY, img.manifest.digest)
+    archive = store.write(named_archive((img, MANY)))
+    proc, _gate = procs.start_gated(room, "--progress", "plain", "images", "import", archive)
     wait_until(lambda: StdoutGate.blocked(proc), "the import unpacked, before its record", proc, timeout=300)
     proc.kill()
     proc.wait(timeout=60)
