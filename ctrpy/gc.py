@@ -34,7 +34,7 @@ from pathlib import Path
 from ctrpy.archive.treeops import remove_tree
 from ctrpy.errors import CtrpyError
 from ctrpy.metadata.db import loads_map
-from ctrpy.metadata.leases import CONTENT, INGEST, SNAPSHOT, Lease, owner_alive
+from ctrpy.metadata.leases import CONTENT, INGEST, SNAPSHOT, Lease
 from ctrpy.root import Root
 
 LABEL_ROOT = "containerd.io/gc.root"
@@ -117,7 +117,7 @@ class _Mark:
         dead: list[tuple[str, str]] = []
         for ns, lid, labels, owner in self.conn.execute("SELECT namespace, id, labels, owner FROM leases"):
             lease = Lease(lid, loads_map(labels), owner=owner)
-            if lease.expired(self.at) or (owner and not owner_alive(owner)):
+            if not lease.alive(self.at):
                 dead.append((ns, lid))
             else:
                 self.live_leases.add(lid)

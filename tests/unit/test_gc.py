@@ -17,9 +17,10 @@ import pytest
 
 from ctrpy import gc
 from ctrpy.client import Client
+from ctrpy.errors import StoreError
 from ctrpy.formats import ImportOptions
 from ctrpy.formats.docker import DockerImporter
-from ctrpy.metadata.leases import CONTENT, LABEL_EXPIRE, Held
+from ctrpy.metadata.leases import CONTENT, LABEL_EXPIRE, Held, LeaseStore
 from ctrpy.root import Root
 from ctrpy.snapshots import Snapshotter
 from ctrpy.unpack import Unpacker
@@ -483,3 +484,19 @@ def test_a_scratch_tree_made_right_after_a_collection_commits_is_kept(
     monkeypatch.setattr(gc, "remove_tree", a_flatten_starts)
     client.collect()
     assert late[0].is_dir()
+
+
+def test_a_lease_its_process_could_not_delete_holds_nothing_for_that_process(
+    client: Client, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operation's lease whose deletion failed (the database could not be written: a
+    full disk) is over: a long-running program's own next collection frees what it held."""
+    def full_disk(self: LeaseStore, lease_id: str) -> None:
+        raise StoreError("cannot write metadata database: database or disk is full")
+
+    with client.lease("import") as held:
+        dgst = loose_blob(client, b"written by an operation that failed", held)
+        monkeypatch.setattr(LeaseStore, "delete", full_disk)
+    monkeypatch.undo()
+    freed = client.collect()
+    assert (freed.leases, freed.digests) == (1, [dgst])
