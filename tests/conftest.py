@@ -3,6 +3,9 @@
 - ``root`` (``<tmp>/root``, not created), ``workdir`` (``<tmp>/work``), ``run``: the CLI
   in-process on that root (``tests.helpers.Cli``); ``populated``: ``run`` on a store that
   already holds an unpacked image.
+- ``procs``: ctrpy as real processes on ``root`` (``tests.helpers.Processes``: start
+  without waiting, bounded waits, a stdout gate that stops a process at a line); whatever
+  still runs at the end of the test is killed.
 - ``rootfs``: an empty directory to apply layers into; ``box``: a ``Sandbox`` (a root next to
   an ``outside`` directory that must not change).
 - ``client``: ``ctrpy.Client`` on ``<tmp>/root``; ``db``: a metadata database in ``<tmp>/metadata.db``.

@@ -4,6 +4,8 @@
 - the host platform and archives for it: ``HOST``, ``host_image``, ``oci_archive``,
   ``named_archive``, ``docker_archive``;
 - running the CLI in-process: ``Cli`` (``run`` in conftest), ``CLEAN_ENV``, ``assert_error``;
+- ctrpy as real processes: ``Processes`` (``procs`` in conftest), ``Finished``,
+  ``StdoutGate``, ``wait_until``;
 - applying layers with ctrpy: ``apply_bytes``, ``Sandbox``, ``tree_state``, ``PipeLike``;
 - snapshotters and mounts: ``SNAPSHOTTERS``, ``usable``, ``need_root``, ``mount_target``;
 - the interop peers: ``Runner``, ``require_peer``, ``unavailable``.
@@ -405,8 +407,10 @@ class StdoutGate:
         self.read_end, self.write_end = os.pipe()
         fcntl.fcntl(self.write_end, self.F_SETPIPE_SZ, 4096)
         size = fcntl.fcntl(self.write_end, self.F_GETPIPE_SZ)
-        os.write(self.write_end, b"#" * (size - room))
+        self._filler = size - room
+        os.write(self.write_end, b"#" * self._filler)
         self._reader: threading.Thread | None = None
+        self.data = bytearray()  # what the process wrote, once drained with keep=True
 
     @staticmethod
     def until_unpacked(name: str, digest: str) -> int:
@@ -425,14 +429,18 @@ class StdoutGate:
         except OSError:
             return False
 
-    def drain(self) -> None:
-        """Read the pipe to its end in the background, so the process can go on."""
+    def drain(self, keep: bool = False) -> None:
+        """Read the pipe to its end in the background, so the process can go on
+        (``keep``: what the process wrote is kept in :attr:`data`, after :meth:`close`)."""
         if self._reader is not None:
             return
 
         def reader() -> None:
-            while os.read(self.read_end, 65536):
-                pass
+            skip = self._filler
+            while chunk := os.read(self.read_end, 65536):
+                if keep:
+                    self.data += chunk[skip:]
+                skip = max(0, skip - len(chunk))
             os.close(self.read_end)
 
         self._reader = threading.Thread(target=reader, daemon=True)

@@ -363,3 +363,29 @@ def test_verify_finds_a_snapshot_whose_tree_vanished_and_the_next_unpack_rebuild
     run.ok("images", "unpack", APP)
     assert json.loads(run.ok("images", "check", "--json").stdout)["items"][0]["unpacked"] is True
     run.ok("content", "verify", "--all")
+
+
+def test_an_export_in_flight_keeps_its_blobs_through_rm_in_another_process(
+    run: Cli, procs: Processes, workdir: Path, tmp_path: Path
+) -> None:
+    """The export writes to a pipe nobody reads yet; meanwhile the image is removed (which
+    collects): the export's lease holds every blob it writes (and so what they reference),
+    so it completes, and the archive it wrote imports whole. Only then does a collection
+    free them."""
+    layer = [file("data/random", os.urandom(1 << 20))]  # more than a pipe holds
+    img = imported(run, host_image(layer).build())
+    proc, gate = procs.start_gated(4096, "images", "export", "-", APP)
+    wait_until(lambda: StdoutGate.blocked(proc), "the export writing", proc)
+    (lease,) = json.loads(run.ok("leases", "ls", "--json").stdout)["items"]
+    assert lease["id"].startswith("ctrpy-export-")
+    r = run.ok("images", "rm", APP)
+    assert (r.stdout, r.stderr) == (f"{APP}\n", "")  # nothing freed: the export holds it all
+    gate.drain(keep=True)
+    assert procs.wait(proc).returncode == 0
+    gate.close()
+    elsewhere = Cli(tmp_path / "elsewhere", workdir)
+    elsewhere.ok("images", "import", elsewhere.write(bytes(gate.data)))
+    assert elsewhere.ok("images", "check", "-q").stdout.split() == [APP]
+    r = run.ok("content", "prune")
+    assert sorted(r.stdout.split()) == sorted(b.digest for b in img.blobs())
+    assert r.stderr.startswith("ctrpy: pruned 3 blobs, 1 snapshots")
