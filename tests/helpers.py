@@ -2,10 +2,10 @@
 ``tests/conftest.py``).
 
 - the host platform and archives for it: ``HOST``, ``host_image``, ``oci_archive``,
-  ``named_archive``, ``docker_archive``;
+  ``named_archive``, ``docker_archive``, ``big_archive``; a store's ``disk_usage``;
 - running the CLI in-process: ``Cli`` (``run`` in conftest), ``CLEAN_ENV``, ``assert_error``;
 - ctrpy as real processes: ``Processes`` (``procs`` in conftest), ``Finished``,
-  ``StdoutGate``, ``wait_until``;
+  ``StdoutGate``, ``wait_until``, ``killed_when_ready``;
 - applying layers with ctrpy: ``apply_bytes``, ``Sandbox``, ``tree_state``, ``PipeLike``;
 - snapshotters and mounts: ``SNAPSHOTTERS``, ``usable``, ``need_root``, ``mount_target``;
 - the interop peers: ``Runner``, ``require_peer``, ``unavailable``.
@@ -16,11 +16,13 @@ ctrpy; everything here may.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import io
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -45,6 +47,7 @@ from tests.builders import (
     Image,
     Layer,
     OCILayout,
+    big_image,
     directory,
     docker_save_tar,
     file,
@@ -140,6 +143,33 @@ def raises_naming(exc: type[BaseException], *fragments: str) -> Iterator[pytest.
     message = str(info.value)
     for fragment in fragments:
         assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def big_archive(path: Path, name: str, total: int, files: int, seed: int, **options: Any) -> tuple[Image, BuiltImage]:
+    """An OCI archive at ``path`` of a reproducible big image for this machine's platform
+    (``tests.builders.big_image(total, files, seed, **options)``, streamed, never held in
+    memory) named ``name``; returns the image's spec (its layers list their files) and the
+    built image (its digests)."""
+    spec = dataclasses.replace(
+        big_image(total, files, seed=seed, workdir=path.parent, **options),
+        architecture=HOST.architecture, variant=HOST.variant or None,
+    )
+    built = spec.build()
+    layout = OCILayout()
+    layout.add_manifest(built, {ANNOTATION_IMAGE_NAME: name}, platform=True)
+    layout.write_tar(path)
+    return spec, built
+
+
+def disk_usage(root: Path) -> int:
+    """Bytes the files of a store take on disk (allocated blocks), its database aside."""
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in (*dirnames, *filenames):
+            if Path(dirpath) == root and n.startswith("metadata.db"):
+                continue
+            total += os.lstat(os.path.join(dirpath, n)).st_blocks * 512
+    return total
 
 
 # --------------------------------------------------------------------------- images as root filesystems
@@ -527,6 +557,19 @@ def wait_until(
         if time.monotonic() > deadline:
             pytest.fail(f"{what}: not after {timeout}s")
         time.sleep(0.01)
+
+
+def killed_when_ready(code: str, ready: Path) -> str:
+    """Run ``code`` in a Python process of its own; ``code`` writes what it has to say to
+    the file named ``READY`` (set for it to ``ready``) and then blocks. Once that is
+    written the process is killed -9; returns what it wrote."""
+    proc = subprocess.Popen([sys.executable, "-c", f"READY = {str(ready)!r}\n{code}"])
+    try:
+        wait_until(lambda: ready.exists() and ready.read_text(), f"{ready} written", proc)
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+    return ready.read_text()
 
 
 # --------------------------------------------------------------------------- applying layers

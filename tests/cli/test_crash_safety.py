@@ -18,7 +18,6 @@ interrupted import).
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import json
 import os
@@ -32,13 +31,13 @@ from typing import Any
 
 import pytest
 
-from tests.builders import BuiltImage, OCILayout, big_image, chain_ids, directory, file
+from tests.builders import BuiltImage, chain_ids, directory, file
 from tests.helpers import (
-    HOST,
     Cli,
     Finished,
     Processes,
     StdoutGate,
+    big_archive,
     blob_path,
     host_image,
     lying_image,
@@ -90,15 +89,8 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Big]:
 
 def _build_big(work: Path, meta: Path) -> None:
     work.mkdir()
-    spec = dataclasses.replace(
-        big_image(150 * MiB, 300, seed=10, layers=2, workdir=work),
-        architecture=HOST.architecture, variant=HOST.variant or None,
-    )
-    built = spec.build()
-    layout = OCILayout()
-    layout.add_manifest(built, {"io.containerd.image.name": BIG}, platform=True)
     archive = work / "big.tar"
-    layout.write_tar(archive)
+    spec, built = big_archive(archive, BIG, 150 * MiB, 300, seed=10, layers=2)
     fresh_root = work / "fresh"
     ctrpy = Ctrpy(fresh_root)
     (work / "baseline.tar").write_bytes(baseline_archive())

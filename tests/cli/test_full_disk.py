@@ -4,7 +4,6 @@ error, the store stays usable, and after the failure and a collection the space 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 from collections.abc import Iterator
@@ -12,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.builders import OCILayout, big_image, file
-from tests.helpers import HOST, Cli, Processes, host_image, is_root, named_archive
+from tests.builders import file
+from tests.helpers import Cli, Processes, big_archive, disk_usage, host_image, is_root, named_archive
 
 pytestmark = pytest.mark.skipif(not is_root, reason="mounting a tmpfs needs root")
 
@@ -43,30 +42,14 @@ def store(disk: Path, workdir: Path) -> Cli:
 
 def archive_of(workdir: Path, size: int, seed: int) -> str:
     """An OCI archive (outside the small disk) of one layer of ``size`` random bytes."""
-    spec = dataclasses.replace(
-        big_image(size, 8, seed=seed, compressible=0.0, workdir=workdir),
-        architecture=HOST.architecture, variant=HOST.variant or None,
-    )
-    layout = OCILayout()
-    layout.add_manifest(spec, {"io.containerd.image.name": BIG}, platform=True)
     path = workdir / f"big-{seed}.tar"
-    layout.write_tar(path)
+    big_archive(path, BIG, size, 8, seed=seed, compressible=0.0)
     return str(path)
 
 
 def free(disk: Path) -> int:
     st = os.statvfs(disk)
     return st.f_bavail * st.f_frsize
-
-
-def used_without_db(root: Path) -> int:
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        for n in (*dirnames, *filenames):
-            if Path(dirpath) == root and n.startswith("metadata.db"):
-                continue
-            total += os.lstat(os.path.join(dirpath, n)).st_blocks * 512
-    return total
 
 
 @pytest.mark.parametrize("size", [30 * MiB, 12 * MiB], ids=["blobs", "unpack"])
@@ -77,13 +60,13 @@ def test_an_import_that_does_not_fit_fails_cleanly_and_a_collection_gives_the_sp
     full disk a failed unpack cannot always record its own roll-back: its active snapshot
     may stay until the collection, which frees it.)"""
     archive = archive_of(workdir, size, seed=size)
-    before, used = free(disk), used_without_db(store.root)
+    before, used = free(disk), disk_usage(store.root)
     failed = procs.run("images", "import", archive, root=store.root)
     assert failed.returncode == 1, str(failed)
     assert "No space left on device" in failed.error_line()
     assert store.names() == [BASELINE]
     store.ok("content", "prune", "--older-than", "0s")
-    assert used_without_db(store.root) == used
+    assert disk_usage(store.root) == used
     assert free(disk) >= before - MiB  # the database may have grown a little
     assert store.ok("images", "check", "-q").stdout.split() == [BASELINE]
     store.assert_store_works()

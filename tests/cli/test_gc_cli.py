@@ -5,7 +5,6 @@ ctrpy gets the gc labels by a migration, and ``content verify [--all] [--fix]``.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import os
@@ -18,13 +17,14 @@ from typing import Any
 
 import pytest
 
-from tests.builders import OCILayout, big_image, file
+from tests.builders import file
 from tests.helpers import (
-    HOST,
     Cli,
     Processes,
     StdoutGate,
+    big_archive,
     blob_path,
+    disk_usage,
     host_image,
     named_archive,
     tamper,
@@ -45,17 +45,6 @@ def app(text: bytes = b"app", base: list[Any] | None = None) -> Any:
 def imported(run: Cli, img: Any, name: str = APP, *args: str, namespace: str = "default") -> Any:
     run.ok("-n", namespace, "images", "import", *args, run.write(named_archive((img, name))))
     return img
-
-
-def usage_without_db(root: Path) -> int:
-    """Bytes the root's files take on disk, the database aside."""
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        for n in (*dirnames, *filenames):
-            if Path(dirpath) == root and n.startswith("metadata.db"):
-                continue
-            total += os.lstat(os.path.join(dirpath, n)).st_blocks * 512
-    return total
 
 
 def snapshot_trees(root: Path) -> list[Path]:
@@ -91,18 +80,12 @@ def test_rm_of_the_only_image_brings_the_root_back_to_its_empty_size(run: Cli, r
     """Within 1 MiB of the empty root's size, the database aside (the issue measured a
     401 MB root staying 401 MB)."""
     run.ok("leases", "ls")  # the root and its database, empty
-    empty = usage_without_db(root)
-    spec = dataclasses.replace(
-        big_image(24 << 20, 40, seed=4, layers=2, workdir=workdir),
-        architecture=HOST.architecture, variant=HOST.variant or None,
-    )
-    layout = OCILayout()
-    layout.add_manifest(spec, {"io.containerd.image.name": APP}, platform=True)
-    layout.write_tar(workdir / "big.tar")
+    empty = disk_usage(root)
+    big_archive(workdir / "big.tar", APP, 24 << 20, 40, seed=4, layers=2)
     run.ok("images", "import", str(workdir / "big.tar"))
-    assert usage_without_db(root) > empty + (40 << 20)  # the blobs and the unpacked layers
+    assert disk_usage(root) > empty + (40 << 20)  # the blobs and the unpacked layers
     run.ok("images", "rm", APP)
-    assert usage_without_db(root) <= empty + (1 << 20)
+    assert disk_usage(root) <= empty + (1 << 20)
 
 
 def test_a_layer_another_image_holds_stays_in_any_namespace(run: Cli, root: Path, tmp_path: Path) -> None:

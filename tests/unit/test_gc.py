@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +24,7 @@ from ctrpy.root import Root
 from ctrpy.snapshots import Snapshotter
 from ctrpy.unpack import Unpacker
 from tests.builders import ANNOTATION_IMAGE_NAME, BuiltImage, OCILayout, docker_save_tar, file
-from tests.helpers import blob_path, host_image, named_archive
+from tests.helpers import blob_path, host_image, killed_when_ready, named_archive
 
 APP = "docker.io/library/app:v1"
 OTHER = "docker.io/library/other:v1"
@@ -176,9 +175,8 @@ def test_an_expired_lease_holds_nothing(client: Client, root: Path) -> None:
 def test_a_killed_process_lease_holds_nothing(client: Client, root: Path, tmp_path: Path) -> None:
     """A real process takes a lease, writes a blob and a partial write under it, and is
     killed -9: the next collection knows the lease is dead and frees both at once."""
-    ready = tmp_path / "ready"
     code = (
-        "import sys, time\n"
+        "import time\n"
         "from ctrpy.client import Client\n"
         f"c = Client({str(root)!r})\n"
         "with c.lease('victim') as held:\n"
@@ -187,30 +185,16 @@ def test_a_killed_process_lease_holds_nothing(client: Client, root: Path, tmp_pa
         "        w.commit()\n"
         "    partial = c.root.blobs.writer(lease=held)\n"
         "    partial.write(b'half a blob')\n"
-        f"    open({str(ready)!r}, 'w').write(held.id)\n"
+        "    open(READY, 'w').write(held.id)\n"
         "    time.sleep(600)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code])
-    try:
-        _wait_for(ready, proc)
-    finally:
-        proc.kill()
-        proc.wait(timeout=30)
-    lease_id = ready.read_text()
+    lease_id = killed_when_ready(code, tmp_path / "ready")
     assert [lease.id for lease in client.leases.list()] == [lease_id]
     assert len(blob_names(root)) == 1 and len(list(client.root.blobs.ingest_dir.iterdir())) == 1
     freed = client.collect()
     assert (freed.leases, freed.blobs, freed.partial) == (1, 1, 1)
     assert client.leases.list() == [] and blob_names(root) == set()
     assert list(client.root.blobs.ingest_dir.iterdir()) == []
-
-
-def _wait_for(path: Path, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while not (path.exists() and path.read_text()):
-        assert proc.poll() is None, f"the process exited {proc.returncode}"
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.02)
 
 
 def test_a_gc_root_label_keeps_content_and_what_it_references(client: Client) -> None:
@@ -383,26 +367,38 @@ def test_a_collection_of_a_root_that_does_not_exist_frees_nothing(root: Path) ->
 # --------------------------------------------------------------------------- a collection at the same moment
 # Another process's collection is simulated by a second Client on the same root (its own
 # database connection), run at the one moment an operation in flight is most exposed.
-def test_a_stored_blob_an_import_relies_on_survives_a_collection_before_the_record(
-    client: Client, root: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The archive lacks a layer namespace `a` holds; `a` removes its image while the
-    import in `b` is about to record: the import's lease holds the layer."""
+def before_the_record(monkeypatch: pytest.MonkeyPatch, other: Callable[[], object]) -> None:
+    """Run ``other`` (another process's command) just before an import records its images."""
+    record = Client._record
+
+    def other_first(self: Client, *args: Any, **kw: Any) -> Any:
+        other()
+        return record(self, *args, **kw)
+
+    monkeypatch.setattr(Client, "_record", other_first)
+
+
+def import_lacking_a_layer_namespace_a_holds(
+    root: Path, monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[Client, BuiltImage], object]
+) -> Client:
+    """Namespace `a` imports an image; `b` imports it from an archive that lacks its first
+    layer (the store has it), while ``meanwhile(a, image)`` runs just before b's record."""
     img = built(b"shared")
     layout = OCILayout()
     layout.add_manifest(img, {ANNOTATION_IMAGE_NAME: APP})
     a, b = other_ns(root, "a"), other_ns(root, "b")
     a.import_archive(io.BytesIO(layout.tar_bytes()))
-    record = Client._record
-
-    def rm_in_a_first(self: Client, *args: object, **kw: object) -> object:
-        a.remove_images([APP])
-        return record(self, *args, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(Client, "_record", rm_in_a_first)
+    before_the_record(monkeypatch, lambda: meanwhile(a, img))
     b.import_archive(io.BytesIO(layout.tar_bytes(omit_blobs=[img.layers[0].digest])))
-    assert b.check(APP).complete
+    return b
 
+
+def test_a_stored_blob_an_import_relies_on_survives_a_collection_before_the_record(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`a` removes its image (and collects) while `b` is about to record: b's lease holds the layer."""
+    b = import_lacking_a_layer_namespace_a_holds(root, monkeypatch, lambda a, img: a.remove_images([APP]))
+    assert b.check(APP).complete
 
 
 def test_a_compressed_layer_a_docker_import_reuses_survives_a_collection(
@@ -427,22 +423,13 @@ def test_a_compressed_layer_a_docker_import_reuses_survives_a_collection(
 
 
 def test_a_blob_an_import_relies_on_survives_content_rm_in_another_namespace(
-    client: Client, root: Path, monkeypatch: pytest.MonkeyPatch
+    root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    img = built(b"shared")
-    layout = OCILayout()
-    layout.add_manifest(img, {ANNOTATION_IMAGE_NAME: APP})
-    a, b = other_ns(root, "a"), other_ns(root, "b")
-    a.import_archive(io.BytesIO(layout.tar_bytes()))
-    a.images.delete(APP)
-    record = Client._record
-
-    def content_rm_in_a_first(self: Client, *args: object, **kw: object) -> object:
+    def content_rm(a: Client, img: BuiltImage) -> None:
+        a.images.delete(APP)
         a.remove_content([img.layers[0].digest])
-        return record(self, *args, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(Client, "_record", content_rm_in_a_first)
-    b.import_archive(io.BytesIO(layout.tar_bytes(omit_blobs=[img.layers[0].digest])))
+    b = import_lacking_a_layer_namespace_a_holds(root, monkeypatch, content_rm)
     assert b.check(APP).complete
 
 

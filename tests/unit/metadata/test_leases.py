@@ -3,9 +3,6 @@ writes, and the owner a lease an operation takes for itself records (its process
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,6 +24,7 @@ from ctrpy.metadata.leases import (
     rename_snapshot,
     this_process,
 )
+from tests.helpers import killed_when_ready
 
 DIGEST = "sha256:" + "a" * 64
 
@@ -150,32 +148,17 @@ def test_this_process_is_alive() -> None:
 
 
 def test_a_killed_process_is_dead(tmp_path: Path) -> None:
-    """The owner a real process wrote for itself stops being alive when it is killed -9."""
-    out = tmp_path / "owner"
+    """The owner a real process wrote for itself is not alive once it is killed -9 (its
+    pid may be reused: the start time tells)."""
     code = (
-        "import sys, time\n"
+        "import time\n"
         "from ctrpy.metadata.leases import this_process\n"
-        f"open({str(out)!r}, 'w').write(this_process())\n"
+        "open(READY, 'w').write(this_process())\n"
         "time.sleep(600)\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code])
-    try:
-        _wait_for(out, proc)
-        owner = out.read_text()
-        assert owner_alive(owner)
-    finally:
-        proc.kill()
-        proc.wait(timeout=30)
+    owner = killed_when_ready(code, tmp_path / "owner")
     assert not owner_alive(owner)
     assert not Lease("x", owner=owner).alive()
-
-
-def _wait_for(path: Path, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while not (path.exists() and path.read_text()):
-        assert proc.poll() is None, f"the process exited {proc.returncode}"
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.02)
 
 
 def test_a_reused_pid_is_not_the_owner() -> None:
