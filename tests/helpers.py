@@ -2,7 +2,7 @@
 ``tests/conftest.py``).
 
 - the host platform and archives for it: ``HOST``, ``host_image``, ``oci_archive``,
-  ``named_archive``, ``docker_archive``, ``big_archive``; a store's ``disk_usage``;
+  ``named_archive``, ``docker_archive``, ``big_archive``; a store's ``disk_usage`` and ``partial_writes``;
 - running the CLI in-process: ``Cli`` (``run`` in conftest), ``CLEAN_ENV``, ``assert_error``;
 - ctrpy as real processes: ``Processes`` (``procs`` in conftest), ``Finished``,
   ``StdoutGate``, ``wait_until``, ``killed_when_ready``;
@@ -159,6 +159,19 @@ def big_archive(path: Path, name: str, total: int, files: int, seed: int, **opti
     layout.add_manifest(built, {ANNOTATION_IMAGE_NAME: name}, platform=True)
     layout.write_tar(path)
     return spec, built
+
+
+def partial_writes(root: Path, at_least: int = 0) -> list[Path]:
+    """A store's partial writes (in ``content/ingest``, named after their lease:
+    ``<lease>@...``) of at least that many bytes, as they are now."""
+    found = []
+    for p in (root / "content" / "ingest").glob("*@*"):
+        try:
+            if p.stat().st_size >= at_least:
+                found.append(p)
+        except FileNotFoundError:  # committed meanwhile
+            pass
+    return found
 
 
 def disk_usage(root: Path) -> int:

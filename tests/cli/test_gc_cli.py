@@ -27,6 +27,7 @@ from tests.helpers import (
     disk_usage,
     host_image,
     named_archive,
+    partial_writes,
     tamper,
     wait_until,
 )
@@ -372,3 +373,22 @@ def test_an_export_in_flight_keeps_its_blobs_through_rm_in_another_process(
     r = run.ok("content", "prune")
     assert sorted(r.stdout.split()) == sorted(b.digest for b in img.blobs())
     assert r.stderr.startswith("ctrpy: pruned 3 blobs, 1 snapshots")
+
+
+def test_a_killed_imports_young_partial_write_waits_for_the_grace_period(
+    run: Cli, procs: Processes, root: Path, workdir: Path
+) -> None:
+    """The dead lease is dropped at once, but its partial write is kept for --older-than
+    (one hour by default: a write that could be resumed), and goes with 0s."""
+    big_archive(workdir / "big.tar", APP, 24 << 20, 8, seed=5, compressible=0.0)
+    proc = procs.start("images", "import", str(workdir / "big.tar"))
+    wait_until(lambda: partial_writes(root, 1 << 20), "a partial write", proc)
+    proc.kill()
+    proc.wait(timeout=60)
+    ingest = root / "content" / "ingest"
+    (partial,) = ingest.iterdir()
+    r = run.ok("content", "prune")
+    assert "0 partial writes" in r.stderr and partial.exists()
+    assert run.ok("leases", "ls", "-q").stdout == ""
+    assert "1 partial writes" in run.ok("content", "prune", "--older-than", "0s").stderr
+    assert list(ingest.iterdir()) == []
