@@ -36,7 +36,7 @@ from ctrpy.formats import (
 from ctrpy.images import Image, ImageStore, Walker
 from ctrpy.images.store import validate as validate_image
 from ctrpy.metadata import NamespaceStore, namespaces
-from ctrpy.metadata.leases import Held, LeaseStore, new_id, this_process
+from ctrpy.metadata.leases import Held, LeaseStore, abandon, new_id, this_process
 from ctrpy.oci import Descriptor, Matcher, Platform, digest, mediatypes
 from ctrpy.progress import Sink, null_sink
 from ctrpy.root import Root
@@ -162,8 +162,8 @@ class Client:
         finally:
             try:
                 store.delete(lease.id)
-            except CtrpyError:
-                pass  # the next collection drops it: its process is gone by then
+            except CtrpyError:  # the next collection drops it (this process's as well)
+                abandon(lease.id)
 
     def collect(self, grace: float = 0.0) -> gc.Collected:
         """Garbage-collect the whole root (every namespace); see :mod:`ctrpy.gc`."""

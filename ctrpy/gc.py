@@ -34,7 +34,7 @@ from pathlib import Path
 from ctrpy.archive.treeops import remove_tree
 from ctrpy.errors import CtrpyError
 from ctrpy.metadata.db import loads_map
-from ctrpy.metadata.leases import CONTENT, INGEST, SNAPSHOT, Lease, owner_alive
+from ctrpy.metadata.leases import CONTENT, INGEST, SNAPSHOT, Lease
 from ctrpy.root import Root
 
 LABEL_ROOT = "containerd.io/gc.root"
@@ -59,11 +59,12 @@ class Collected:
     content_rows: int = 0
     leases: int = 0
     partial: int = 0
+    partial_bytes: int = 0
     digests: list[str] = field(default_factory=list)  # the blob files deleted
 
     @property
     def bytes(self) -> int:
-        return self.blob_bytes + self.snapshot_bytes
+        return self.blob_bytes + self.snapshot_bytes + self.partial_bytes
 
 
 def _expired(labels: dict[str, str], at: datetime) -> bool:
@@ -116,7 +117,7 @@ class _Mark:
         dead: list[tuple[str, str]] = []
         for ns, lid, labels, owner in self.conn.execute("SELECT namespace, id, labels, owner FROM leases"):
             lease = Lease(lid, loads_map(labels), owner=owner)
-            if lease.expired(self.at) or (owner and not owner_alive(owner)):
+            if not lease.alive(self.at):
                 dead.append((ns, lid))
             else:
                 self.live_leases.add(lid)
@@ -208,10 +209,11 @@ def collect(root: Root, *, grace: float = 0.0) -> Collected:
         kept_dirs = {(sn, row[2]) for (ns, sn, key), row in mark.snapshot_rows.items() if (ns, sn, key) in mark.snapshots}
         moved = _move_snapshot_dirs(root, kept_dirs, trash)
         _sweep_partials(root, mark.live_leases, mark.leased_ingests, grace, out)
+        stale = _stale_tmp(root, mark.live_leases, trash)  # decided while no lease can start
     for path in moved:
         out.snapshot_bytes += _usage(path)
-    remove_tree(trash, best_effort=True)
-    _sweep_tmp(root, mark.live_leases)
+    for path in (trash, *stale):
+        remove_tree(path, best_effort=True)
     return out
 
 
@@ -268,24 +270,29 @@ def _sweep_partials(root: Root, live: set[str], leased: set[str], grace: float, 
         if (owner is not None and owner in live) or p.name in leased:
             continue
         try:
-            if p.stat().st_mtime <= cutoff:
+            st = p.stat()
+            if st.st_mtime <= cutoff:
                 p.unlink()
                 out.partial += 1
+                out.partial_bytes += st.st_size
         except OSError:
             pass
 
 
-def _sweep_tmp(root: Root, live: set[str]) -> None:
-    """Scratch trees (``flatten``'s) whose lease is gone, and trash a killed collection left."""
+def _stale_tmp(root: Root, live: set[str], trash: Path) -> list[Path]:
+    """Scratch trees (``flatten``'s) whose lease is gone, and the trash of other collections
+    (killed, or deleting theirs after their commit: ours holds the write lock now)."""
     tmp = root.path / "tmp"
     if not tmp.is_dir():
-        return
+        return []
+    stale: list[Path] = []
     for p in tmp.iterdir():
         owner = p.name.split(INGEST_SEP, 1)[0] if INGEST_SEP in p.name else None
-        if owner is not None and owner in live:
+        if p == trash or (owner is not None and owner in live):
             continue
         if p.name.startswith("trash-") or owner is not None:
-            remove_tree(p, best_effort=True)
+            stale.append(p)
+    return stale
 
 
 def _usage(path: Path) -> int:

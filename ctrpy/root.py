@@ -51,6 +51,9 @@ class Root:
             raise StoreError(f"cannot create root {self.path}: parent directory {self.path.parent} does not exist")
         try:
             self.path.mkdir(mode=0o711)
+        except FileExistsError:
+            if not self.path.is_dir():  # another process made it meanwhile: use it
+                raise StoreError(f"root {self.path} exists and is not a directory") from None
         except OSError as e:
             raise StoreError(f"cannot create root {self.path}: {e.strerror}") from e
 

@@ -191,6 +191,8 @@ class Unpacker:
             return ""
         count = len(info.layers)
         self.progress(UnpackStarted(name, target.digest, count))
+        if self.lease is not None:  # the layers already unpacked are held before we look
+            self.lease.snapshots(self.sn.name, info.chain_ids)
         todo = [i for i, cid in enumerate(info.chain_ids) if not self.sn.exists(cid)]
         for i in todo:
             self.sn.forget_broken(info.chain_ids[i])

@@ -3,6 +3,9 @@
 - ``root`` (``<tmp>/root``, not created), ``workdir`` (``<tmp>/work``), ``run``: the CLI
   in-process on that root (``tests.helpers.Cli``); ``populated``: ``run`` on a store that
   already holds an unpacked image.
+- ``procs``: ctrpy as real processes on ``root`` (``tests.helpers.Processes``: start
+  without waiting, bounded waits, a stdout gate that stops a process at a line); whatever
+  still runs at the end of the test is killed.
 - ``rootfs``: an empty directory to apply layers into; ``box``: a ``Sandbox`` (a root next to
   an ``outside`` directory that must not change).
 - ``client``: ``ctrpy.Client`` on ``<tmp>/root``; ``db``: a metadata database in ``<tmp>/metadata.db``.
@@ -34,6 +37,7 @@ from tests.builders import file
 from tests.helpers import (
     SNAPSHOTTERS,
     Cli,
+    Processes,
     Runner,
     Sandbox,
     host_image,
@@ -83,6 +87,12 @@ def populated(run: Cli) -> Cli:
     img = host_image([file("base.txt", b"baseline")]).build()
     run.ok("images", "import", run.write(named_archive((img, "base/line:1"))))
     return run
+
+
+@pytest.fixture
+def procs(root: Path) -> Iterator[Processes]:
+    """ctrpy as real processes on ``root``; whatever still runs at the end is killed."""
+    yield from _closed(Processes(root))
 
 
 @pytest.fixture

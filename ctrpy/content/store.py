@@ -16,7 +16,7 @@ from ctrpy.metadata import namespaces
 from ctrpy.metadata.db import Database, dumps, loads_map, now
 from ctrpy.metadata.labels import merge as merge_labels
 from ctrpy.metadata.labels import validate as validate_labels
-from ctrpy.metadata.leases import Held
+from ctrpy.metadata.leases import CONTENT, Held
 from ctrpy.oci import digest as _digest
 from ctrpy.streams import CHUNK, RawReader
 
@@ -221,8 +221,9 @@ class ContentStore:
             return self._merge_labels(conn, dgst, labels)
 
     def delete(self, dgst: str) -> None:
-        """Hide the blob in this namespace; its bytes go (after the commit) when no
-        namespace holds them any more."""
+        """Hide the blob in this namespace; its bytes go when no namespace and no lease
+        holds them any more (decided and done inside the transaction, so an operation in
+        flight that holds them on its lease meanwhile keeps them)."""
         _digest.validate(dgst)
         with self.db.transaction() as conn:
             cur = conn.execute(
@@ -230,8 +231,13 @@ class ContentStore:
             )
             if cur.rowcount == 0:
                 raise ContentNotFound(dgst)
-        if not self.db.query("SELECT 1 FROM content WHERE digest = ? LIMIT 1", (dgst,)):
-            self.blobs.delete(dgst)
+            held = conn.execute(
+                "SELECT 1 FROM content WHERE digest = ? UNION ALL "
+                "SELECT 1 FROM lease_resources WHERE kind = ? AND key = ? LIMIT 1",
+                (dgst, CONTENT, dgst),
+            ).fetchone()
+            if held is None:
+                self.blobs.delete(dgst)
 
     def find_labelled(self, key: str, value: str) -> builtins.list[str]:
         """Digests of blobs labelled ``key=value`` in ANY namespace (an importer looking for

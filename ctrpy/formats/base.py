@@ -84,6 +84,12 @@ class ImportContext:
         """A blob writer held by the import's lease (when there is one)."""
         return self.blobs.writer(expected, expected_size, self.lease)
 
+    def hold(self, dgst: str) -> None:
+        """Hold a stored blob the import relies on without writing it (the archive lacks
+        it), before looking at it: a collection running now keeps it."""
+        if self.lease is not None:
+            self.lease.content(dgst)
+
     def read_json(self, dgst: str) -> Any:
         """A blob from the store, verified and size-capped, parsed as JSON."""
         digest.validate(dgst)
@@ -123,6 +129,7 @@ def check_complete(ctx: ImportContext, image: ImportedImage, sizes: dict[str, in
     try:
         for item in ctx.walker().content(image.target, ctx.options.matcher):
             d = item.descriptor
+            ctx.hold(d.digest)
             if not ctx.exists(d.digest):
                 if item.optional or d.media_type in mediatypes.NON_DISTRIBUTABLE or d.urls:
                     continue

@@ -282,6 +282,7 @@ class DockerImporter:
         if lookup is None:
             return None
         for dgst in lookup(mediatypes.LABEL_UNCOMPRESSED, diff_id):
+            self.ctx.hold(dgst)
             try:
                 kind = self._sniff(dgst)
                 if kind is not Compression.GZIP:  # --compress-blobs promises gzip layers

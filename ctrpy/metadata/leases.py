@@ -63,7 +63,7 @@ class Lease:
         return exp is not None and (at or datetime.now(UTC)) > exp
 
     def alive(self, at: datetime | None = None) -> bool:
-        return not self.expired(at) and (not self.owner or owner_alive(self.owner))
+        return not self.expired(at) and not abandoned(self.id) and (not self.owner or owner_alive(self.owner))
 
 
 # --------------------------------------------------------------------------- owners
@@ -99,6 +99,20 @@ def owner_alive(owner: str) -> bool:
     if boot != _boot_id() or not pid_text.isdigit():
         return False
     return _start_time(int(pid_text)) == started
+
+
+# leases this process took for itself and then could not delete (the database could not be
+# written, e.g. on a full disk): their operation is over, so they hold nothing for this
+# process's own collections either (other processes see them die with it)
+_abandoned: set[str] = set()
+
+
+def abandon(lease_id: str) -> None:
+    _abandoned.add(lease_id)
+
+
+def abandoned(lease_id: str) -> bool:
+    return lease_id in _abandoned
 
 
 def new_id(purpose: str) -> str:
@@ -217,6 +231,11 @@ class Held:
 
     def snapshot(self, conn: sqlite3.Connection, snapshotter: str, key: str) -> None:
         self.store.add(self.id, SNAPSHOT, [f"{snapshotter}/{key}"], conn)
+
+    def snapshots(self, snapshotter: str, keys: Iterable[str]) -> None:
+        """Hold snapshots the operation builds on but did not make (in a transaction of
+        their own), before it looks whether they exist."""
+        self.store.add(self.id, SNAPSHOT, [f"{snapshotter}/{k}" for k in keys])
 
     def ingest(self, name: str) -> None:
         self.store.add(self.id, INGEST, [name])
