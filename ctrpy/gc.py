@@ -271,7 +271,9 @@ def _sweep_partials(root: Root, live: set[str], leased: set[str], grace: float, 
             continue
         try:
             st = p.stat()
-            if st.st_mtime <= cutoff:
+            # named after a lease that is gone: garbage now; unnamed (an older ctrpy's, or a
+            # writer without a lease): only once older than the grace period
+            if owner is not None or st.st_mtime <= cutoff:
                 p.unlink()
                 out.partial += 1
                 out.partial_bytes += st.st_size
