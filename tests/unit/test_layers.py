@@ -11,7 +11,7 @@ import pytest
 
 from ctrpy.archive.compression import Compression
 from ctrpy.content.blobs import BlobStore
-from ctrpy.errors import DigestMismatch, InvalidArgument, InvalidArchive
+from ctrpy.errors import DigestMismatch, InvalidArchive, InvalidArgument
 from ctrpy.layers import (
     Writable,
     check_level,

@@ -19,7 +19,7 @@ import pytest
 from ctrpy.client import Client
 from ctrpy.errors import FailedPrecondition, UnsupportedFormat
 from ctrpy.snapshots.diff import View, snapshot_view, write_diff
-from tests.builders import directory, file, hardlink, layer_tar, opaque, symlink, whiteout
+from tests.builders import directory, file, layer_tar, opaque, symlink, whiteout
 from tests.helpers import Sandbox, apply_bytes, is_root, needs_root, raises_naming
 from tests.treecmp import diff, feature_layers, tree
 
