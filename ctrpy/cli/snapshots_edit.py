@@ -4,6 +4,8 @@ group; see :mod:`ctrpy.handmade` for why they survive garbage collection)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from ctrpy.cli.context import App, pass_app
@@ -11,6 +13,7 @@ from ctrpy.cli.params import parse_labels
 from ctrpy.cli.render import labels_cell
 from ctrpy.handmade import DIFF_MEDIA_TYPES, HandSnapshots
 from ctrpy.oci import mediatypes
+from ctrpy.snapshots import Snapshot
 from ctrpy.snapshots.mounts import Mount
 
 target_option = click.option(
@@ -28,6 +31,14 @@ def _print_mounts(mounts: list[Mount], target: str) -> None:
         click.echo(m.command(target))
 
 
+def _made(app: App, target: str | None, make: Callable[[HandSnapshots], Snapshot]) -> None:
+    """Make a snapshot; with --target, print how to mount it there."""
+    hand = _hand(app)
+    snap = make(hand)
+    if target is not None:
+        _print_mounts(hand.mounts(snap.key), target)
+
+
 @click.command("prepare")
 @target_option
 @click.argument("key")
@@ -42,10 +53,7 @@ def prepare(app: App, target: str | None, key: str, parent: str) -> None:
     Example:
       $ ctrpy snapshots prepare --target /mnt/work work sha256:...
     """
-    hand = _hand(app)
-    snap = hand.prepare(key, parent)
-    if target is not None:
-        _print_mounts(hand.mounts(snap.key), target)
+    _made(app, target, lambda hand: hand.prepare(key, parent))
 
 
 @click.command("view")
@@ -60,10 +68,7 @@ def view(app: App, target: str | None, key: str, parent: str) -> None:
     Example:
       $ ctrpy snapshots view --target /mnt/look look sha256:...
     """
-    hand = _hand(app)
-    snap = hand.view(key, parent)
-    if target is not None:
-        _print_mounts(hand.mounts(snap.key), target)
+    _made(app, target, lambda hand: hand.view(key, parent))
 
 
 @click.command("commit")
