@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -22,6 +21,7 @@ from ctrpy import snapshots as _snapshots
 from ctrpy.archive.tree import write_tree_tar
 from ctrpy.archive.treeops import empty_tree, remove_tree
 from ctrpy.content import ContentStore, Info, RawContent
+from ctrpy.convert import Converter, ConvertOptions
 from ctrpy.errors import CtrpyError, FailedPrecondition, ImageNotFound, InvalidArgument, NotFound
 from ctrpy.formats import (
     Exporter,
@@ -30,9 +30,13 @@ from ctrpy.formats import (
     ImportContext,
     Importer,
     ImportOptions,
+    ImportResult,
     get_exporter,
     get_importer,
 )
+from ctrpy.formats.layout_dir import import_layout_dir
+from ctrpy.formats.rootfs import import_rootfs_tar
+from ctrpy.handmade import HandSnapshots
 from ctrpy.images import Image, ImageStore, Walker
 from ctrpy.images.store import validate as validate_image
 from ctrpy.metadata import NamespaceStore, namespaces
@@ -169,6 +173,10 @@ class Client:
         """Garbage-collect the whole root (every namespace); see :mod:`ctrpy.gc`."""
         return gc.collect(self.root, grace=grace)
 
+    def snapshots_by_hand(self, snapshotter: str | None = None) -> HandSnapshots:
+        """``snapshots prepare/view/commit/mounts/label/diff`` (see :mod:`ctrpy.handmade`)."""
+        return HandSnapshots(self.snapshotter(snapshotter), self.root.blobs, self.content, self.lease)
+
     def remove_images(self, names: Iterable[str]) -> tuple[list[Image], list[str], gc.Collected]:
         """Remove image records (a name that is not there is reported, not an error), then
         collect what they held: (removed, missing, freed)."""
@@ -255,7 +263,7 @@ class Client:
         what is ingested by hand, so it is labelled ``containerd.io/gc.root`` (its time)
         unless ``labels`` set that label themselves (``containerd.io/gc.root=`` leaves it
         collectable): a later collection keeps it."""
-        wanted = {gc.LABEL_ROOT: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), **(labels or {})}
+        wanted = {**gc.root_label(), **(labels or {})}
         with self.lease("ingest") as held:
             return self.content.ingest(stream, expected, expected_size, wanted, held)
 
@@ -309,12 +317,48 @@ class Client:
         existing image keeps its created_at and labels, with ``labels`` merged in.
         """
         imp = get_importer(importer) if isinstance(importer, str) else importer
+        return self._import(lambda ctx: imp.import_stream(stream, ctx), options, labels, unpack, snapshotter)
+
+    def import_layout(
+        self,
+        path: str | os.PathLike[str],
+        options: ImportOptions | None = None,
+        labels: dict[str, str] | None = None,
+        unpack: bool = False,
+        snapshotter: str | None = None,
+    ) -> list[Image]:
+        """:meth:`import_archive` of an OCI image-layout directory (skopeo's ``oci:DIR``):
+        only the blobs the selected platforms need are copied, each verified."""
+        return self._import(lambda ctx: import_layout_dir(Path(path), ctx), options, labels, unpack, snapshotter)
+
+    def import_rootfs(
+        self,
+        stream: BinaryIO,
+        name: str,
+        platform: Platform | None = None,
+        labels: dict[str, str] | None = None,
+        unpack: bool = False,
+        snapshotter: str | None = None,
+    ) -> list[Image]:
+        """Make the one-layer image ``name`` from a root filesystem tar (plain, gzip or
+        zstd), as ``docker import`` does; see :mod:`ctrpy.formats.rootfs`."""
+        opts = ImportOptions(matcher=Matcher([platform or Platform.host()]))
+        return self._import(lambda ctx: import_rootfs_tar(stream, name, ctx), opts, labels, unpack, snapshotter)
+
+    def _import(
+        self,
+        read: Callable[[ImportContext], ImportResult],
+        options: ImportOptions | None,
+        labels: dict[str, str] | None,
+        unpack: bool,
+        snapshotter: str | None,
+    ) -> list[Image]:
         opts = options or ImportOptions()
         if opts.base_name is not None and not opts.base_name.strip():
             raise InvalidArgument("the base name must not be empty")
         with self.lease("import") as held:
             ctx = ImportContext(self.root.blobs, opts, self.progress, self.content.find_labelled, held)
-            result = imp.import_stream(stream, ctx)
+            result = read(ctx)
             wanted = {k: v for k, v in (labels or {}).items() if v}  # `k=` sets nothing on import
             for imported in result.images:  # refuse bad names and labels before unpacking anything
                 validate_image(Image(imported.name, imported.target, wanted))
@@ -329,11 +373,31 @@ class Client:
                         unpacker.unpack(imported.name, imported.target, opts.matcher)
                     _add_labels(result.blob_labels, unpacker.labels)
                 images = [(i.name, i.target) for i in result.images]
-                return self._record(result.blobs, result.blob_labels, images, wanted)
+                recorded = self._record(result.blobs, result.blob_labels, images, wanted)
             except BaseException:
                 if unpacker is not None:
                     unpacker.rollback()
                 raise
+        if result.replaced:  # uncompressed originals a compressed copy stands for: free them now
+            self.collect()
+        return recorded
+
+    def convert(self, source: ImageRef, target: str, options: ConvertOptions | None = None) -> Image:
+        """``images convert``: record ``target`` as ``source`` converted (see
+        :mod:`ctrpy.convert`), with ``source``'s labels, replacing an image of that name as
+        ctr does.  All or nothing: the record is written once every blob is stored."""
+        img = self.image(source)
+        opts = options or ConvertOptions()
+        opts.check()
+        with self.lease("convert") as held:
+            converter = Converter(self.content, self.root.blobs, held, opts, self.progress, self.content.find_labelled)
+            converted = converter.convert(img.name, img.target)
+            t = converted.target
+            new = Descriptor(t.media_type, t.digest, t.size, dict(img.target.annotations))
+            validate_image(Image(target, new, dict(img.labels)))
+            (recorded,) = self._record(converted.blobs, converted.labels, [(target, new)], dict(img.labels),
+                                       replace=True)
+        return recorded
 
     @staticmethod
     def _reference_labels(walker: Walker, target: Descriptor, matcher: Matcher) -> dict[str, dict[str, str]]:
@@ -352,8 +416,11 @@ class Client:
         blob_labels: dict[str, dict[str, str]],
         images: list[tuple[str, Descriptor]],
         labels: dict[str, str],
+        *,
+        replace: bool = False,
     ) -> list[Image]:
-        """One transaction: the blobs, their labels, and the image records."""
+        """One transaction: the blobs, their labels, and the image records (``labels``
+        merged into an existing record's, or with ``replace`` in place of them)."""
         content = self.content
         store = self.images
         with self.root.db.transaction() as conn:
@@ -361,7 +428,8 @@ class Client:
             for dgst, extra in blob_labels.items():
                 size = blobs.get(dgst)
                 content.record(conn, [(dgst, size if size is not None else self.root.blobs.size(dgst))], extra)
-            return [store.put(conn, Image(name, target), merge=labels) for name, target in images]
+            return [store.put(conn, Image(name, target, labels), merge=None if replace else labels)
+                    for name, target in images]
 
     # unpack, check -------------------------------------------------------------
     def unpack(self, image: ImageRef, matcher: Matcher | None = None, snapshotter: str | None = None) -> str:

@@ -48,6 +48,12 @@ ContentNode = tuple[str, str]  # (namespace, digest)
 SnapshotNode = tuple[str, str, str]  # (namespace, snapshotter, key)
 
 
+def root_label() -> dict[str, str]:
+    """``containerd.io/gc.root`` with this moment as its value: what keeps a thing that no
+    image holds (hand-ingested content, snapshots and layers made by hand)."""
+    return {LABEL_ROOT: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
 @dataclass
 class Collected:
     """What one collection freed."""

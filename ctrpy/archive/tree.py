@@ -16,7 +16,16 @@ from typing import BinaryIO, NamedTuple
 
 from ctrpy.streams import CHUNK
 
-__all__ = ["TreeNode", "tree_manifest", "write_tree_tar"]
+__all__ = [
+    "TreeNode",
+    "add_entry",
+    "add_hardlink",
+    "open_tar",
+    "tar_info",
+    "tar_xattrs",
+    "tree_manifest",
+    "write_tree_tar",
+]
 
 _TAR_XATTR_PREFIXES = (b"user.", b"security.")
 _TAR_XATTR_SKIP = frozenset({b"security.selinux"})  # a host label, not image content
@@ -155,6 +164,73 @@ def tree_manifest(
     return manifest
 
 
+def tar_xattrs(path: bytes) -> list[tuple[bytes, bytes]]:
+    """The xattrs of ``path`` a layer tar carries: ``user.*`` and ``security.*`` but not
+    ``security.selinux`` (never ``trusted.*``: overlayfs keeps its own there)."""
+    return [
+        (name, value)
+        for name, value in _xattrs(path)
+        if name.startswith(_TAR_XATTR_PREFIXES) and name not in _TAR_XATTR_SKIP
+    ]
+
+
+def tar_info(name: str, full: bytes, st: os.stat_result, *, mode: int | None = None) -> tarfile.TarInfo:
+    """The tar header of the node ``full`` (lstat ``st``) under the entry name ``name``:
+    type, permission bits (``mode`` instead of the node's when given), numeric owners, mtime
+    in whole seconds, symlink target, device numbers and the xattrs :func:`tar_xattrs` keeps.
+    Sockets have no tar type: the caller leaves them out."""
+    info = tarfile.TarInfo(name)
+    info.mode = stat.S_IMODE(st.st_mode) if mode is None else mode
+    info.uid = st.st_uid
+    info.gid = st.st_gid
+    info.uname = info.gname = ""
+    info.mtime = st.st_mtime_ns // 1_000_000_000
+    info.pax_headers = {
+        "SCHILY.xattr." + xname.decode("utf-8", "surrogateescape"): value.decode("utf-8", "surrogateescape")
+        for xname, value in tar_xattrs(full)
+    }
+    kind = st.st_mode
+    if stat.S_ISREG(kind):
+        info.type = tarfile.REGTYPE
+        info.size = st.st_size
+    elif stat.S_ISDIR(kind):
+        info.type = tarfile.DIRTYPE
+    elif stat.S_ISLNK(kind):
+        info.type = tarfile.SYMTYPE
+        info.linkname = os.fsdecode(os.readlink(full))
+    elif stat.S_ISCHR(kind) or stat.S_ISBLK(kind):
+        info.type = tarfile.CHRTYPE if stat.S_ISCHR(kind) else tarfile.BLKTYPE
+        info.devmajor = os.major(st.st_rdev)
+        info.devminor = os.minor(st.st_rdev)
+    elif stat.S_ISFIFO(kind):
+        info.type = tarfile.FIFOTYPE
+    return info
+
+
+def add_entry(tar: tarfile.TarFile, info: tarfile.TarInfo, full: bytes) -> None:
+    """Write ``info`` to ``tar``, with the bytes of ``full`` for a regular file (opened
+    without following a symlink)."""
+    if info.type != tarfile.REGTYPE:
+        tar.addfile(info)
+        return
+    fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        tar.addfile(info, f)
+
+
+def add_hardlink(tar: tarfile.TarFile, info: tarfile.TarInfo, target: str) -> None:
+    """Write ``info`` as a hardlink to the entry ``target`` written before it."""
+    info.type = tarfile.LNKTYPE
+    info.linkname = target
+    info.size = 0
+    tar.addfile(info)
+
+
+def open_tar(out: BinaryIO) -> tarfile.TarFile:
+    """A streaming PAX tar writer on ``out`` (names as bytes through surrogateescape)."""
+    return tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, encoding="utf-8", errors="surrogateescape")
+
+
 def write_tree_tar(root: str | os.PathLike[str], out: BinaryIO) -> None:
     """Write the tree under ``root`` to ``out`` as a deterministic PAX tar.
 
@@ -169,59 +245,17 @@ def write_tree_tar(root: str | os.PathLike[str], out: BinaryIO) -> None:
     base = os.fsencode(root)
     entries = _walk(base)
     seen: dict[tuple[int, int], str] = {}
-    with tarfile.open(
-        fileobj=out,
-        mode="w|",
-        format=tarfile.PAX_FORMAT,
-        encoding="utf-8",
-        errors="surrogateescape",
-    ) as tar:
+    with open_tar(out) as tar:
         for rel, full, st in entries:
             mode = st.st_mode
             if stat.S_ISSOCK(mode):
                 continue
             name = os.fsdecode(rel)
-            info = tarfile.TarInfo(name)
-            info.mode = stat.S_IMODE(mode)
-            info.uid = st.st_uid
-            info.gid = st.st_gid
-            info.uname = info.gname = ""
-            info.mtime = st.st_mtime_ns // 1_000_000_000
-            xattrs = [
-                (xname, value)
-                for xname, value in _xattrs(full)
-                if xname.startswith(_TAR_XATTR_PREFIXES) and xname not in _TAR_XATTR_SKIP
-            ]
-            info.pax_headers = {
-                "SCHILY.xattr." + xname.decode("utf-8", "surrogateescape"): value.decode(
-                    "utf-8", "surrogateescape"
-                )
-                for xname, value in xattrs
-            }
+            info = tar_info(name, full, st)
             key = (st.st_dev, st.st_ino)
             if not stat.S_ISDIR(mode) and st.st_nlink > 1 and key in seen:
-                info.type = tarfile.LNKTYPE
-                info.linkname = seen[key]
-                tar.addfile(info)
+                add_hardlink(tar, info, seen[key])
                 continue
             if not stat.S_ISDIR(mode) and st.st_nlink > 1:
                 seen[key] = name
-            if stat.S_ISREG(mode):
-                info.type = tarfile.REGTYPE
-                info.size = st.st_size
-                fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-                with os.fdopen(fd, "rb") as f:
-                    tar.addfile(info, f)
-                continue
-            if stat.S_ISDIR(mode):
-                info.type = tarfile.DIRTYPE
-            elif stat.S_ISLNK(mode):
-                info.type = tarfile.SYMTYPE
-                info.linkname = os.fsdecode(os.readlink(full))
-            elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-                info.type = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
-                info.devmajor = os.major(st.st_rdev)
-                info.devminor = os.minor(st.st_rdev)
-            elif stat.S_ISFIFO(mode):
-                info.type = tarfile.FIFOTYPE
-            tar.addfile(info)
+            add_entry(tar, info, full)

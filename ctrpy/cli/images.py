@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
@@ -14,7 +15,7 @@ from ctrpy.cli.params import open_input, parse_labels, stdout_binary
 from ctrpy.cli.render import human_size, labels_cell, listing
 from ctrpy.client import ImageSummary
 from ctrpy.formats import ExportOptions, ImportOptions, registry
-from ctrpy.oci import Matcher, mediatypes
+from ctrpy.oci import Matcher, Platform, mediatypes
 
 
 @click.group(cls=AliasedGroup)
@@ -142,7 +143,11 @@ def inspect(app: App, ref: str) -> None:
 @snapshotter_option
 @click.option(
     "--compress-blobs", is_flag=True,
-    help="docker archives: gzip uncompressed layers while importing.",
+    help="docker archives: gzip uncompressed layers while importing (and free the uncompressed copies).",
+)
+@click.option(
+    "--rootfs", "rootfs_name", default=None, metavar="NAME",
+    help="IN is a plain root filesystem tar (or gzip/zstd of one): make the one-layer image NAME from it.",
 )
 @click.argument("archive", metavar="IN")
 @pass_app
@@ -159,17 +164,25 @@ def import_cmd(
     no_unpack: bool,
     snapshotter: str | None,
     compress_blobs: bool,
+    rootfs_name: str | None,
     archive: str,
 ) -> None:
-    """Import images from an archive file, or from stdin with '-'.
+    """Import images from an archive file, an OCI image-layout directory, or stdin with '-'.
 
     \b
     Example:
       $ ctrpy images import --platform linux/amd64 busybox.tar
       $ zcat busybox.tar.gz | ctrpy images import -
+      $ ctrpy images import ./busybox-oci-layout
+      $ tar -C rootfs -c . | ctrpy images import --rootfs me/base:1 -
     """
     if base_name is not None and not base_name.strip():
         raise click.BadParameter("must not be empty", param_hint="--oci-name/--base-name")
+    layout = archive != "-" and os.path.isdir(archive)
+    if rootfs_name is not None:
+        _check_rootfs(fmt, base_name, digests, index_name, all_platforms, compress_blobs, platforms, layout)
+    elif layout and fmt not in ("auto", "oci.v1"):
+        raise click.BadParameter(f"a directory is read as an OCI image layout, not {fmt}", param_hint="--format")
     importer = registry.get_importer(fmt)
     opts = ImportOptions(
         base_name=base_name,
@@ -184,17 +197,39 @@ def import_cmd(
     if not no_unpack:
         client.snapshotter(snapshotter)  # an unknown snapshotter fails before any work
     progress = app.progress_for("import")
-    stream, close = open_input(archive)
-    try:
-        imported = client.import_archive(
-            stream, importer, opts, label_map, unpack=not no_unpack, snapshotter=snapshotter
-        )
-    finally:
-        if close:
-            stream.close()
+    if layout:
+        imported = client.import_layout(archive, opts, label_map, unpack=not no_unpack, snapshotter=snapshotter)
+    else:
+        stream, close = open_input(archive)
+        try:
+            if rootfs_name is not None:
+                platform = Platform.parse(platforms[0]) if platforms else None
+                imported = client.import_rootfs(stream, rootfs_name, platform, label_map, not no_unpack, snapshotter)
+            else:
+                imported = client.import_archive(
+                    stream, importer, opts, label_map, unpack=not no_unpack, snapshotter=snapshotter
+                )
+        finally:
+            if close:
+                stream.close()
     if no_unpack or not progress.unpack_lines:  # the names are the data, unless ctr's lines say it
         for img in imported:
             click.echo(img.name)
+
+
+def _check_rootfs(fmt: str, base_name: str | None, digests: bool, index_name: str | None, all_platforms: bool,
+                  compress_blobs: bool, platforms: tuple[str, ...], layout: bool) -> None:
+    """--rootfs makes one image of one tar: the options of archives do not apply."""
+    given = {"--format": fmt != "auto", "--oci-name": base_name is not None, "--digests": digests,
+             "--index-name": index_name is not None, "--all-platforms": all_platforms,
+             "--compress-blobs": compress_blobs}
+    for flag, used in given.items():
+        if used:
+            raise click.UsageError(f"--rootfs does not take {flag}")
+    if len(platforms) > 1:
+        raise click.UsageError("--rootfs makes an image for one --platform")
+    if layout:
+        raise click.BadParameter("--rootfs reads a tar (or -), not a directory", param_hint="IN")
 
 
 @images.command("export")

@@ -179,10 +179,23 @@ def version_cmd() -> None:
 
 def _register() -> None:
     """Every command group, added here and only here."""
-    from ctrpy.cli import completion, content, images, leases, namespaces_cmd, rootfs, snapshots
+    from ctrpy.cli import (
+        completion,
+        content,
+        convert,
+        images,
+        leases,
+        namespaces_cmd,
+        rootfs,
+        snapshots,
+        snapshots_edit,
+    )
 
     for cmd in rootfs.COMMANDS:
         images.images.add_command(cmd)
+    images.images.add_command(convert.convert)
+    for cmd in snapshots_edit.COMMANDS:
+        snapshots.snapshots.add_command(cmd)
     cli.add_command(images.images)
     cli.add_command(content.content)
     cli.add_command(leases.leases)

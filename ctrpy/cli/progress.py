@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 MODES = ("auto", "plain", "none")
 # what each command reports on; only these print ctr's "unpacking ...done" lines on stdout
-OPERATIONS = ("import", "export", "unpack", "extract", "flatten", "mount")
+OPERATIONS = ("import", "export", "unpack", "extract", "flatten", "mount", "convert")
 UNPACK_LINE_OPERATIONS = frozenset({"import", "unpack"})
 
 

@@ -43,6 +43,8 @@ class ImportResult:
     images: list[ImportedImage] = field(default_factory=list)
     blobs: dict[str, int] = field(default_factory=dict)  # every blob stored: digest -> size
     blob_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    # stored from the archive, then replaced by a compressed copy: garbage once recorded
+    replaced: list[str] = field(default_factory=list)
 
 
 _KINDS = (

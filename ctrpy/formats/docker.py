@@ -32,8 +32,11 @@ Where we deliberately differ from containerd: a zstd layer is labelled
 containerd 1.6's ``...tar.gzip``, because the media type must say what the bytes are.
 
 Every compressed layer's diffID is verified by decompressing it, and the blob is labelled
-``containerd.io/uncompressed=<diffID>`` (as containerd's unpacker does), which also lets a later
-``--compress-blobs`` import reuse it.
+``containerd.io/uncompressed=<diffID>`` (as containerd's unpacker does).  An uncompressed layer
+the store already holds as a gzip blob so labelled (an image pulled or imported before, once
+verified) is replaced by that blob, as containerd's importer does; with ``--compress-blobs`` the
+others are gzipped.  The uncompressed originals are then held by nothing
+(``ImportResult.replaced``): the client frees them when the import ends.
 
 The manifest JSON is deterministic (fixed key order, compact separators), so importing the same
 archive twice yields the same digests.  With several images an OCI index for the whole archive
@@ -44,15 +47,13 @@ records an image for it (and writes it for a single image as well).
 from __future__ import annotations
 
 import datetime
-import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, ClassVar, cast
+from typing import Any, BinaryIO, ClassVar
 
-from ctrpy.archive.compression import Compression, HashingReader, compress_stream, open_decompressed, sniff
+from ctrpy.archive.compression import Compression, compress_stream, sniff
 from ctrpy.content.store import parse_json
 from ctrpy.errors import (
-    CtrpyError,
     DigestMismatch,
     InvalidArchive,
     InvalidArgument,
@@ -62,9 +63,10 @@ from ctrpy.errors import (
 from ctrpy.formats.base import ImportContext, ImportedImage, ImportResult, check_complete
 from ctrpy.formats.reader import ArchiveContents, read_archive
 from ctrpy.images.walk import parse_config
+from ctrpy.layers import reuse_compressed, uncompressed_digest
 from ctrpy.oci import Descriptor, Platform, digest, mediatypes, reference
 from ctrpy.progress import BlobStored, Warn
-from ctrpy.streams import CHUNK, json_bytes
+from ctrpy.streams import json_bytes
 
 MANIFEST_JSON = "manifest.json"
 
@@ -237,8 +239,10 @@ class DockerImporter:
         if kind is Compression.NONE:
             if dgst != diff_id:
                 raise DigestMismatch(diff_id, dgst, f"{what} (rootfs.diff_ids[{i}])")
-            if self.ctx.options.compress_blobs:
-                return _Layer(name, self.compressed(name, diff_id), diff_id)
+            found = self.compressed(name, diff_id, create=self.ctx.options.compress_blobs)
+            if found is not None:  # the uncompressed original is left to the collector
+                self.result.replaced.append(dgst)
+                return _Layer(name, found, diff_id)
         else:
             actual = self.diff_id_of(dgst)
             if actual != diff_id:
@@ -246,23 +250,22 @@ class DockerImporter:
             self.result.blob_labels.setdefault(dgst, {})[mediatypes.LABEL_UNCOMPRESSED] = diff_id
         return _Layer(name, Descriptor(LAYER_MEDIA_TYPES[kind], dgst, size), diff_id)
 
-    def _sniff(self, dgst: str) -> Compression:
-        with self.ctx.blobs.open(dgst) as f:
-            return sniff(f.read(6))
-
     def diff_id_of(self, dgst: str) -> str:
         """sha256 of the decompressed bytes of a stored (compressed) blob; computed once."""
         known = self._diff_ids.get(dgst)
         if known is None:
             with self.ctx.blobs.open(dgst) as f:
-                known = _uncompressed_digest(f)
+                known = uncompressed_digest(f)
             self._diff_ids[dgst] = known
         return known
 
-    def compressed(self, name: str, diff_id: str) -> Descriptor:
-        """A gzip blob of the uncompressed layer ``diff_id``: one already stored, or a new one."""
+    def compressed(self, name: str, diff_id: str, *, create: bool) -> Descriptor | None:
+        """A gzip blob of the uncompressed layer ``diff_id``: one the store already holds
+        (containerd's importer does the same), else with ``create`` a new one."""
         found = self._compressed.get(diff_id) or self._reuse(diff_id)
         if found is None:
+            if not create:
+                return None
             with self.ctx.blobs.open(diff_id) as src, self.ctx.writer() as w:
                 compress_stream(src, w, Compression.GZIP)
                 dgst, size = w.commit()
@@ -273,30 +276,21 @@ class DockerImporter:
         return found
 
     def _reuse(self, diff_id: str) -> Descriptor | None:
-        """A stored compressed blob labelled with ``diff_id`` (any namespace), once verified.
+        """A stored gzip blob labelled with ``diff_id`` (any namespace), once verified.
 
-        The label is not trusted blindly: anyone may label content in their own namespace, so
-        the candidate must hash to its name and decompress to ``diff_id``.
-        """
+        Only gzip: a docker schema2 manifest with zstd layers is not read by containerd 1.6,
+        and what the store holds must not change what kind of image an archive gives."""
         lookup = self.ctx.find_labelled
         if lookup is None:
             return None
-        for dgst in lookup(mediatypes.LABEL_UNCOMPRESSED, diff_id):
-            self.ctx.hold(dgst)
-            try:
-                kind = self._sniff(dgst)
-                if kind is not Compression.GZIP:  # --compress-blobs promises gzip layers
-                    continue
-                with self.ctx.blobs.open(dgst) as f:
-                    hashed = HashingReader(f)
-                    actual = _uncompressed_digest(cast(BinaryIO, hashed))
-                    hashed.drain()
-            except (CtrpyError, OSError):
-                continue
-            if actual == diff_id and hashed.digest == dgst:
-                self._diff_ids[dgst] = diff_id
-                return Descriptor(LAYER_MEDIA_TYPES[kind], dgst, hashed.size)
-        return None
+        candidates = lookup(mediatypes.LABEL_UNCOMPRESSED, diff_id)
+        for dgst in candidates:
+            self.ctx.hold(dgst)  # held before it is looked at: a collection now keeps it
+        found = reuse_compressed(self.ctx.blobs, candidates, diff_id, [Compression.GZIP])
+        if found is None:
+            return None
+        self._diff_ids[found.digest] = diff_id
+        return Descriptor(LAYER_MEDIA_TYPES[found.compression], found.digest, found.size)
 
     # -- images -----------------------------------------------------------------------------
     def resolve(self, entry: ArchiveEntry) -> _Resolved:
@@ -388,12 +382,3 @@ class DockerFormat:
 
     def import_stream(self, stream: BinaryIO, ctx: ImportContext) -> ImportResult:
         return import_docker_save(read_archive(stream, ctx), ctx)
-
-
-# --------------------------------------------------------------------------- helpers
-def _uncompressed_digest(f: BinaryIO) -> str:
-    _kind, raw = open_decompressed(f)
-    h = hashlib.sha256()
-    while chunk := raw.read(CHUNK):
-        h.update(chunk)
-    return "sha256:" + h.hexdigest()

@@ -161,7 +161,7 @@ def plan_export(
         manifests.append(desc.to_json())
         label = t.name or t.descriptor.digest
         try:
-            _collect(source, walker, t.descriptor, options, blobs, label)
+            collect_blobs(source, walker, t.descriptor, options, blobs, label)
         except CtrpyError as e:
             raise e.within(f"image {label}") from None
         if not options.skip_manifest_json and t.name:
@@ -170,7 +170,7 @@ def plan_export(
     return ExportPlan(index, blobs, None if options.skip_manifest_json else list(docker_entries.values()))
 
 
-def _collect(
+def collect_blobs(
     source: ExportSource, walker: Walker, target: Descriptor, options: ExportOptions,
     blobs: dict[str, int], label: str,
 ) -> None:

@@ -21,6 +21,7 @@ from ctrpy.archive.treeops import remove_tree
 from ctrpy.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from ctrpy.metadata import namespaces
 from ctrpy.metadata.db import Database, dumps, loads_map, now
+from ctrpy.metadata.labels import merge as merge_labels
 from ctrpy.metadata.leases import Held, rename_snapshot
 
 Kind = Literal["active", "committed", "view"]
@@ -239,6 +240,21 @@ class Snapshotter:
             )
             rename_snapshot(conn, self.namespace, self.name, key, name)
         return self.stat(name)
+
+    def set_labels(self, key: str, labels: dict[str, str]) -> Snapshot:
+        """Merge labels into a snapshot's (an empty value removes that label)."""
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "SELECT labels FROM snapshots WHERE snapshotter = ? AND namespace = ? AND key = ?",
+                (self.name, self.namespace, key),
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"snapshot {key!r} not found")
+            conn.execute(
+                "UPDATE snapshots SET labels = ?, updated_at = ? WHERE snapshotter = ? AND namespace = ? AND key = ?",
+                (dumps(merge_labels(loads_map(row[0]), labels)), now(), self.name, self.namespace, key),
+            )
+        return self.stat(key)
 
     def remove(self, key: str) -> None:
         snap = self.stat(key)

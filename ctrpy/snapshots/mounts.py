@@ -1,10 +1,12 @@
-"""Mounting committed snapshots: overlay (read-only or with a writable upper) or bind."""
+"""Mounting committed snapshots: overlay (read-only or with a writable upper) or bind; and
+describing the mounts of a snapshot a user prepared (``snapshots mounts``)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from ctrpy.errors import FailedPrecondition, MountBusy, MountError, NotFound
@@ -130,3 +132,42 @@ def unmount_snapshot(sn: Snapshotter | None, target: Path, *, remove: bool) -> N
 
 def mount_key(target: Path) -> str:
     return _key_for(target)
+
+
+# --------------------------------------------------------------------------- describing mounts
+@dataclass(frozen=True)
+class Mount:
+    """One mount of a snapshot, as containerd's snapshotters return them."""
+
+    type: str
+    source: str
+    options: tuple[str, ...]
+
+    def command(self, target: str) -> str:
+        """The mount(8) command line ``ctr snapshots mounts`` prints for it."""
+        return f"mount -t {self.type} {self.source} {target} -o {','.join(self.options)}"
+
+
+def describe_mounts(sn: Snapshotter, key: str) -> list[Mount]:
+    """How to mount active or view snapshot ``key`` (containerd's rules): a native snapshot
+    is a bind of its tree (a view: of its parent's, read-only); an overlayfs one is an
+    overlay of its upper directory on its parents, a bind when it has no parent (or, for a
+    view, exactly one)."""
+    snap = sn.stat(key)
+    if snap.kind == "committed":
+        raise FailedPrecondition(f"snapshot {key!r} is committed: prepare or view a snapshot on top of it")
+    ro = "ro" if snap.kind == "view" else "rw"
+    parents = [Path(p) for p in sn.lowerdirs(snap.parent)] if snap.parent else []
+    if not isinstance(sn, OverlaySnapshotter):
+        tree = sn.fs_path(snap) if snap.kind == "active" or not parents else parents[0]
+        return [Mount("bind", str(tree), (ro, "rbind"))]
+    if not parents:
+        return [Mount("bind", str(sn.fs_path(snap)), (ro, "rbind"))]
+    if snap.kind == "view" and len(parents) == 1:
+        return [Mount("bind", str(parents[0]), (ro, "rbind"))]
+    options: list[str] = []
+    if snap.kind == "active":
+        path = sn.snapshot_path(snap)
+        options += [f"workdir={path / 'work'}", f"upperdir={path / 'fs'}"]
+    options.append("lowerdir=" + ":".join(str(p) for p in parents))
+    return [Mount("overlay", "overlay", tuple(options))]

@@ -17,6 +17,7 @@ from tests.builders import (
     digest_hex,
     docker_save_tar,
     file,
+    tar_names,
 )
 from tests.helpers import HOST, HOST_PLATFORM, OTHER_ARCH, Cli, docker_archive, host_image, named_archive
 
@@ -209,3 +210,67 @@ def test_every_recorded_blob_has_its_real_size(run: Cli, root: Path, flags: list
     for item in items:
         blob = root / "content" / "blobs" / "sha256" / item["digest"].split(":")[1]
         assert item["size"] == blob.stat().st_size, item["digest"]
+
+
+# --------------------------------------------------------------------------- a compressed copy in the store
+# issue 13: a docker-save archive's uncompressed layers were stored as they came even when the
+# store held the same layers gzipped (an export of 170 MB where ctr writes 63 MB); containerd's
+# importer uses such copies, and --compress-blobs left the uncompressed originals until a prune.
+def _with_gzip_copies(run: Cli) -> Image:
+    """The store holds ``LAYERS`` as a gzip OCI image, unpacked (so labelled with its diffIDs)."""
+    image = host_image(*LAYERS)
+    run.imported(image.build(compression="gzip"), "docker.io/library/oci:1", "--snapshotter", "native")
+    return image
+
+
+def _blob_files(root: Path) -> set[str]:
+    return {"sha256:" + p.name for p in (root / "content" / "blobs" / "sha256").iterdir()}
+
+
+def test_a_docker_import_uses_a_stored_gzip_copy_of_an_uncompressed_layer(run: Cli) -> None:
+    image = _with_gzip_copies(run)
+    gzip_layer = image.build(compression="gzip").layers[0]
+    run.ok("images", "import", "--no-unpack", "-", input=docker_archive((image.build(compression="none"), ["p:1"])))
+    (layer,) = run.inspect("p:1")["manifest"]["layers"]
+    assert layer == {"mediaType": MT_DOCKER_LAYER_GZIP, "digest": gzip_layer.digest, "size": gzip_layer.size}
+
+
+def test_the_uncompressed_original_a_copy_stands_for_is_freed_at_once(run: Cli, root: Path) -> None:
+    image = _with_gzip_copies(run)
+    tar = image.build(compression="none").layers[0]
+    run.ok("images", "import", "--no-unpack", "-", input=docker_archive((image.build(compression="none"), ["p:1"])))
+    assert tar.digest not in _blob_files(root)
+    assert tar.digest not in run.digests()
+
+
+def test_compress_blobs_frees_the_uncompressed_originals_at_once(run: Cli, root: Path) -> None:
+    built = host_image(*LAYERS).build(compression="none")
+    run.ok("images", "import", "--no-unpack", "--compress-blobs", "-", input=docker_archive((built, ["p:1"])))
+    assert built.layers[0].digest not in _blob_files(root)
+    (layer,) = run.inspect("p:1")["manifest"]["layers"]
+    assert layer["digest"] in _blob_files(root)
+
+
+def test_an_uncompressed_layer_another_image_holds_is_kept(run: Cli, root: Path) -> None:
+    built = host_image(*LAYERS).build(compression="none")
+    run.ok("images", "import", "--no-unpack", "-", input=docker_archive((built, ["plain:1"])))
+    run.ok("images", "import", "--no-unpack", "--compress-blobs", "-", input=docker_archive((built, ["small:1"])))
+    assert built.layers[0].digest in _blob_files(root)
+    assert run.inspect("plain:1")["manifest"]["layers"][0]["digest"] == built.layers[0].digest
+
+
+def test_an_export_after_the_reuse_carries_the_gzip_layer_not_the_tar(run: Cli, root: Path) -> None:
+    image = _with_gzip_copies(run)
+    run.ok("images", "import", "--no-unpack", "-", input=docker_archive((image.build(compression="none"), ["p:1"])))
+    out = run.ok("images", "export", "-", "p:1").stdout_bytes
+    blobs = {n.removeprefix("blobs/sha256/") for n in tar_names(out) if n.startswith("blobs/sha256/")}
+    assert digest_hex(image.build(compression="gzip").layers[0].digest) in blobs
+    assert digest_hex(image.build(compression="none").layers[0].digest) not in blobs
+
+
+def test_a_zstd_copy_is_not_used_by_a_plain_docker_import(run: Cli) -> None:
+    run.ok("images", "import", "--snapshotter", "native", "-",
+           input=named_archive((host_image(*LAYERS).build(compression="zstd"), "z:1")))
+    built = host_image(*LAYERS).build(compression="none")
+    run.ok("images", "import", "--no-unpack", "-", input=docker_archive((built, ["p:1"])))
+    assert run.inspect("p:1")["manifest"]["layers"][0]["digest"] == built.layers[0].digest

@@ -438,6 +438,18 @@ def test_compress_blobs_does_not_trust_a_label_that_lies(tmp_path: Path) -> None
     assert decompress(c.content.read_all(layer["digest"])) == built.layers[0].data
 
 
+def test_a_compressed_layer_names_its_uncompressed_original_as_replaced(tmp_path: Path) -> None:
+    built = app_image().build(compression="none")
+    result = import_result(tmp_path, docker_save_tar([(built, ["app:v1"])]), compress_blobs=True)
+    assert sorted(result.replaced) == sorted(layer.digest for layer in built.layers)
+    assert not set(result.replaced) & set(result.blobs)
+
+
+def test_without_a_copy_or_compress_blobs_nothing_is_replaced(tmp_path: Path) -> None:
+    built = app_image().build(compression="none")
+    assert import_result(tmp_path, docker_save_tar([(built, ["app:v1"])])).replaced == []
+
+
 # --------------------------------------------------------------------------- bad input
 def _bad_archives() -> dict[str, tuple[bytes, type[CtrpyError], tuple[str, ...]]]:
     """case -> (archive, the error's class, what its message must name)."""
