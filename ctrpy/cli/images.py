@@ -6,10 +6,11 @@ import json
 
 import click
 
+from ctrpy import filters
 from ctrpy.cli.completion import complete_images, complete_import_formats
 from ctrpy.cli.context import App, pass_app
 from ctrpy.cli.group import AliasedGroup
-from ctrpy.cli.options import platform_option, snapshotter_option
+from ctrpy.cli.options import filter_argument, platform_option, snapshotter_option
 from ctrpy.cli.params import open_input, parse_labels, stdout_binary
 from ctrpy.cli.render import human_size, labels_cell, listing
 from ctrpy.client import ImageSummary
@@ -33,17 +34,23 @@ images.aliases = ("image", "i")  # type: ignore[attr-defined]
 @images.command("ls", aliases=("list",))
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image names.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON envelope instead of a table.")
+@filter_argument
 @pass_app
-def ls(app: App, quiet: bool, as_json: bool) -> None:
+def ls(app: App, quiet: bool, as_json: bool, where: tuple[filters.Filter, ...]) -> None:
     """List images: REF TYPE DIGEST SIZE PLATFORMS LABELS.
 
+    FILTERs are containerd's: name, target.digest, target.mediatype, labels.KEY and
+    annotations.KEY, with == != or ~= (a regular expression); a comma joins selectors
+    that must all match, and an image is listed when any FILTER matches.
+
     \b
-    Example:
+    Examples:
       $ ctrpy images ls -q
+      $ ctrpy images ls 'name~=busybox' 'labels."team"==infra'
     """
     client = app.client
     listing(
-        client.images.list(), client.summarize, quiet=quiet, as_json=as_json, kind="ImageList",
+        client.images.list(filters.any_of(where)), client.summarize, quiet=quiet, as_json=as_json, kind="ImageList",
         name=lambda img: img.name,
         header=["REF", "TYPE", "DIGEST", "SIZE", "PLATFORMS", "LABELS"],
         row=lambda s: [
