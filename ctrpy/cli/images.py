@@ -89,10 +89,12 @@ def rm(app: App, refs: tuple[str, ...], sync: bool) -> None:
     Example:
       $ ctrpy images rm docker.io/library/busybox:latest
     """
+    from ctrpy.cli.main import with_hint  # main imports this module
+
     del sync  # there is no daemon to do it later: rm always collects before it returns
     removed, missing, freed = app.client.remove_images(refs)
-    for ref in missing:
-        click.echo(f"ctrpy: warning: image {ref!r} not found", err=True)
+    for e in missing:
+        click.echo(f"ctrpy: warning: {with_hint(e)}", err=True)
     for img in removed:
         click.echo(img.name)
     app.freed(freed)
