@@ -162,7 +162,8 @@ def label(app: App, digest: str, labels: tuple[str, ...]) -> None:
 def prune(app: App, older_than: float) -> None:
     """Collect garbage in every namespace: blobs and snapshots no image, lease or gc.root
     label holds, partial writes of operations that are gone, and snapshot directories an
-    interrupted run left.  Prints each removed digest; says on stderr what was freed.
+    interrupted run left.  Prints each removed digest; says on stderr what was freed
+    (not with -q).
 
     \b
     Example:
@@ -171,8 +172,9 @@ def prune(app: App, older_than: float) -> None:
     result = app.client.collect(grace=older_than)
     for dgst in result.digests:
         click.echo(dgst)
-    click.echo(
-        f"ctrpy: pruned {result.blobs} blobs, {result.snapshots} snapshots and {result.partial} "
-        f"partial writes ({human_size(result.bytes)})",
-        err=True,
-    )
+    if not app.quiet:
+        click.echo(
+            f"ctrpy: pruned {result.blobs} blobs, {result.snapshots} snapshots and {result.partial} "
+            f"partial writes ({human_size(result.bytes)})",
+            err=True,
+        )

@@ -9,10 +9,12 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import Result
 
 from ctrpy import progress as ev
+from ctrpy.cli.main import cli
 from ctrpy.cli.progress import PlainRenderer, QuietRenderer, RichRenderer, choose_renderer
 from tests.builders import docker_save_tar, file
 from tests.helpers import OTHER_ARCH, Cli, host_image, named_archive
@@ -306,3 +308,44 @@ def test_rich_warnings_are_printed_above_the_bars() -> None:
 
 def test_rich_renderer_draws_nothing_before_the_first_event() -> None:
     assert rich_output([], "flatten") == ""
+
+
+# --------------------------------------------------------------------------- -q after the command
+def test_import_takes_q_after_the_command_as_docker_load_does(run: Cli, tmp_path: Path) -> None:
+    out = run("images", "import", "-q", "--snapshotter", "native", str(app_archive(run.workdir)))
+    assert (out.exit_code, out.stdout, out.stderr) == (0, f"{NAME}\n", "")
+
+
+def test_q_after_the_command_is_the_global_q(run: Cli, tmp_path: Path) -> None:
+    archive = app_archive(tmp_path)
+    assert run("images", "import", "--no-unpack", str(archive)).exit_code == 0
+    out = run("images", "unpack", "--quiet", "--snapshotter", "native", NAME)
+    assert (out.exit_code, out.stdout, out.stderr) == (0, "", "")
+
+
+def test_q_silences_what_a_removal_says_it_freed(run: Cli, tmp_path: Path) -> None:
+    assert run("images", "import", "--no-unpack", str(app_archive(tmp_path))).exit_code == 0
+    out = run("images", "rm", "-q", NAME)
+    assert (out.exit_code, out.stdout, out.stderr) == (0, f"{NAME}\n", "")
+
+
+def test_q_silences_what_prune_says_and_keeps_the_digests(run: Cli) -> None:
+    loud = run("content", "prune", "--older-than", "0s")
+    assert loud.stderr.startswith("ctrpy: pruned ")
+    quiet = run("content", "prune", "-q", "--older-than", "0s")
+    assert (quiet.exit_code, quiet.stderr) == (0, "")
+
+
+def _leaves(cmd: click.Command, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    if isinstance(cmd, click.Group):
+        return [leaf for name, sub in sorted(cmd.commands.items()) for leaf in _leaves(sub, (*path, name))]
+    return [path]
+
+
+@pytest.mark.parametrize("path", _leaves(cli), ids=" ".join)
+def test_every_command_takes_q(path: tuple[str, ...]) -> None:
+    cmd: click.Command = cli
+    for name in path:
+        assert isinstance(cmd, click.Group)
+        cmd = cmd.commands[name]
+    assert any("-q" in p.opts for p in cmd.params if isinstance(p, click.Option))
