@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -11,23 +10,13 @@ import pytest
 from click.testing import CliRunner
 
 from ctrpy.cli.main import cli
+from tests.helpers import COMMAND_IDS, COMMAND_TREE
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def walk(cmd: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
-    """Every command of the tree, with its path of names from the root (the root is ``()``)."""
-    yield path, cmd
-    if isinstance(cmd, click.Group):
-        ctx = click.Context(cmd)
-        for name in cmd.list_commands(ctx):
-            sub = cmd.get_command(ctx, name)
-            assert sub is not None
-            yield from walk(sub, (*path, name))
-
-
-COMMANDS = list(walk(cli))
-IDS = [" ".join(path) or "ctrpy" for path, _cmd in COMMANDS]
+COMMANDS = COMMAND_TREE
+IDS = COMMAND_IDS
 OPTIONS = [
     (path, param)
     for path, cmd in COMMANDS

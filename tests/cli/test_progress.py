@@ -14,10 +14,9 @@ import pytest
 from click.testing import Result
 
 from ctrpy import progress as ev
-from ctrpy.cli.main import cli
 from ctrpy.cli.progress import PlainRenderer, QuietRenderer, RichRenderer, choose_renderer
 from tests.builders import docker_save_tar, file
-from tests.helpers import OTHER_ARCH, Cli, host_image, named_archive
+from tests.helpers import COMMAND_TREE, OTHER_ARCH, Cli, host_image, named_archive
 
 NAME = "example.com/demo/app:v1"
 
@@ -336,16 +335,9 @@ def test_q_silences_what_prune_says_and_keeps_the_digests(run: Cli) -> None:
     assert (quiet.exit_code, quiet.stderr) == (0, "")
 
 
-def _leaves(cmd: click.Command, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    if isinstance(cmd, click.Group):
-        return [leaf for name, sub in sorted(cmd.commands.items()) for leaf in _leaves(sub, (*path, name))]
-    return [path]
+LEAVES = [(path, cmd) for path, cmd in COMMAND_TREE if not isinstance(cmd, click.Group)]
 
 
-@pytest.mark.parametrize("path", _leaves(cli), ids=" ".join)
-def test_every_command_takes_q(path: tuple[str, ...]) -> None:
-    cmd: click.Command = cli
-    for name in path:
-        assert isinstance(cmd, click.Group)
-        cmd = cmd.commands[name]
+@pytest.mark.parametrize(("path", "cmd"), LEAVES, ids=[" ".join(path) for path, _cmd in LEAVES])
+def test_every_command_takes_q(path: tuple[str, ...], cmd: click.Command) -> None:
     assert any("-q" in p.opts for p in cmd.params if isinstance(p, click.Option))
