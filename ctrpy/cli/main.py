@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
+import subprocess
 import sys
 import traceback
 from collections.abc import Sequence
@@ -222,25 +224,37 @@ def version_cmd() -> None:
 
 
 @cli.command("help")
+@click.option("--man", "as_man", is_flag=True, help="Show the command's man page (man -l on the page installed with ctrpy).")
 @click.argument("names", nargs=-1, metavar="[COMMAND]...")
 @click.pass_context
-def help_cmd(ctx: click.Context, names: tuple[str, ...]) -> None:
+def help_cmd(ctx: click.Context, as_man: bool, names: tuple[str, ...]) -> None:
     """Show the help of a command: `ctrpy help images ls` is `ctrpy images ls --help`.
 
     \b
-    Example:
+    Examples:
       $ ctrpy help images import
+      $ ctrpy help --man images import
     """
     parent = ctx.parent
     assert parent is not None
     cmd: click.Command = parent.command
-    for i, name in enumerate(names):
+    path: list[str] = []
+    for name in names:
         sub = cmd.get_command(parent, name) if isinstance(cmd, click.Group) else None
         if sub is None:
-            raise click.UsageError(f"No such command {' '.join(names[: i + 1])!r}.")
+            raise click.UsageError(f"No such command {' '.join([*names[: len(path)], name])!r}.")
         parent = click.Context(sub, info_name=sub.name, parent=parent)
         cmd = sub
-    click.echo(cmd.get_help(parent))
+        path.append(sub.name or name)
+    if not as_man:
+        click.echo(cmd.get_help(parent))
+        return
+    from ctrpy.cli.manpages import DIRECTORY, page_name
+
+    page = DIRECTORY / f"{page_name(path)}.1"
+    if shutil.which("man") is None:
+        raise CommandFailed(f"man is not installed; the page is {page}")
+    raise click.exceptions.Exit(subprocess.run(["man", "-l", str(page)], check=False).returncode)
 
 
 def _leaves(cmd: click.Command) -> list[click.Command]:

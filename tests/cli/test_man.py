@@ -15,7 +15,8 @@ import click
 import pytest
 
 from ctrpy.cli import manpages
-from tests.helpers import COMMAND_IDS, COMMAND_TREE
+from tests.helpers import COMMAND_IDS, COMMAND_TREE, Cli
+from tests.peers import Ctrpy
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -96,3 +97,14 @@ def test_pip_installs_the_pages_in_the_package_and_in_share_man(tmp_path: Path) 
     pages = set(manpages.pages())
     assert {f"ctrpy/man/man1/{p}" for p in pages} <= names
     assert {n.rsplit("/", 1)[-1] for n in names if "/data/share/man/man1/" in n} == pages
+
+
+@pytest.mark.skipif(shutil.which("man") is None, reason="man is not installed")
+def test_help_man_shows_the_installed_page_of_a_command(ctrpy: Ctrpy) -> None:
+    out = ctrpy("help", "--man", "i", "import").stdout
+    assert out.startswith("CTRPY-IMAGES-IMPORT(1)")
+
+
+def test_help_man_without_man_says_where_the_page_is(run: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    run.fails("help", "--man", "images", "ls", match=("man is not installed", "ctrpy-images-ls.1"))
