@@ -124,10 +124,6 @@ def pages() -> dict[str, str]:
     return {f"{page_name(path)}.1": page(path, cmd, ctx) for path, cmd, ctx in walk(cli, root)}
 
 
-def stale(directory: Path = DIRECTORY) -> list[str]:
-    return generated.stale(pages(), directory)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     return generated.main(argv, pages, prog="python -m ctrpy.cli.manpages",
                           description=__doc__.split("\n")[0], target="make man")

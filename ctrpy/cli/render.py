@@ -18,16 +18,21 @@ JSON_SCHEMA_VERSION = 1
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
 
+def _scaled(n: int, base: int, units: tuple[str, ...]) -> tuple[float, str]:
+    value = float(n)
+    unit = 0
+    while value >= base and unit < len(units) - 1:
+        value /= base
+        unit += 1
+    return value, units[unit]
+
+
 def human_size(n: int | None) -> str:
     """Sizes as ctr prints them: ``219.4 MiB``, ``512.0 B``; ``-`` when unknown."""
     if n is None:
         return "-"
-    value = float(n)
-    unit = 0
-    while value >= 1024 and unit < len(_UNITS) - 1:
-        value /= 1024
-        unit += 1
-    return f"{value:.1f} {_UNITS[unit]}"
+    value, unit = _scaled(n, 1024, _UNITS)
+    return f"{value:.1f} {unit}"
 
 
 _DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
@@ -36,12 +41,8 @@ _DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
 def go_human_size(n: int) -> str:
     """docker/go-units' HumanSize, which ``ctr content ls`` prints: four significant
     digits, decimal units, no space (``63.37MB``, ``1.298kB``, ``92B``)."""
-    value = float(n)
-    unit = 0
-    while value >= 1000 and unit < len(_DECIMAL_UNITS) - 1:
-        value /= 1000
-        unit += 1
-    return f"{value:.4g}{_DECIMAL_UNITS[unit]}"
+    value, unit = _scaled(n, 1000, _DECIMAL_UNITS)
+    return f"{value:.4g}{unit}"
 
 
 def human_duration(seconds: float) -> str:

@@ -107,10 +107,14 @@ def test_unpack_prints_ctrs_unpacking_line(run: Cli, tmp_path: Path) -> None:
     assert out.stdout == f"unpacking {NAME} ({imported_digest(run)})...done\n"
 
 
-def test_quiet_unpack_prints_nothing(run: Cli, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "args", [("-q", "images", "unpack"), ("images", "unpack", "--quiet")],
+    ids=["global", "after_the_command_as_the_global_one"],
+)
+def test_quiet_unpack_prints_nothing(run: Cli, tmp_path: Path, args: tuple[str, ...]) -> None:
     archive = app_archive(tmp_path)
     assert run("images", "import", "--no-unpack", str(archive)).exit_code == 0
-    out = run("-q", "images", "unpack", "--snapshotter", "native", NAME)
+    out = run(*args, "--snapshotter", "native", NAME)
     assert (out.exit_code, out.stdout, out.stderr) == (0, "", "")
 
 
@@ -313,13 +317,6 @@ def test_rich_renderer_draws_nothing_before_the_first_event() -> None:
 def test_import_takes_q_after_the_command_as_docker_load_does(run: Cli, tmp_path: Path) -> None:
     out = run("images", "import", "-q", "--snapshotter", "native", str(app_archive(run.workdir)))
     assert (out.exit_code, out.stdout, out.stderr) == (0, f"{NAME}\n", "")
-
-
-def test_q_after_the_command_is_the_global_q(run: Cli, tmp_path: Path) -> None:
-    archive = app_archive(tmp_path)
-    assert run("images", "import", "--no-unpack", str(archive)).exit_code == 0
-    out = run("images", "unpack", "--quiet", "--snapshotter", "native", NAME)
-    assert (out.exit_code, out.stdout, out.stderr) == (0, "", "")
 
 
 def test_q_silences_what_a_removal_says_it_freed(run: Cli, tmp_path: Path) -> None:
