@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-unit lint completions bench peers clean
+.PHONY: demo test test-unit lint completions man bench peers clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -35,6 +35,10 @@ lint: $(STAMP)
 
 completions: $(STAMP)
 	$(BIN)/python -m ctrpy.cli.completion_gen completions
+
+## man: regenerate the man pages (ctrpy/man/man1/*.1) from the click commands
+man: $(STAMP)
+	$(BIN)/python -m ctrpy.cli.manpages ctrpy/man/man1
 
 ## bench: ctrpy against ctr, umoci, skopeo and the C limit (e.g. BENCH_ARGS="--tmpfs", "--case 'real-*'")
 bench: $(STAMP) peers

@@ -177,16 +177,16 @@ class Client:
         """``snapshots prepare/view/commit/mounts/label/diff`` (see :mod:`ctrpy.handmade`)."""
         return HandSnapshots(self.snapshotter(snapshotter), self.root.blobs, self.content, self.lease)
 
-    def remove_images(self, names: Iterable[str]) -> tuple[list[Image], list[str], gc.Collected]:
-        """Remove image records (a name that is not there is reported, not an error), then
-        collect what they held: (removed, missing, freed)."""
+    def remove_images(self, names: Iterable[str]) -> tuple[list[Image], list[ImageNotFound], gc.Collected]:
+        """Remove image records (a name that is not there is reported, not an error: its
+        ImageNotFound, with suggestions), then collect what they held: (removed, missing, freed)."""
         removed: list[Image] = []
-        missing: list[str] = []
+        missing: list[ImageNotFound] = []
         for name in names:
             try:
                 removed.append(self.images.delete(name))
-            except ImageNotFound:
-                missing.append(name)
+            except ImageNotFound as e:
+                missing.append(e)
         return removed, missing, self.collect()
 
     def remove_content(self, digests: Iterable[str]) -> gc.Collected:

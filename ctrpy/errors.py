@@ -40,6 +40,23 @@ class InvalidArgument(CtrpyError):
     """A value given by the caller is malformed (digest, name, label, platform...)."""
 
 
+class FilterError(InvalidArgument):
+    """A filter (containerd's syntax, :mod:`ctrpy.filters`) does not parse: ``filter`` is
+    its text, ``position`` the character offset where parsing stopped, ``where`` that
+    place marked as containerd marks it (``[name >|=|< x]``)."""
+
+    def __init__(self, text: str, position: int, reason: str) -> None:
+        if position < len(text):  # containerd's marker around the offending character
+            where = f"[{text[:position]} >|{text[position]}|< {text[position + 1:]}]"
+        else:
+            where = f"[{text}]"
+        super().__init__(f"filter {text!r}: {reason} at {where}")
+        self.filter = text
+        self.position = position
+        self.reason = reason
+        self.where = where
+
+
 class NotFound(CtrpyError):
     """A named thing (image, blob, namespace, snapshot) does not exist."""
 

@@ -115,6 +115,28 @@ def apply_blob(
     return result
 
 
+class SkippedDevices:
+    """The device nodes the layers of one image could not create (without root), said
+    in one warning per reason after the image instead of one per node."""
+
+    SHOWN = 5  # names listed before "and N more"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.entries: dict[str, list[str]] = {}  # why -> entry names (appends are thread-safe)
+
+    def add(self, entry: str, why: str) -> None:
+        self.entries.setdefault(why, []).append(entry)
+
+    def report(self, progress: Sink) -> None:
+        for why, entries in sorted(self.entries.items()):
+            names = sorted(set(entries))
+            shown = ", ".join(names[: self.SHOWN]) + (f" and {len(names) - self.SHOWN} more"
+                                                       if len(names) > self.SHOWN else "")
+            count = f"{len(names)} device node{'s' if len(names) != 1 else ''}"
+            progress(Warn(f"{self.name}: {count} not created ({why}): {shown}"))
+
+
 def apply_checked(
     content: ContentReader,
     name: str,
@@ -123,6 +145,7 @@ def apply_checked(
     target_dir: Path,
     whiteouts: Literal["delete", "overlay"],
     progress: Sink,
+    devices: SkippedDevices | None = None,
 ) -> None:
     """Apply layer ``index`` of an image into ``target_dir`` and check its diffID; every
     failure names the layer and the image (and keeps its class: a layer whose bytes do
@@ -136,6 +159,7 @@ def apply_checked(
         whiteouts=whiteouts,
         same_owner=os.geteuid() == 0,
         on_warning=lambda message: progress(Warn(message)),
+        on_skipped_device=devices.add if devices is not None else None,
     )
     where = f"layer {index} ({layer.digest}) of {name}"
     try:
@@ -166,6 +190,7 @@ class Unpacker:
         self.labels: dict[str, dict[str, str]] = {}
         self.workers = min(2, os.cpu_count() or 1)
         self.committed: list[str] = []  # snapshots this unpacker created, in order
+        self.devices = SkippedDevices("")  # of the image being unpacked
 
     def rollback(self) -> None:
         """Remove the snapshots this unpacker committed (newest first): the import that
@@ -190,6 +215,7 @@ class Unpacker:
             self.progress(UnpackDone(name, target.digest))
             return ""
         count = len(info.layers)
+        self.devices = SkippedDevices(name)
         self.progress(UnpackStarted(name, target.digest, count))
         if self.lease is not None:  # the layers already unpacked are held before we look
             self.lease.snapshots(self.sn.name, info.chain_ids)
@@ -219,6 +245,7 @@ class Unpacker:
                 self.progress(LayerDone(name, i, cid, i not in todo))
                 parent = cid
         self.progress(UnpackDone(name, target.digest))
+        self.devices.report(self.progress)
         return info.chain_ids[-1] if info.chain_ids else ""
 
     def _unpack_parallel(self, name: str, info: ImageLayers, todo: list[int]) -> None:
@@ -259,7 +286,7 @@ class Unpacker:
     def _apply_into(self, name: str, index: int, info: ImageLayers, fs: Path) -> None:
         """Apply layer ``index`` into an active snapshot's directory (no database use:
         this runs on worker threads)."""
-        apply_checked(self.content, name, info, index, fs, self.sn.whiteouts, self.progress)
+        apply_checked(self.content, name, info, index, fs, self.sn.whiteouts, self.progress, self.devices)
 
     def _commit(self, name: str, chain_id: str, key: str, parent: str) -> None:
         try:
@@ -299,10 +326,12 @@ def extract(
     """Apply every layer of the image, in order, straight into ``dest`` (umoci raw unpack)."""
     info = require_layers(content, name, target, matcher)
     dest.mkdir(parents=True, exist_ok=True)
+    devices = SkippedDevices(name)
     progress(UnpackStarted(name, target.digest, len(info.layers)))
     for i, layer in enumerate(info.layers):
         progress(LayerStarted(name, i, len(info.layers), layer.digest, layer.size))
-        apply_checked(content, name, info, i, dest, "delete", progress)
+        apply_checked(content, name, info, i, dest, "delete", progress, devices)
         progress(LayerDone(name, i, "", False))
     progress(UnpackDone(name, target.digest))
+    devices.report(progress)
     return info

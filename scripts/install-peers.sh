@@ -4,7 +4,7 @@
 # says what is missing, and the interop tests skip themselves.
 set -euo pipefail
 need=()
-for tool in skopeo umoci containerd ctr podman docker-registry htpasswd openssl; do
+for tool in skopeo umoci containerd ctr podman docker-registry htpasswd openssl jq; do
   command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
 done
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -32,6 +32,7 @@ from pathlib import Path
 from subprocess import CompletedProcess
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
@@ -209,6 +210,21 @@ def unpacking_line(name: str, img: BuiltImage) -> str:
 
 
 # --------------------------------------------------------------------------- the CLI, in-process
+def walk_commands(cmd: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+    """Every command of the tree, with its path of names from the root (the root is ``()``)."""
+    yield path, cmd
+    if isinstance(cmd, click.Group):
+        ctx = click.Context(cmd)
+        for name in cmd.list_commands(ctx):
+            sub = cmd.get_command(ctx, name)
+            assert sub is not None
+            yield from walk_commands(sub, (*path, name))
+
+
+COMMAND_TREE = list(walk_commands(cli))
+COMMAND_IDS = [" ".join(path) or "ctrpy" for path, _cmd in COMMAND_TREE]
+
+
 # the environment every invocation starts from: nothing inherited that changes behaviour
 CLEAN_ENV: dict[str, str | None] = {
     "CTRPY_ROOT": None,

@@ -101,6 +101,9 @@ class ApplyOptions:
     skipped with a warning."""
     on_warning: Callable[[str], None] | None = None
     """Called with a one-line message for everything skipped; default: logging."""
+    on_skipped_device: Callable[[str, str], None] | None = None
+    """Called with (entry name, why) for a device node not created, instead of one
+    ``on_warning`` line each: the caller says it once for a whole image."""
     on_progress: Callable[[int, int], None] | None = None
     """Called after every entry with (entries done, uncompressed tar bytes done)."""
 
@@ -389,7 +392,7 @@ class _Applier(TreeOps):
             if not (0 <= hdr.devmajor < _MAX_MAJOR and 0 <= hdr.devminor < _MAX_MINOR):
                 raise self.invalid(f"device number {hdr.devmajor}:{hdr.devminor} out of range")
             if not self.same_owner:
-                self.warn(f"layer entry {quote(self.name)}: {kind} skipped (not applying owners)")
+                self.skipped_device(kind, "not applying owners")
                 return
         pfd, prel = self.parent(comps[:-1])
         base = comps[-1]
@@ -410,10 +413,17 @@ class _Applier(TreeOps):
         except PermissionError:
             if typ == FIFO:
                 raise
-            self.warn(f"layer entry {quote(self.name)}: {kind} skipped (mknod not permitted)")
+            self.skipped_device(kind, "mknod not permitted")
             return
         self.meta_node(pfd, base, hdr, kind)
         self.mark_upper(rel)
+
+    def skipped_device(self, kind: str, why: str) -> None:
+        report = self.opts.on_skipped_device
+        if report is not None:
+            report(self.name.decode("utf-8", "surrogateescape"), why)
+        else:
+            self.warn(f"layer entry {quote(self.name)}: {kind} skipped ({why})")
 
     def meta_node(self, pfd: int, base: bytes, hdr: TarHeader, kind: str) -> None:
         """Metadata of a device or fifo: never opened for I/O, only via O_PATH."""

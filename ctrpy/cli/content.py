@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import click
 
+from ctrpy import filters
 from ctrpy.cli.context import App, pass_app
 from ctrpy.cli.group import AliasedGroup
+from ctrpy.cli.options import filter_argument
 from ctrpy.cli.params import Duration, parse_labels, stdin_binary, stdout_binary
-from ctrpy.cli.render import age, human_size, labels_cell, listing
+from ctrpy.cli.render import age, go_human_size, human_size, labels_cell, listing
 from ctrpy.content import Info
 from ctrpy.oci import digest as _digest
 from ctrpy.streams import CHUNK
@@ -26,19 +28,26 @@ def content() -> None:
 @content.command("ls", aliases=("list",))
 @click.option("-q", "--quiet", is_flag=True, help="Print only the digests.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON envelope instead of a table.")
+@filter_argument
 @pass_app
-def ls(app: App, quiet: bool, as_json: bool) -> None:
-    """List blobs: DIGEST SIZE AGE LABELS.
+def ls(app: App, quiet: bool, as_json: bool, where: tuple[filters.Filter, ...]) -> None:
+    """List blobs: DIGEST SIZE AGE LABELS, as ctr prints them (tab-separated, sizes as
+    63.37MB); --json for exact sizes and times.
+
+    FILTERs are containerd's: digest and labels.KEY, with == != or ~= (a regular
+    expression); a comma joins selectors that must all match, and a blob is listed when
+    any FILTER matches.
 
     \b
-    Example:
+    Examples:
       $ ctrpy content ls -q
+      $ ctrpy content ls 'labels."containerd.io/uncompressed"'
     """
     listing(
-        app.client.content.list(), lambda i: i, quiet=quiet, as_json=as_json, kind="ContentList",
-        name=lambda i: i.digest, header=["DIGEST", "SIZE", "AGE", "LABELS"],
-        row=lambda i: [i.digest, str(i.size), age(i.created_at), labels_cell(i.labels)],
-        to_json=Info.to_json,
+        app.client.content.list(filters.any_of(where)), lambda i: i, quiet=quiet, as_json=as_json,
+        kind="ContentList", name=lambda i: i.digest, header=["DIGEST", "SIZE", "AGE", "LABELS"],
+        row=lambda i: [i.digest, go_human_size(i.size), age(i.created_at), labels_cell(i.labels)],
+        to_json=Info.to_json, padchar="\t", header_end="", row_end="",
     )
 
 
@@ -153,7 +162,8 @@ def label(app: App, digest: str, labels: tuple[str, ...]) -> None:
 def prune(app: App, older_than: float) -> None:
     """Collect garbage in every namespace: blobs and snapshots no image, lease or gc.root
     label holds, partial writes of operations that are gone, and snapshot directories an
-    interrupted run left.  Prints each removed digest; says on stderr what was freed.
+    interrupted run left.  Prints each removed digest; says on stderr what was freed
+    (not with -q).
 
     \b
     Example:
@@ -162,8 +172,9 @@ def prune(app: App, older_than: float) -> None:
     result = app.client.collect(grace=older_than)
     for dgst in result.digests:
         click.echo(dgst)
-    click.echo(
-        f"ctrpy: pruned {result.blobs} blobs, {result.snapshots} snapshots and {result.partial} "
-        f"partial writes ({human_size(result.bytes)})",
-        err=True,
-    )
+    if not app.quiet:
+        click.echo(
+            f"ctrpy: pruned {result.blobs} blobs, {result.snapshots} snapshots and {result.partial} "
+            f"partial writes ({human_size(result.bytes)})",
+            err=True,
+        )

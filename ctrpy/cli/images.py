@@ -7,10 +7,11 @@ import os
 
 import click
 
+from ctrpy import filters
 from ctrpy.cli.completion import complete_images, complete_import_formats
 from ctrpy.cli.context import App, pass_app
 from ctrpy.cli.group import AliasedGroup
-from ctrpy.cli.options import platform_option, snapshotter_option
+from ctrpy.cli.options import filter_argument, platform_option, snapshotter_option
 from ctrpy.cli.params import open_input, parse_labels, stdout_binary
 from ctrpy.cli.render import human_size, labels_cell, listing
 from ctrpy.client import ImageSummary
@@ -34,17 +35,23 @@ images.aliases = ("image", "i")  # type: ignore[attr-defined]
 @images.command("ls", aliases=("list",))
 @click.option("-q", "--quiet", is_flag=True, help="Print only the image names.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON envelope instead of a table.")
+@filter_argument
 @pass_app
-def ls(app: App, quiet: bool, as_json: bool) -> None:
+def ls(app: App, quiet: bool, as_json: bool, where: tuple[filters.Filter, ...]) -> None:
     """List images: REF TYPE DIGEST SIZE PLATFORMS LABELS.
 
+    FILTERs are containerd's: name, target.digest, target.mediatype, labels.KEY and
+    annotations.KEY, with == != or ~= (a regular expression); a comma joins selectors
+    that must all match, and an image is listed when any FILTER matches.
+
     \b
-    Example:
+    Examples:
       $ ctrpy images ls -q
+      $ ctrpy images ls 'name~=busybox' 'labels."team"==infra'
     """
     client = app.client
     listing(
-        client.images.list(), client.summarize, quiet=quiet, as_json=as_json, kind="ImageList",
+        client.images.list(filters.any_of(where)), client.summarize, quiet=quiet, as_json=as_json, kind="ImageList",
         name=lambda img: img.name,
         header=["REF", "TYPE", "DIGEST", "SIZE", "PLATFORMS", "LABELS"],
         row=lambda s: [
@@ -83,10 +90,12 @@ def rm(app: App, refs: tuple[str, ...], sync: bool) -> None:
     Example:
       $ ctrpy images rm docker.io/library/busybox:latest
     """
+    from ctrpy.cli.main import with_hint  # main imports this module
+
     del sync  # there is no daemon to do it later: rm always collects before it returns
     removed, missing, freed = app.client.remove_images(refs)
-    for ref in missing:
-        click.echo(f"ctrpy: warning: image {ref!r} not found", err=True)
+    for e in missing:
+        click.echo(f"ctrpy: warning: {with_hint(e)}", err=True)
     for img in removed:
         click.echo(img.name)
     app.freed(freed)

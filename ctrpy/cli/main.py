@@ -1,12 +1,17 @@
 """The ``ctrpy`` command group, its global options, and the ONE place errors become exit codes.
 
 Exit codes: 0 success; 1 an error (one line on stderr: ``ctrpy: error: ...``); 2 a usage
-error (click's usage message); 130 interrupted.
+error (click's usage message); 130 interrupted; 141 (128 + SIGPIPE) when the reader of
+stdout went away (``ctrpy images ls | head -1``): nothing is said, as ``cat`` and ``ctr``
+say nothing when the pipe closes.
 """
 
 from __future__ import annotations
 
 import os
+import select
+import shutil
+import subprocess
 import sys
 import traceback
 from collections.abc import Sequence
@@ -30,6 +35,8 @@ from ctrpy.errors import (
 )
 from ctrpy.metadata import namespaces
 from ctrpy.remote.errors import RemoteError
+
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process killed by SIGPIPE
 
 
 class CommandFailed(click.ClickException):
@@ -81,20 +88,59 @@ def _describe_os_error(e: OSError) -> str:
     return f"{e.filename}: {text}" if e.filename else text
 
 
+def _stdout_reader_gone() -> bool:
+    """Has the reading end of stdout been closed?  A pipe (or socket) whose reader went
+    away polls as an error; a stdout we cannot poll (tests, an odd stream) is taken to be it."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):
+        return True
+    poller = select.poll()
+    poller.register(fd, 0)
+    return any(events & (select.POLLERR | select.POLLHUP) for _fd, events in poller.poll(0))
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that nothing written later (the flush at exit) fails again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, ValueError, OSError):
+        pass
+
+
+def global_option_hint(e: click.NoSuchOption, group: click.Group) -> click.NoSuchOption:
+    """``ctrpy images ls -n x``: -n is ctrpy's, not the command's; say where it goes."""
+    for param in group.params:
+        if isinstance(param, click.Option) and e.option_name in (*param.opts, *param.secondary_opts):
+            value = "" if param.is_flag or param.count else f" {(param.name or '').upper()}"
+            path = e.ctx.command_path.split(" ", 1) if e.ctx is not None else ["ctrpy", "COMMAND"]
+            example = " ".join([path[0], e.option_name + value, *path[1:]])
+            return click.NoSuchOption(e.option_name, ctx=e.ctx, message=(
+                f"No such option: {e.option_name} (a global option: put {e.option_name} before "
+                f"the command, as in `{example}`)"))
+    return e
+
+
 class RootGroup(AliasedGroup):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.NoSuchOption as e:
+            raise global_option_hint(e, self) from None
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except CtrpyError as e:
             self._maybe_trace(ctx)
             raise CommandFailed(with_hint(e)) from e
-        except BrokenPipeError:
-            # the reader went away (`ctrpy ... | head`): not our error to report
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            raise click.exceptions.Exit(1) from None
+        except BrokenPipeError as e:
+            if not _stdout_reader_gone():
+                self._maybe_trace(ctx)
+                raise CommandFailed(_describe_os_error(e)) from e
+            # the reader went away (`ctrpy ... | head`): quietly, as cat and ctr do
+            _quiet_stdout()
+            raise click.exceptions.Exit(EXIT_BROKEN_PIPE) from None
         except OSError as e:
             self._maybe_trace(ctx)
             raise CommandFailed(_describe_os_error(e)) from e
@@ -177,8 +223,48 @@ def version_cmd() -> None:
     click.echo(f"  Platform: {Platform.host()}")
 
 
+@cli.command("help")
+@click.option("--man", "as_man", is_flag=True, help="Show the command's man page (man -l on the page installed with ctrpy).")
+@click.argument("names", nargs=-1, metavar="[COMMAND]...")
+@click.pass_context
+def help_cmd(ctx: click.Context, as_man: bool, names: tuple[str, ...]) -> None:
+    """Show the help of a command: `ctrpy help images ls` is `ctrpy images ls --help`.
+
+    \b
+    Examples:
+      $ ctrpy help images import
+      $ ctrpy help --man images import
+    """
+    parent = ctx.parent
+    assert parent is not None
+    cmd: click.Command = parent.command
+    path: list[str] = []
+    for name in names:
+        sub = cmd.get_command(parent, name) if isinstance(cmd, click.Group) else None
+        if sub is None:
+            raise click.UsageError(f"No such command {' '.join([*names[: len(path)], name])!r}.")
+        parent = click.Context(sub, info_name=sub.name, parent=parent)
+        cmd = sub
+        path.append(sub.name or name)
+    if not as_man:
+        click.echo(cmd.get_help(parent))
+        return
+    from ctrpy.cli.manpages import DIRECTORY, page_name
+
+    page = DIRECTORY / f"{page_name(path)}.1"
+    if shutil.which("man") is None:
+        raise CommandFailed(f"man is not installed; the page is {page}")
+    raise click.exceptions.Exit(subprocess.run(["man", "-l", str(page)], check=False).returncode)
+
+
+def _leaves(cmd: click.Command) -> list[click.Command]:
+    if not isinstance(cmd, click.Group):
+        return [cmd]
+    return [leaf for sub in cmd.commands.values() for leaf in _leaves(sub)]
+
+
 def _register() -> None:
-    """Every command group, added here and only here."""
+    """Every command group, added here and only here; and -q on every command."""
     from ctrpy.cli import (
         completion,
         content,
@@ -190,6 +276,7 @@ def _register() -> None:
         snapshots,
         snapshots_edit,
     )
+    from ctrpy.cli.options import quiet_option
 
     for cmd in rootfs.COMMANDS:
         images.images.add_command(cmd)
@@ -202,14 +289,30 @@ def _register() -> None:
     cli.add_command(namespaces_cmd.namespaces)
     cli.add_command(snapshots.snapshots)
     cli.add_command(completion.completion)
+    # docker load -q, podman load -q: every command takes -q where ctrpy takes it, as the
+    # global one (the list commands have their own: only the names)
+    for leaf in _leaves(cli):
+        if not any("-q" in p.opts for p in leaf.params if isinstance(p, click.Option)):
+            quiet_option(leaf)
 
 
 _register()
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
+    code: int | str | None = 0
+    stdout = sys.stdout
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="ctrpy")
-    except SystemExit:
-        raise
-    sys.exit(0)
+    except SystemExit as e:
+        code = e.code
+    if sys.stdout is not stdout:  # click met the closed pipe itself (--help) and wrapped stdout
+        sys.stdout = stdout
+        _quiet_stdout()
+        code = EXIT_BROKEN_PIPE
+    try:  # what is still buffered (a table) meets a closed pipe here, not in the command
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+        code = EXIT_BROKEN_PIPE
+    sys.exit(code)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
+from ctrpy import filters
 from ctrpy.cli.completion import complete_images, complete_snapshotters
+from ctrpy.cli.context import App
+from ctrpy.errors import FilterError
 
 PLATFORM_HELP = "Platform to use, e.g. linux/arm64 (repeatable; strict match)."
 SNAPSHOTTER_HELP = "Snapshotter to use [env CTRPY_SNAPSHOTTER; default overlayfs where usable, else native]."
@@ -15,3 +20,36 @@ snapshotter_option = click.option(
     shell_complete=complete_snapshotters,
 )
 image_argument = click.argument("ref", metavar="IMAGE", shell_complete=complete_images)
+
+
+def _quiet(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.find_object(App).quiet = True  # type: ignore[union-attr]  # the root group made it
+
+
+quiet_option = click.option(
+    "-q", "--quiet", is_flag=True, expose_value=False, callback=_quiet,
+    help="Print only data, no progress or messages: the global -q, also accepted here.",
+)
+"""``-q`` on a command that prints data and messages: the same as ``ctrpy -q`` (the list
+commands have their own ``-q``: only the names)."""
+
+
+class FilterType(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
+    """One filter argument in containerd's syntax (see :mod:`ctrpy.filters`); one that does
+    not parse is a usage error naming it."""
+
+    name = "filter"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> filters.Filter:
+        if not isinstance(value, str):
+            return value  # type: ignore[no-any-return]  # already parsed
+        try:
+            return filters.parse(value)
+        except FilterError as e:
+            self.fail(str(e), param, ctx)
+
+
+filter_argument = click.argument("where", nargs=-1, metavar="[FILTER]...", type=FilterType())
+"""``[FILTER]...``: each is ``selector[,selector...]`` (all must match); an object is listed
+when any FILTER matches it (containerd's rule)."""

@@ -11,13 +11,14 @@ import click
 
 
 def parse_labels(values: Iterable[str], *, param: str = "label") -> dict[str, str]:
-    """``k=v`` pairs; ``k=`` (empty value) means 'remove k'.  A bad pair is a usage error."""
+    """``k=v`` pairs, with ctr's rule (``commands.LabelArgs``): ``k`` alone means ``k=true``;
+    ``k=`` (empty value) means 'remove k'.  A pair without a key is a usage error."""
     out: dict[str, str] = {}
     for item in values:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r} is not of the form key=value", param_hint=param)
-        out[key] = value
+        if not key:
+            raise click.BadParameter(f"{item!r} has no key (want key=value, or key for key=true)", param_hint=param)
+        out[key] = value if sep else "true"
     return out
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import click
 
+from ctrpy import filters
 from ctrpy.cli.context import App, pass_app
-from ctrpy.cli.options import image_argument, platform_option, snapshotter_option
+from ctrpy.cli.options import filter_argument, image_argument, platform_option, snapshotter_option
 from ctrpy.cli.params import stdout_binary
 from ctrpy.cli.render import human_size, listing, table
 from ctrpy.client import ImageCheck
@@ -109,17 +110,25 @@ def unmount(app: App, remove: bool, snapshotter: str | None, target: Path) -> No
 @click.option("-q", "--quiet", is_flag=True, help="Print only the names of complete images.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON envelope instead of a table.")
 @snapshotter_option
+@filter_argument
 @pass_app
-def check(app: App, quiet: bool, as_json: bool, snapshotter: str | None) -> None:
+def check(app: App, quiet: bool, as_json: bool, snapshotter: str | None, where: tuple[filters.Filter, ...]) -> None:
     """Check that images have all their content, and whether they are unpacked.
 
+    FILTERs select the images as for `images ls`.  With no image to check, the table
+    is not printed at all (as ctr).
+
     \b
-    Example:
+    Examples:
       $ ctrpy images check
+      $ ctrpy images check 'name~=^docker.io/library/'
     """
     client = app.client
+    found = client.images.list(filters.any_of(where))
+    if not found and not as_json:
+        return
     listing(
-        client.images.list(), lambda img: client.check(img, snapshotter=snapshotter),
+        found, lambda img: client.check(img, snapshotter=snapshotter),
         quiet=quiet, as_json=as_json, kind="ImageCheckList", name=lambda img: img.name,
         header=["REF", "TYPE", "DIGEST", "STATUS", "SIZE", "UNPACKED"],
         row=lambda c: [
@@ -129,6 +138,7 @@ def check(app: App, quiet: bool, as_json: bool, snapshotter: str | None) -> None
         ],
         to_json=ImageCheck.to_json,
         quiet_keeps=lambda c: c.complete,
+        row_end="",  # ctr ends the header's last cell with a tab, not the rows'
     )
 
 

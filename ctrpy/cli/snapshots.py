@@ -99,25 +99,39 @@ def rm(app: App, keys: tuple[str, ...]) -> None:
 @snapshots.command("tree")
 @pass_app
 def tree(app: App) -> None:
-    """Show snapshots as a tree of parents and children.
+    """Show snapshots as a tree of parents and children, indented as ctr does.
 
     \b
     Example:
       $ ctrpy snapshots tree
     """
-    items = _sn(app).list()
+    # ctr's snapshotTree: nodes in the order they are first seen walking the keys in byte
+    # order, a parent not seen yet added as a placeholder root until its own key comes
+    nodes: list[str] = []
+    parents: dict[str, str] = {}
     children: dict[str, list[str]] = {}
-    for s in items:
-        children.setdefault(s.parent, []).append(s.key)
 
-    def show(key: str, depth: int) -> None:
-        prefix = "" if depth == 0 else " " * (2 * depth - 1) + "\\_ "
-        click.echo(prefix + key)
-        for child in sorted(children.get(key, [])):
-            show(child, depth + 1)
+    def add(key: str, parent: str) -> None:
+        if key not in parents:
+            nodes.append(key)
+            children[key] = []
+        parents[key] = parent
+        if parent:
+            if parent not in parents:
+                add(parent, "")
+            children[parent].append(key)
 
-    for root in sorted(children.get("", [])):
-        show(root, 0)
+    for s in sorted(_sn(app).list(), key=lambda s: s.key.encode()):
+        add(s.key, s.parent)
+
+    def show(key: str, level: int) -> None:
+        click.echo("  " * level + ("\\_" if level else "") + " " + key)
+        for child in children[key]:
+            show(child, level + 1)
+
+    for key in nodes:
+        if not parents[key]:
+            show(key, 0)
 
 
 @snapshots.command("usage")

@@ -118,7 +118,8 @@ def label(app: App, key: str, labels: tuple[str, ...]) -> None:
 @click.command("diff")
 @click.option(
     "--media-type", default=mediatypes.OCI_LAYER_GZIP, show_default=True,
-    type=click.Choice(DIFF_MEDIA_TYPES), help="Media type (so compression) of the layer.",
+    type=click.Choice(DIFF_MEDIA_TYPES), metavar="TYPE",
+    help="Media type (so compression) of the layer: " + ", ".join(DIFF_MEDIA_TYPES) + ".",
 )
 @click.option("--label", "labels", multiple=True, metavar="K=V", help="Label the layer blob (repeatable).")
 @click.option("--keep", is_flag=True, help="Accepted for ctr: the layer blob is always kept (labelled containerd.io/gc.root).")

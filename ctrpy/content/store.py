@@ -6,10 +6,11 @@ import builtins
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from ctrpy import filters
 from ctrpy.content.blobs import MAX_JSON, BlobStore
 from ctrpy.errors import ContentNotFound, DigestMismatch, InvalidArchive
 from ctrpy.metadata import namespaces
@@ -32,6 +33,21 @@ class Info:
     def to_json(self) -> dict[str, Any]:
         return {"digest": self.digest, "size": self.size, "labels": self.labels,
                 "createdAt": self.created_at, "updatedAt": self.updated_at}
+
+
+def fields(info: Info) -> filters.Adaptor:
+    """The field paths a filter can test on a blob (containerd's ``content.AdaptInfo``):
+    ``digest`` and ``labels.<key>`` (``size`` is known but never present, as there)."""
+
+    def field(path: Sequence[str]) -> tuple[str, bool]:
+        head = path[0] if path else ""
+        if head == "digest":
+            return info.digest, True
+        if head == "labels":
+            return filters.check_map(path[1:], info.labels)
+        return "", False
+
+    return field
 
 
 def parse_json(data: bytes, where: str) -> Any:
@@ -126,17 +142,15 @@ class ContentStore:
         except ContentNotFound:
             return False
 
-    def list(self) -> builtins.list[Info]:
+    def list(self, where: filters.Filter = filters.ALWAYS) -> builtins.list[Info]:
+        """The blobs of this namespace (sorted by digest) that ``where`` matches (see :func:`fields`)."""
         rows = self.db.query(
             "SELECT digest, size, labels, created_at, updated_at FROM content "
             "WHERE namespace = ? ORDER BY digest",
             (self.namespace,),
         )
-        return [
-            Info(r["digest"], r["size"], loads_map(r["labels"]), r["created_at"], r["updated_at"])
-            for r in rows
-            if self.blobs.exists(r["digest"])
-        ]
+        infos = (Info(r["digest"], r["size"], loads_map(r["labels"]), r["created_at"], r["updated_at"]) for r in rows)
+        return [i for i in infos if self.blobs.exists(i.digest) and where.match(fields(i))]
 
     def open(self, dgst: str) -> VerifyingReader:
         info = self.info(dgst)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import builtins
 import difflib
 import sqlite3
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ctrpy import filters
 from ctrpy.errors import ImageExists, ImageNotFound, InvalidArgument
 from ctrpy.metadata import namespaces
 from ctrpy.metadata.db import Database, dumps, loads_map, now
@@ -50,6 +51,37 @@ def validate(image: Image) -> None:
     validate_labels(image.labels)
 
 
+def fields(image: Image) -> filters.Adaptor:
+    """The field paths a filter can test on an image (containerd's ``adaptImage``): ``name``,
+    ``target.digest``, ``target.mediatype``, ``labels.<key>``, ``annotations.<key>`` (of
+    the target)."""
+
+    def field(path: Sequence[str]) -> tuple[str, bool]:
+        head, rest = (path[0], path[1:]) if path else ("", ())
+        if head == "name":
+            return image.name, bool(image.name)
+        if head == "target" and rest and rest[0] in ("digest", "mediatype"):
+            value = image.target.digest if rest[0] == "digest" else image.target.media_type
+            return value, bool(value)
+        if head == "labels":
+            return filters.check_map(rest, image.labels)
+        if head == "annotations":
+            return filters.check_map(rest, image.target.annotations)
+        return "", False
+
+    return field
+
+
+def _forms(name: str) -> set[str]:
+    """How a user might write an image's name: in full, familiar (``debian:bookworm``),
+    and either without its tag; the last path component too (``app`` of ``example.com/team/app:v1``)."""
+    short = reference.familiar(name)
+    forms = {name, short}
+    forms |= {reference.split_tag(f)[0] for f in list(forms)}
+    forms |= {f.rsplit("/", 1)[-1] for f in list(forms)}
+    return forms
+
+
 def _row_to_image(r: sqlite3.Row) -> Image:
     target = Descriptor(r["media_type"], r["digest"], r["size"], loads_map(r["annotations"]))
     return Image(r["name"], target, loads_map(r["labels"]), r["created_at"], r["updated_at"])
@@ -83,22 +115,26 @@ class ImageStore:
         raise ImageNotFound(name, self.closest(name))
 
     def closest(self, name: str, n: int = 3) -> builtins.list[str]:
-        """The existing names most like ``name`` (for "did you mean")."""
-        names = self.names()
-        forms = {reference.familiar(x): x for x in names}
-        found = difflib.get_close_matches(name, [*names, *forms], n=n, cutoff=0.6)
-        out: builtins.list[str] = []
-        for f in found:
-            full = forms.get(f, f)
-            if full not in out:
-                out.append(full)
-        return out[:n]
+        """The existing names most like ``name`` (for "did you mean"), best first: each is
+        compared in its full, familiar and repository-only forms (``debain`` finds
+        ``docker.io/library/debian:bookworm``, ``busybox`` finds ``busybox:1.36``)."""
+        # the name as typed counts fully; without its tag, a little less (another tag of
+        # the same repository is a good guess, not as good as a near-identical name)
+        typed = [(name, 1.0), (reference.split_tag(name)[0], 0.9)]
+        scored = []
+        for full in self.names():
+            score = max(weight * difflib.SequenceMatcher(None, t, form).ratio()
+                        for t, weight in typed for form in _forms(full))
+            if score >= 0.6:
+                scored.append((-score, full))
+        return [full for _score, full in sorted(scored)[:n]]
 
-    def list(self) -> builtins.list[Image]:
+    def list(self, where: filters.Filter = filters.ALWAYS) -> builtins.list[Image]:
+        """The images (sorted by name) that ``where`` matches (see :func:`fields`)."""
         rows = self.db.query(
             f"SELECT {_COLUMNS} FROM images WHERE namespace = ? ORDER BY name", (self.namespace,)
         )
-        return [_row_to_image(r) for r in rows]
+        return [img for img in map(_row_to_image, rows) if where.match(fields(img))]
 
     def names(self) -> builtins.list[str]:
         return [r["name"] for r in self.db.query(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sqlite3
 from pathlib import Path
 
@@ -123,9 +124,15 @@ def test_ingest_with_an_empty_gc_root_label_leaves_the_blob_collectable(run: Cli
     assert run.digests() == []
 
 
-def test_ingest_with_a_malformed_label_is_a_usage_error(run: Cli) -> None:
-    run.usage_error("content", "ingest", "--label", "novalue", "ref", input=HELLO)
+def test_ingest_with_a_label_without_a_key_is_a_usage_error(run: Cli) -> None:
+    run.usage_error("content", "ingest", "--label", "=value", "ref", input=HELLO)
     assert run.digests() == []
+
+
+def test_ingest_with_a_label_without_a_value_labels_it_key_true_as_in_ctr(run: Cli) -> None:
+    run.ok("content", "ingest", "--label", "novalue", "ref", input=HELLO)
+    (item,) = json.loads(run.ok("content", "ls", "--json").stdout)["items"]
+    assert own(item["labels"]) == {"novalue": "true"}
 
 
 def test_ingest_without_a_ref_is_a_usage_error(run: Cli) -> None:
@@ -144,8 +151,25 @@ def test_ls_table_has_digest_size_age_labels(run: Cli) -> None:
     assert header.split() == ["DIGEST", "SIZE", "AGE", "LABELS"]
     cells = row.split()
     assert cells[0] == HELLO_DIGEST
-    assert cells[1] == str(len(HELLO))
+    assert cells[1] == f"{len(HELLO)}B"
     assert cell_without_root(cells[-1]) == "k=v"
+
+
+def test_ls_is_tab_separated_as_ctr_prints_it(run: Cli) -> None:
+    run.ok("content", "ingest", "--label", f"{GC_ROOT}=", "ref", input=HELLO)
+    header, row = run.ok("content", "ls").stdout.splitlines()
+    assert header == "DIGEST" + "\t" * 9 + "SIZE\tAGE" + "\t" * 3 + "LABELS"
+    assert re.fullmatch(re.escape(HELLO_DIGEST) + r"\t6B\t(Less than a second|\d seconds?)\t-", row)
+
+
+def test_ls_columns_are_what_awk_sees_with_a_tab_separator(run: Cli) -> None:
+    run.ok("content", "ingest", "--label", "k=v", "ref", input=HELLO)
+    run.ok("content", "ingest", "--label", "k=v", "ref", input=b"x" * 1_500_000)
+    for line in run.ok("content", "ls").stdout.splitlines():
+        cells = [c for c in line.split("\t") if c]
+        assert len(cells) == 4, line
+    sizes = [line.split("\t")[1] for line in run.ok("content", "ls").stdout.splitlines()[1:]]
+    assert sorted(sizes) == ["1.5MB", "6B"]
 
 
 def test_ls_shows_a_dash_for_no_labels(run: Cli) -> None:
@@ -292,10 +316,14 @@ def test_label_of_an_invalid_digest_fails(run: Cli, hello: str) -> None:
     run.fails("content", "label", "sha256:../x", "a=1", match="invalid digest")
 
 
-def test_malformed_label_is_a_usage_error(run: Cli, hello: str) -> None:
+def test_a_label_without_a_key_is_a_usage_error(run: Cli, hello: str) -> None:
     before = run.state()
-    run.usage_error("content", "label", hello, "novalue")
+    run.usage_error("content", "label", hello, "=value")
     run.assert_unchanged(before)
+
+
+def test_a_label_without_a_value_is_key_true_as_in_ctr(run: Cli, hello: str) -> None:
+    assert cell_without_root(run.ok("content", "label", hello, "novalue").stdout.strip()) == "novalue=true"
 
 
 def test_label_too_long_fails(run: Cli, hello: str) -> None:

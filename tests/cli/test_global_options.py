@@ -287,3 +287,28 @@ def test_help_lists_the_command_groups(run: Cli) -> None:
     assert r.exit_code == 0
     for group in ("images", "content", "namespaces", "version"):
         assert group in r.stdout
+
+
+# --------------------------------------------------------------------------- a global option after the command
+@pytest.mark.parametrize(
+    ("args", "option", "example"),
+    [
+        (("images", "ls", "-n", "x"), "-n", "ctrpy -n NAMESPACE images ls"),
+        (("images", "ls", "--namespace=x"), "--namespace", "ctrpy --namespace NAMESPACE images ls"),
+        (("content", "ls", "--root", "/tmp"), "--root", "ctrpy --root ROOT content ls"),
+        (("images", "import", "--debug", "x.tar"), "--debug", "ctrpy --debug images import"),
+        (("ns", "ls", "--progress", "none"), "--progress", "ctrpy --progress PROGRESS namespaces ls"),
+    ],
+)
+def test_a_global_option_after_the_command_says_to_put_it_before(
+    run: Cli, args: tuple[str, ...], option: str, example: str
+) -> None:
+    r = run.usage_error(*args)
+    assert f"put {option} before the command" in r.stderr
+    assert f" {example.split(' ', 1)[1]}`" in r.stderr  # after the program's name (``cli`` in-process)
+
+
+def test_an_unknown_option_that_is_not_global_keeps_clicks_message(run: Cli) -> None:
+    r = run.usage_error("images", "ls", "--jso")
+    assert "before the command" not in r.stderr
+    assert "--json" in r.stderr  # click's "did you mean"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -11,23 +10,13 @@ import pytest
 from click.testing import CliRunner
 
 from ctrpy.cli.main import cli
+from tests.helpers import COMMAND_IDS, COMMAND_TREE
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def walk(cmd: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
-    """Every command of the tree, with its path of names from the root (the root is ``()``)."""
-    yield path, cmd
-    if isinstance(cmd, click.Group):
-        ctx = click.Context(cmd)
-        for name in cmd.list_commands(ctx):
-            sub = cmd.get_command(ctx, name)
-            assert sub is not None
-            yield from walk(sub, (*path, name))
-
-
-COMMANDS = list(walk(cli))
-IDS = [" ".join(path) or "ctrpy" for path, _cmd in COMMANDS]
+COMMANDS = COMMAND_TREE
+IDS = COMMAND_IDS
 OPTIONS = [
     (path, param)
     for path, cmd in COMMANDS
@@ -99,3 +88,24 @@ def test_every_command_is_in_the_readme(path: tuple[str, ...], cmd: click.Comman
 @pytest.mark.parametrize("option", ["--root", "--namespace", "--debug", "--progress", "--quiet", "--version"])
 def test_every_global_option_is_in_the_readme(option: str) -> None:
     assert f"`{option}" in README.read_text(encoding="utf-8") or f", {option}" in README.read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- ctrpy help COMMAND
+@pytest.mark.parametrize(("path", "cmd"), COMMANDS, ids=IDS)
+def test_help_command_prints_what_help_option_prints(path: tuple[str, ...], cmd: click.Command) -> None:
+    runner = CliRunner()
+    by_option = runner.invoke(cli, [*path, "--help"], prog_name="ctrpy")
+    by_command = runner.invoke(cli, ["help", *path], prog_name="ctrpy")
+    assert by_command.exit_code == 0, by_command.stderr
+    assert by_command.stdout == by_option.stdout
+
+
+def test_help_command_takes_aliases() -> None:
+    runner = CliRunner()
+    assert runner.invoke(cli, ["help", "i", "rm"]).stdout == runner.invoke(cli, ["images", "rm", "--help"]).stdout
+
+
+def test_help_of_an_unknown_command_is_a_usage_error_naming_it() -> None:
+    out = CliRunner().invoke(cli, ["help", "images", "nope"])
+    assert out.exit_code == 2
+    assert "'images nope'" in out.stderr

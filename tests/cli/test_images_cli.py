@@ -285,10 +285,14 @@ def test_label_of_a_missing_image_fails(run: Cli, busybox: BuiltImage) -> None:
     run.assert_unchanged(before)
 
 
-def test_malformed_label_is_a_usage_error(run: Cli, busybox: BuiltImage) -> None:
+def test_a_label_without_a_key_is_a_usage_error(run: Cli, busybox: BuiltImage) -> None:
     before = run.state()
     run.usage_error("images", "label", "busybox", "=value")
     run.assert_unchanged(before)
+
+
+def test_a_label_without_a_value_is_key_true_as_in_ctr(run: Cli, busybox: BuiltImage) -> None:
+    assert "novalue=true" in run.ok("images", "label", "busybox", "novalue").stdout.strip().split(",")
 
 
 # --------------------------------------------------------------------------- inspect

@@ -167,10 +167,16 @@ def test_label_is_set_on_every_imported_image(run: Cli) -> None:
         assert run.image(name)["labels"] == {"team": "infra", "tier": "1"}
 
 
-def test_malformed_label_is_a_usage_error(run: Cli) -> None:
+def test_a_label_without_a_key_is_a_usage_error(run: Cli) -> None:
     path = run.write(oci_archive((text_image(), {ANNOTATION_REF_NAME: "v1"})))
-    run.usage_error("images", "import", "--label", "novalue", path)
+    run.usage_error("images", "import", "--label", "=value", path)
     assert run.names() == []
+
+
+def test_a_label_without_a_value_is_key_true_as_in_ctr(run: Cli) -> None:
+    path = run.write(oci_archive((text_image(), {ANNOTATION_REF_NAME: "v1"})))
+    run.ok("images", "import", "--label", "novalue", path)
+    assert run.image("unknown/unknown:v1")["labels"] == {"novalue": "true"}
 
 
 def test_reimport_updates_the_target_and_keeps_created_at_and_labels(run: Cli) -> None:

@@ -73,9 +73,14 @@ def test_create_of_a_76_character_name_works(run: Cli) -> None:
     assert run.ok("ns", "ls", "-q").stdout == "n" * 76 + "\n"
 
 
-def test_create_with_a_malformed_label_is_a_usage_error(run: Cli) -> None:
-    run.usage_error("ns", "create", "a", "novalue")
+def test_create_with_a_label_without_a_key_is_a_usage_error(run: Cli) -> None:
+    run.usage_error("ns", "create", "a", "=value")
     assert run.ok("ns", "ls", "-q").stdout == ""
+
+
+def test_a_label_without_a_value_is_key_true_as_in_ctr(run: Cli) -> None:
+    run.ok("ns", "create", "a", "novalue")
+    assert run.ok("ns", "label", "a", "other").stdout == "novalue=true,other=true\n"
 
 
 # --------------------------------------------------------------------------- label

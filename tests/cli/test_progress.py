@@ -9,13 +9,14 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import Result
 
 from ctrpy import progress as ev
 from ctrpy.cli.progress import PlainRenderer, QuietRenderer, RichRenderer, choose_renderer
 from tests.builders import docker_save_tar, file
-from tests.helpers import OTHER_ARCH, Cli, host_image, named_archive
+from tests.helpers import COMMAND_TREE, OTHER_ARCH, Cli, host_image, named_archive
 
 NAME = "example.com/demo/app:v1"
 
@@ -106,10 +107,14 @@ def test_unpack_prints_ctrs_unpacking_line(run: Cli, tmp_path: Path) -> None:
     assert out.stdout == f"unpacking {NAME} ({imported_digest(run)})...done\n"
 
 
-def test_quiet_unpack_prints_nothing(run: Cli, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "args", [("-q", "images", "unpack"), ("images", "unpack", "--quiet")],
+    ids=["global", "after_the_command_as_the_global_one"],
+)
+def test_quiet_unpack_prints_nothing(run: Cli, tmp_path: Path, args: tuple[str, ...]) -> None:
     archive = app_archive(tmp_path)
     assert run("images", "import", "--no-unpack", str(archive)).exit_code == 0
-    out = run("-q", "images", "unpack", "--snapshotter", "native", NAME)
+    out = run(*args, "--snapshotter", "native", NAME)
     assert (out.exit_code, out.stdout, out.stderr) == (0, "", "")
 
 
@@ -306,3 +311,30 @@ def test_rich_warnings_are_printed_above_the_bars() -> None:
 
 def test_rich_renderer_draws_nothing_before_the_first_event() -> None:
     assert rich_output([], "flatten") == ""
+
+
+# --------------------------------------------------------------------------- -q after the command
+def test_import_takes_q_after_the_command_as_docker_load_does(run: Cli, tmp_path: Path) -> None:
+    out = run("images", "import", "-q", "--snapshotter", "native", str(app_archive(run.workdir)))
+    assert (out.exit_code, out.stdout, out.stderr) == (0, f"{NAME}\n", "")
+
+
+def test_q_silences_what_a_removal_says_it_freed(run: Cli, tmp_path: Path) -> None:
+    assert run("images", "import", "--no-unpack", str(app_archive(tmp_path))).exit_code == 0
+    out = run("images", "rm", "-q", NAME)
+    assert (out.exit_code, out.stdout, out.stderr) == (0, f"{NAME}\n", "")
+
+
+def test_q_silences_what_prune_says_and_keeps_the_digests(run: Cli) -> None:
+    loud = run("content", "prune", "--older-than", "0s")
+    assert loud.stderr.startswith("ctrpy: pruned ")
+    quiet = run("content", "prune", "-q", "--older-than", "0s")
+    assert (quiet.exit_code, quiet.stderr) == (0, "")
+
+
+LEAVES = [(path, cmd) for path, cmd in COMMAND_TREE if not isinstance(cmd, click.Group)]
+
+
+@pytest.mark.parametrize(("path", "cmd"), LEAVES, ids=[" ".join(path) for path, _cmd in LEAVES])
+def test_every_command_takes_q(path: tuple[str, ...], cmd: click.Command) -> None:
+    assert any("-q" in p.opts for p in cmd.params if isinstance(p, click.Option))

@@ -69,7 +69,7 @@ def test_snapshots_tree_shows_children_under_their_parents(run: Cli) -> None:
     base, app_top = chain_ids(app.diff_ids)
     other_top = chain_ids(other.diff_ids)[1]
     out = run.ok("snapshots", "--snapshotter", "native", "tree").stdout
-    assert out.splitlines() == [base, *(f" \\_ {k}" for k in sorted([app_top, other_top]))]
+    assert out.splitlines() == [f" {base}", *(f"  \\_ {k}" for k in sorted([app_top, other_top]))]
 
 
 def test_snapshots_usage_lists_key_size_and_inodes(run: Cli) -> None:

@@ -163,6 +163,17 @@ def test_images_check_has_ctrs_columns(run: Cli) -> None:
     ]
 
 
+def test_images_check_rows_end_without_padding_as_ctrs(run: Cli) -> None:
+    run.imported(app_image(), APP, "--no-unpack")
+    header, row = run.ok("images", "check").stdout.splitlines()
+    assert header.endswith("UNPACKED ")
+    assert row.endswith(" false")
+
+
+def test_images_check_of_an_empty_store_prints_nothing_as_ctr(run: Cli) -> None:
+    assert run.ok("images", "check").stdout == ""
+
+
 def status(row: dict[str, str]) -> tuple[str, int, int]:
     """``complete (n/m)`` as ("complete", n, m)."""
     m = re.fullmatch(r"(complete|incomplete) \((\d+)/(\d+)\)", row["STATUS"])

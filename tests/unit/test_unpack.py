@@ -25,9 +25,9 @@ from ctrpy.client import Client
 from ctrpy.errors import DigestMismatch, InvalidArchive, UnpackError
 from ctrpy.formats import ImportOptions
 from ctrpy.oci import mediatypes
-from ctrpy.progress import Event, LayerDone, LayerProgress
+from ctrpy.progress import Event, LayerDone, LayerProgress, Warn
 from ctrpy.snapshots import Snapshotter
-from ctrpy.unpack import LABEL_SNAPSHOT_IMAGE
+from ctrpy.unpack import LABEL_SNAPSHOT_IMAGE, SkippedDevices
 from tests.builders import (
     ANNOTATION_IMAGE_NAME,
     MT_OCI_LAYER,
@@ -462,3 +462,34 @@ def test_the_unpacked_tree_equals_the_extracted_tree(
     with snapshot_view(client.snapshotter(snapshotter), top) as view:
         got = tree(view, ignore_xattrs=("security.selinux", "trusted.overlay.opaque"))
     assert got == expected, diff(got, expected, ("unpacked", "extracted"))
+
+
+# --------------------------------------------------------------------------- device nodes not created
+def test_skipped_devices_are_said_once_per_reason_naming_them_sorted() -> None:
+    events: list[Event] = []
+    devices = SkippedDevices("docker.io/library/x:1")
+    for entry in ("dev/null", "dev/loop0", "dev/null"):  # a node rewritten by an upper layer counts once
+        devices.add(entry, "not applying owners")
+    devices.add("dev/kmsg", "mknod not permitted")
+    devices.report(events.append)
+    assert events == [
+        Warn("docker.io/library/x:1: 1 device node not created (mknod not permitted): dev/kmsg"),
+        Warn("docker.io/library/x:1: 2 device nodes not created (not applying owners): dev/loop0, dev/null"),
+    ]
+
+
+def test_skipped_devices_name_the_first_five_and_count_the_rest() -> None:
+    events: list[Event] = []
+    devices = SkippedDevices("img")
+    for i in range(8):
+        devices.add(f"dev/tty{i}", "not applying owners")
+    devices.report(events.append)
+    (warning,) = events
+    assert isinstance(warning, Warn)
+    assert warning.message.endswith("dev/tty0, dev/tty1, dev/tty2, dev/tty3, dev/tty4 and 3 more")
+
+
+def test_no_skipped_device_says_nothing() -> None:
+    events: list[Event] = []
+    SkippedDevices("img").report(events.append)
+    assert events == []

@@ -253,6 +253,17 @@ def test_devices_are_skipped_with_a_warning_when_not_applying_owners(rootfs: Pat
     assert warnings[0].startswith('layer entry "null": character device skipped')
 
 
+def test_devices_not_created_go_to_on_skipped_device_instead_of_a_warning_each(rootfs: Path) -> None:
+    warnings: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    tar = Tar().chardev("dev/null", 1, 3).blockdev("sda", 8, 0).fifo("pipe").build()
+    apply_bytes(rootfs, tar, same_owner=False, on_warning=warnings.append,
+                on_skipped_device=lambda entry, why: skipped.append((entry, why)))
+    assert warnings == []
+    assert skipped == [("dev/null", "not applying owners"), ("sda", "not applying owners")]
+    assert (rootfs / "pipe").exists()
+
+
 def test_fifo_is_created_even_when_not_applying_owners(rootfs: Path) -> None:
     apply_bytes(rootfs, Tar().fifo("pipe", mode=0o620).build(), same_owner=False)
     st = (rootfs / "pipe").lstat()

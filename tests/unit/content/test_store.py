@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import pytest
 
+from ctrpy import filters
 from ctrpy.content import BlobStore, ContentStore, RawContent
 from ctrpy.errors import DigestMismatch, InvalidArgument, NotFound, SizeMismatch
 from ctrpy.metadata.db import Database
@@ -370,6 +371,33 @@ def test_list_shows_this_namespaces_blobs_sorted_by_digest(nstore: Any) -> None:
     nstore.in_namespace("other").write(b"only in other")
     assert [i.digest for i in nstore.store.list()] == digests
     assert [i.size for i in nstore.store.list()] == [10] * 5
+
+
+@pytest.mark.parametrize(
+    ("text", "which"),
+    [
+        ("labels.team==infra", [0]),
+        ('labels."containerd.io/uncompressed"', [1]),
+        ("labels.team!=infra", [1, 2]),
+        ("digest", [0, 1, 2]),  # always present
+        ("size", []),  # known to containerd, never present
+        ("labels", []),
+    ],
+)
+def test_list_keeps_the_blobs_a_filter_matches(nstore: Any, text: str, which: list[int]) -> None:
+    digests = [
+        nstore.write(b"a", labels={"team": "infra"}),
+        nstore.write(b"b", labels={"containerd.io/uncompressed": "sha256:" + "0" * 64}),
+        nstore.write(b"c"),
+    ]
+    assert [i.digest for i in nstore.store.list(filters.parse(text))] == sorted(digests[i] for i in which)
+
+
+def test_list_filters_on_the_digest(nstore: Any) -> None:
+    dgst = nstore.write(HELLO)
+    nstore.write(b"other")
+    prefix = dgst[: len("sha256:") + 6]
+    assert [i.digest for i in nstore.store.list(filters.parse(f"digest~=^{prefix}"))] == [dgst]
 
 
 def test_rm_hides_the_blob_in_this_namespace_only(nstore: Any) -> None:

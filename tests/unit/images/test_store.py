@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ctrpy.errors import AlreadyExists, InvalidArgument, NotFound
+from ctrpy import filters
+from ctrpy.errors import AlreadyExists, ImageNotFound, InvalidArgument, NotFound
 from ctrpy.images import Image, ImageStore
 from ctrpy.images import store as store_mod
 from ctrpy.metadata.db import Database
@@ -234,3 +235,85 @@ def test_delete_of_a_missing_image_is_not_found(images: ImageStore) -> None:
     with pytest.raises(NotFound):
         images.delete("missing:1")
     assert images.names() == [BUSYBOX]
+
+
+# --------------------------------------------------------------------------- did you mean
+def test_a_missing_image_suggests_the_closest_names(images: ImageStore) -> None:
+    images.create(img(name="docker.io/library/debian:bookworm"))
+    images.create(img(name="docker.io/me/app:v1"))
+    with pytest.raises(ImageNotFound) as info:
+        images.resolve("debain")
+    assert info.value.suggestions == ["docker.io/library/debian:bookworm"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "found"),
+    [
+        ("busybox", "docker.io/library/busybox:1.36"),  # the repository, another tag
+        ("busybox:1.35", "docker.io/library/busybox:1.36"),
+        ("library/busybx:1.36", "docker.io/library/busybox:1.36"),
+        ("app:v2", "example.com/team/app:v1"),  # the last path component
+        ("example.com/team/ap:v1", "example.com/team/app:v1"),
+    ],
+)
+def test_suggestions_compare_full_familiar_and_repository_forms(images: ImageStore, typed: str, found: str) -> None:
+    images.create(img(name="docker.io/library/busybox:1.36"))
+    images.create(img(name="example.com/team/app:v1"))
+    assert images.closest(typed)[0] == found
+
+
+def test_nothing_like_the_name_suggests_nothing(images: ImageStore) -> None:
+    images.create(img())
+    assert images.closest("zzz") == []
+
+
+def test_suggestions_are_the_best_three_best_first(images: ImageStore) -> None:
+    for tag in ("1", "12", "123", "1234", "12345"):
+        images.create(img(name=f"docker.io/library/app:{tag}"))
+    found = images.closest("app:1234")
+    assert len(found) == 3
+    assert found[0] == "docker.io/library/app:1234"
+    assert "docker.io/library/app:1" not in found
+
+
+# --------------------------------------------------------------------------- filters
+def listed(images: ImageStore, *texts: str) -> list[str]:
+    return [i.name for i in images.list(filters.parse_all(texts))]
+
+
+@pytest.fixture
+def three(images: ImageStore) -> ImageStore:
+    images.create(img(name="docker.io/library/debian:bookworm", labels={"team": "infra", "a.b": "dots"}))
+    images.create(Image("docker.io/me/app:v1", Descriptor(INDEX, D2, 10, {"org.opencontainers.image.ref.name": "v1"})))
+    images.create(img(name="other:1", labels={"team": "web"}))
+    return images
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("name~=debian", ["docker.io/library/debian:bookworm"]),
+        ("name==other:1", ["other:1"]),
+        (f"target.digest=={D2}", ["docker.io/me/app:v1"]),
+        (f"target.mediatype=={INDEX}", ["docker.io/me/app:v1"]),
+        (f"target.mediatype.extra=={INDEX}", ["docker.io/me/app:v1"]),  # containerd looks at the second field only
+        ('labels."team"==infra', ["docker.io/library/debian:bookworm"]),
+        ("labels.team", ["docker.io/library/debian:bookworm", "other:1"]),
+        ("labels.a.b==dots", ["docker.io/library/debian:bookworm"]),
+        ('labels."a.b"==dots', ["docker.io/library/debian:bookworm"]),
+        ('annotations."org.opencontainers.image.ref.name"==v1', ["docker.io/me/app:v1"]),
+        ("labels.team!=infra", ["docker.io/me/app:v1", "other:1"]),
+        ("target", []),
+        ("size", []),
+    ],
+)
+def test_list_keeps_the_images_a_filter_matches(three: ImageStore, text: str, names: list[str]) -> None:
+    assert listed(three, text) == names
+
+
+def test_list_with_several_filters_keeps_the_images_any_matches(three: ImageStore) -> None:
+    assert listed(three, "name~=app", "labels.team==web") == ["docker.io/me/app:v1", "other:1"]
+
+
+def test_list_with_a_comma_keeps_the_images_all_selectors_match(three: ImageStore) -> None:
+    assert listed(three, "labels.team,name~=^docker") == ["docker.io/library/debian:bookworm"]
