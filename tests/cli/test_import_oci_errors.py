@@ -76,6 +76,8 @@ def test_descriptor_size_that_does_not_match_the_blob(populated: Cli) -> None:
         b'{"schemaVersion": 2, "manifests": {}}',
         b'{"schemaVersion": 2, "manifests": [{"mediaType": "x"}]}',
         b"\xff\xfe{}",
+        b"[" * 100_000,  # nested deeper than the decoder goes (was an internal RecursionError)
+        b'{"a":' * 100_000,
     ],
 )
 def test_invalid_index_json(populated: Cli, index_json: bytes) -> None:
