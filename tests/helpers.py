@@ -30,6 +30,7 @@ from click.testing import CliRunner, Result
 
 from ctrpy.archive import ApplyOptions, ApplyResult, apply_layer
 from ctrpy.cli.main import cli
+from ctrpy.cli.render import MESSAGE_LINE
 from ctrpy.oci import Platform
 from ctrpy.snapshots.mounts import is_mountpoint
 from ctrpy.snapshots.overlay import overlay_supported
@@ -341,8 +342,9 @@ class Cli:
 def assert_error(
     r: Result, match: str | tuple[str, ...] = (), *, stdout: str | None = "", warnings: bool = False
 ) -> str:
-    """exit 1; one line ``ctrpy: error: ...`` on stderr (after warnings, if allowed); no
-    traceback; a deliberate error, not an internal one. Returns the error line."""
+    """exit 1; one line ``ctrpy: error: ...`` on stderr (after warnings, if allowed), at most
+    MESSAGE_LINE characters; no traceback; a deliberate error, not an internal one. Returns
+    the error line."""
     assert r.exit_code == 1, f"exit {r.exit_code}; stdout {r.stdout!r}; stderr {r.stderr!r}; {r.exception!r}"
     assert isinstance(r.exception, SystemExit), repr(r.exception)
     lines = r.stderr.splitlines()
@@ -352,6 +354,7 @@ def assert_error(
     assert lines[0].startswith("ctrpy: error: "), lines[0]
     assert "Traceback" not in r.stderr
     assert "internal error" not in lines[0], lines[0]
+    assert len(lines[0]) <= MESSAGE_LINE, f"a {len(lines[0])}-character error line"
     for fragment in (match,) if isinstance(match, str) else match:
         assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
     if stdout is not None:
