@@ -18,6 +18,7 @@ import io
 import json
 import os
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ctrpy.archive import ApplyOptions, ApplyResult, apply_layer
+from ctrpy.archive.treeops import remove_tree
 from ctrpy.cli.main import cli
 from ctrpy.cli.render import MESSAGE_LINE
 from ctrpy.oci import Platform
@@ -407,6 +409,27 @@ def tree_state(base: Path, exclude: Path) -> dict[str, tuple[Any, ...]]:
         st = Path(dirpath).lstat()
         result[str(Path(dirpath).relative_to(base)) + "/"] = (st.st_mode, st.st_uid, st.st_gid)
     return result
+
+
+DEEP_DIRS = "/".join(["d"] * 2100)  # a 4 KB path of 2,100 directories: more than PATH_MAX and the stack
+
+
+@contextmanager
+def removed_after(path: Path) -> Iterator[Path]:
+    """``path``, removed at the end with ctrpy's iterative ``remove_tree``: Python 3.11's
+    shutil.rmtree (and so pytest's clean-up of tmp_path) recurses, and dies on a tree
+    thousands of levels deep."""
+    try:
+        yield path
+    finally:
+        remove_tree(path, best_effort=True)
+
+
+@contextmanager
+def scratch_dir() -> Iterator[Path]:
+    """A new temporary directory, removed (whatever depth it reached) at the end."""
+    with removed_after(Path(tempfile.mkdtemp(prefix="ctrpy-test-"))) as path:
+        yield path
 
 
 class Sandbox:
