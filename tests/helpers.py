@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -305,7 +306,8 @@ class Cli:
     def assert_unchanged(self, before: StoreState) -> None:
         """Nothing a user can see changed, no file of the store changed or went away, and
         nothing new appeared but verified, unreferenced blobs (which the README allows a
-        failed import to leave) and empty directories."""
+        failed import to leave) and empty directories (a snapshotter's empty layout, made
+        when ``--snapshotter`` names one the store had not used; never a snapshot's tree)."""
         after = self.state()
         assert after.listings == before.listings
         for path, meta in before.files.items():
@@ -314,19 +316,25 @@ class Cli:
         for path in sorted(set(after.files) - set(before.files)):
             kind = after.files[path][0]
             if kind == "dir":
-                assert not any((self.root / path).iterdir()), f"new non-empty directory {path}"
+                inside = [path, *(str(p.relative_to(self.root)) for p in (self.root / path).rglob("*"))]
+                assert all(after.files[p][0] == "dir" for p in inside), f"new non-empty directory {path}"
+                assert not [p for p in inside if re.fullmatch(r"snapshots/[^/]+/snapshots/[^/]+", p)], \
+                    f"new snapshot directory under {path}"
             else:
                 assert path.startswith("content/blobs/sha256/"), f"new file {path}"
 
     def rejects_import(
-        self, data: bytes, *args: str, match: str | tuple[str, ...] = (), stdin: bool = False
+        self, data: bytes, *args: str, match: str | tuple[str, ...] = (), stdin: bool = False,
+        stdout: str | None = "",
     ) -> None:
-        """Importing ``data`` fails by the contract, changes nothing, and the store still works."""
+        """Importing ``data`` fails by the contract, changes nothing, and the store still works
+        (``stdout=None``: whatever it printed, e.g. the ``unpacking NAME (DIGEST)...`` of a
+        layer that fails to unpack)."""
         before = self.state()
         if stdin:
-            self.fails("images", "import", *args, "-", input=data, match=match)
+            self.fails("images", "import", *args, "-", input=data, match=match, stdout=stdout)
         else:
-            self.fails("images", "import", *args, self.write(data), match=match)
+            self.fails("images", "import", *args, self.write(data), match=match, stdout=stdout)
         self.assert_unchanged(before)
         self.assert_store_works()
 
@@ -371,6 +379,27 @@ def parse_table(out: str) -> list[dict[str, str]]:
     starts = [header.index(n if i == 0 else f" {n} ") + (0 if i == 0 else 1) for i, n in enumerate(names)]
     bounds = [*starts[1:], None]
     return [{n: row[s:e].strip() for n, s, e in zip(names, starts, bounds, strict=True)} for row in rows]
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A finished child process: its exit code, its stderr, and its peak resident memory."""
+
+    exit_code: int
+    stderr: str
+    peak_rss: int  # bytes
+
+
+def run_measured(argv: list[str], env: Mapping[str, str], cwd: Path) -> Measured:
+    """Run ``argv`` to its end and measure its own peak RSS (``wait4``'s rusage of that one
+    child, not the maximum over every child this process ever had)."""
+    with (cwd / "measured.stderr").open("w+b") as err:
+        proc = subprocess.Popen(argv, env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=err)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        return Measured(proc.returncode, err.read().decode(errors="replace"), usage.ru_maxrss * 1024)
 
 
 # --------------------------------------------------------------------------- applying layers
