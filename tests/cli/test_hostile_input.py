@@ -265,11 +265,17 @@ def test_a_path_through_a_symlink_loop_is_refused(populated: Cli) -> None:
     rejects_layer(populated, data, match='layer entry "a/x"')
 
 
-def test_a_docker_layer_member_that_is_a_symlink_loop_is_refused(populated: Cli) -> None:
+def docker_archive_whose_layer_is(member: Entry) -> bytes:
+    """A podman-style docker archive (tag ``x:1``) whose manifest.json names ``member`` as
+    the image's one layer."""
     img = host_image([file("x", b"x")]).build()
-    listing = [{"Config": img.config.hex + ".json", "RepoTags": ["loop:1"], "Layers": ["loop.tar"]}]
-    data = docker_save_tar([(img, ["loop:1"])], variant="podman", manifest_json_override=json.dumps(listing).encode(),
-                           extra_members=[Entry("loop.tar", "symlink", linkname="loop.tar")])
+    listing = [{"Config": img.config.hex + ".json", "RepoTags": ["x:1"], "Layers": [member.name]}]
+    return docker_save_tar([(img, ["x:1"])], variant="podman", manifest_json_override=json.dumps(listing).encode(),
+                           extra_members=[member])
+
+
+def test_a_docker_layer_member_that_is_a_symlink_loop_is_refused(populated: Cli) -> None:
+    data = docker_archive_whose_layer_is(Entry("loop.tar", "symlink", linkname="loop.tar"))
     populated.rejects_import(data, match=("loop.tar", "too many levels of links"))
 
 
@@ -279,11 +285,8 @@ def test_a_hardlink_to_a_missing_file_in_a_layer_is_refused(populated: Cli, snap
 
 
 def test_a_docker_layer_member_that_is_a_hardlink_to_a_missing_member_is_refused(populated: Cli) -> None:
-    img = host_image([file("x", b"x")]).build()
-    listing = [{"Config": img.config.hex + ".json", "RepoTags": ["hard:1"], "Layers": ["hard.tar"]}]
-    data = docker_save_tar([(img, ["hard:1"])], variant="podman", manifest_json_override=json.dumps(listing).encode(),
-                           extra_members=[Entry("hard.tar", "hardlink", linkname="missing.tar")])
-    populated.rejects_import(data, match=("hard.tar", "hard:1"))
+    data = docker_archive_whose_layer_is(Entry("hard.tar", "hardlink", linkname="missing.tar"))
+    populated.rejects_import(data, match=("missing layer 'hard.tar'", "x:1"))
 
 
 # --------------------------------------------------------------------------- duplicate members
