@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-unit lint completions man bench peers clean
+.PHONY: demo test test-unit fuzz lint completions man bench peers clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -28,6 +28,12 @@ test: $(STAMP) peers
 ## test-unit: everything but the interop tests, no peers needed
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -m "not interop" $(PYTEST_ARGS)
+
+## fuzz: the fuzz targets of tests/fuzz with FUZZ_SCALE (default 100) times the examples `make test`
+##       runs, random seeds; failures are kept in .hypothesis/ and replayed first next time
+FUZZ_SCALE ?= 100
+fuzz: $(STAMP)
+	CTRPY_FUZZ_SCALE=$(FUZZ_SCALE) $(BIN)/python -m pytest -n 2 tests/fuzz --hypothesis-show-statistics $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check ctrpy tests bench examples

@@ -16,6 +16,29 @@ from __future__ import annotations
 
 from typing import Self
 
+NAME_SHOWN = 256
+"""How many characters of a name (a tar entry, an archive member) a message shows: an
+attacker's 4 KB path becomes its start and its end around ``...``."""
+
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {
+    0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029",
+}
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters and line breaks escaped, so that a name from an
+    archive can never split a one-line message."""
+    return text.translate(_ESCAPES)
+
+
+def shorten(text: str, limit: int = NAME_SHOWN) -> str:
+    """``text`` when it has at most ``limit`` characters, else its start and end around
+    ``...`` (``limit`` characters in all)."""
+    if len(text) <= limit:
+        return text
+    tail = limit // 3
+    return f"{text[: limit - tail - 3]}...{text[-tail:]}"
+
 
 class CtrpyError(Exception):
     """Base of every error ctrpy raises deliberately."""

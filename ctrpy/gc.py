@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ctrpy.archive.treeops import remove_tree
+from ctrpy.archive.treeops import remove_tree, tree_usage
 from ctrpy.errors import CtrpyError
 from ctrpy.metadata.db import loads_map
 from ctrpy.metadata.leases import CONTENT, INGEST, SNAPSHOT, Lease
@@ -304,14 +304,7 @@ def _stale_tmp(root: Root, live: set[str], trash: Path) -> list[Path]:
 
 
 def _usage(path: Path) -> int:
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in (*dirnames, *filenames):
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
-            except OSError:
-                pass
-    return total
+    return tree_usage(path)[0]
 
 
 def backfill_labels(root: Root) -> None:

@@ -21,8 +21,10 @@ import fcntl
 import io
 import json
 import os
+import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -37,7 +39,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ctrpy.archive import ApplyOptions, ApplyResult, apply_layer
+from ctrpy.archive.treeops import remove_tree
 from ctrpy.cli.main import cli
+from ctrpy.cli.render import MESSAGE_LINE
 from ctrpy.oci import Platform
 from ctrpy.snapshots.mounts import is_mountpoint
 from ctrpy.snapshots.overlay import overlay_supported
@@ -366,7 +370,8 @@ class Cli:
     def assert_unchanged(self, before: StoreState) -> None:
         """Nothing a user can see changed, no file of the store changed or went away, and
         nothing new appeared but verified, unreferenced blobs (which the README allows a
-        failed import to leave) and empty directories."""
+        failed import to leave) and empty directories (a snapshotter's empty layout, made
+        when ``--snapshotter`` names one the store had not used; never a snapshot's tree)."""
         after = self.state()
         assert after.listings == before.listings
         for path, meta in before.files.items():
@@ -375,19 +380,25 @@ class Cli:
         for path in sorted(set(after.files) - set(before.files)):
             kind = after.files[path][0]
             if kind == "dir":
-                assert not any((self.root / path).iterdir()), f"new non-empty directory {path}"
+                inside = [path, *(str(p.relative_to(self.root)) for p in (self.root / path).rglob("*"))]
+                assert all(after.files[p][0] == "dir" for p in inside), f"new non-empty directory {path}"
+                assert not [p for p in inside if re.fullmatch(r"snapshots/[^/]+/snapshots/[^/]+", p)], \
+                    f"new snapshot directory under {path}"
             else:
                 assert path.startswith("content/blobs/sha256/"), f"new file {path}"
 
     def rejects_import(
-        self, data: bytes, *args: str, match: str | tuple[str, ...] = (), stdin: bool = False
+        self, data: bytes, *args: str, match: str | tuple[str, ...] = (), stdin: bool = False,
+        stdout: str | None = "",
     ) -> None:
-        """Importing ``data`` fails by the contract, changes nothing, and the store still works."""
+        """Importing ``data`` fails by the contract, changes nothing, and the store still works
+        (``stdout=None``: whatever it printed, e.g. the ``unpacking NAME (DIGEST)...`` of a
+        layer that fails to unpack)."""
         before = self.state()
         if stdin:
-            self.fails("images", "import", *args, "-", input=data, match=match)
+            self.fails("images", "import", *args, "-", input=data, match=match, stdout=stdout)
         else:
-            self.fails("images", "import", *args, self.write(data), match=match)
+            self.fails("images", "import", *args, self.write(data), match=match, stdout=stdout)
         self.assert_unchanged(before)
         self.assert_store_works()
 
@@ -405,8 +416,9 @@ class Cli:
 def assert_error(
     r: Result, match: str | tuple[str, ...] = (), *, stdout: str | None = "", warnings: bool = False
 ) -> str:
-    """exit 1; one line ``ctrpy: error: ...`` on stderr (after warnings, if allowed); no
-    traceback; a deliberate error, not an internal one. Returns the error line."""
+    """exit 1; one line ``ctrpy: error: ...`` on stderr (after warnings, if allowed), at most
+    MESSAGE_LINE characters; no traceback; a deliberate error, not an internal one. Returns
+    the error line."""
     assert r.exit_code == 1, f"exit {r.exit_code}; stdout {r.stdout!r}; stderr {r.stderr!r}; {r.exception!r}"
     assert isinstance(r.exception, SystemExit), repr(r.exception)
     lines = r.stderr.splitlines()
@@ -416,6 +428,7 @@ def assert_error(
     assert lines[0].startswith("ctrpy: error: "), lines[0]
     assert "Traceback" not in r.stderr
     assert "internal error" not in lines[0], lines[0]
+    assert len(lines[0]) <= MESSAGE_LINE, f"a {len(lines[0])}-character error line"
     for fragment in (match,) if isinstance(match, str) else match:
         assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
     if stdout is not None:
@@ -599,6 +612,25 @@ def killed_when_ready(code: str, ready: Path) -> str:
         proc.kill()
         proc.wait(timeout=60)
     return ready.read_text()
+@dataclass(frozen=True)
+class Measured:
+    """A finished child process: its exit code, its stderr, and its peak resident memory."""
+
+    exit_code: int
+    stderr: str
+    peak_rss: int  # bytes
+
+
+def run_measured(argv: list[str], env: Mapping[str, str], cwd: Path) -> Measured:
+    """Run ``argv`` to its end and measure its own peak RSS (``wait4``'s rusage of that one
+    child, not the maximum over every child this process ever had)."""
+    with (cwd / "measured.stderr").open("w+b") as err:
+        proc = subprocess.Popen(argv, env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=err)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        return Measured(proc.returncode, err.read().decode(errors="replace"), usage.ru_maxrss * 1024)
 
 
 # --------------------------------------------------------------------------- applying layers
@@ -637,6 +669,27 @@ def tree_state(base: Path, exclude: Path) -> dict[str, tuple[Any, ...]]:
         st = Path(dirpath).lstat()
         result[str(Path(dirpath).relative_to(base)) + "/"] = (st.st_mode, st.st_uid, st.st_gid)
     return result
+
+
+DEEP_DIRS = "/".join(["d"] * 2100)  # a 4 KB path of 2,100 directories: more than PATH_MAX and the stack
+
+
+@contextmanager
+def removed_after(path: Path) -> Iterator[Path]:
+    """``path``, removed at the end with ctrpy's iterative ``remove_tree``: Python 3.11's
+    shutil.rmtree (and so pytest's clean-up of tmp_path) recurses, and dies on a tree
+    thousands of levels deep."""
+    try:
+        yield path
+    finally:
+        remove_tree(path, best_effort=True)
+
+
+@contextmanager
+def scratch_dir() -> Iterator[Path]:
+    """A new temporary directory, removed (whatever depth it reached) at the end."""
+    with removed_after(Path(tempfile.mkdtemp(prefix="ctrpy-test-"))) as path:
+        yield path
 
 
 class Sandbox:

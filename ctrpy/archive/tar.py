@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, Final, Protocol
 
-from ctrpy.errors import InvalidArchive
+from ctrpy.errors import InvalidArchive, printable, shorten
 from ctrpy.streams import CHUNK
 
 _BLOCK: Final = 512
@@ -34,10 +34,11 @@ TYPE_NAMES: Final = {
 
 
 def quote(name: bytes | str) -> str:
-    """Quote a (possibly non-UTF-8) name for an error message."""
+    """Quote a (possibly non-UTF-8) name for an error message: one line (control
+    characters escaped), a long name shortened (see :func:`ctrpy.errors.shorten`)."""
     if isinstance(name, bytes):
         name = name.decode("utf-8", "backslashreplace")
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + shorten(printable(name.replace("\\", "\\\\").replace('"', '\\"'))) + '"'
 
 
 

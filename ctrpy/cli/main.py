@@ -24,6 +24,7 @@ from ctrpy.cli.completion import complete_namespaces
 from ctrpy.cli.context import App
 from ctrpy.cli.group import AliasedGroup
 from ctrpy.cli.progress import MODES
+from ctrpy.cli.render import message_line
 from ctrpy.errors import (
     CtrpyError,
     ImageExists,
@@ -45,7 +46,7 @@ class CommandFailed(click.ClickException):
     exit_code = 1
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"ctrpy: error: {self.message}", err=True)
+        click.echo(message_line("ctrpy: error: ", self.message), err=True)
 
 
 REMOTE_HINTS = {

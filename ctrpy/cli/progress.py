@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Protocol, TextIO
 
 import click
 
-from ctrpy.cli.render import human_size
+from ctrpy.cli.render import human_size, message_line
 from ctrpy.progress import (
     ArchiveRead,
     BlobStored,
@@ -68,7 +68,7 @@ TOPIC_HINTS = {"platform": "use --platform or --all-platforms"}
 def warning_text(event: Warn) -> str:
     """A warning as the user reads it: the library's words plus the CLI's hint."""
     hint = TOPIC_HINTS.get(event.topic)
-    return f"ctrpy: warning: {event.message}" + (f" ({hint})" if hint else "")
+    return message_line("ctrpy: warning: ", event.message + (f" ({hint})" if hint else ""))
 
 
 def _warn(event: Warn) -> None:

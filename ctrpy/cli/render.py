@@ -10,12 +10,24 @@ from typing import Any, TextIO, TypeVar
 
 import click
 
+from ctrpy.errors import printable, shorten
+
 R = TypeVar("R")
 D = TypeVar("D")
 
 JSON_SCHEMA_VERSION = 1
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+
+MESSAGE_LINE = 1000
+"""The longest ``ctrpy: error: ...`` or ``ctrpy: warning: ...`` line, in characters."""
+
+
+def message_line(prefix: str, text: str) -> str:
+    """``prefix + text`` as one line of at most MESSAGE_LINE characters: whatever a message
+    quotes from an archive (an image name, a media type, a digest), it cannot break the
+    line nor make it kilobytes long; the start and the end of a long one are kept."""
+    return prefix + shorten(printable(text), MESSAGE_LINE - len(prefix))
 
 
 def _scaled(n: int, base: int, units: tuple[str, ...]) -> tuple[float, str]:

@@ -58,6 +58,8 @@ def parse_json(data: bytes, where: str) -> Any:
         return json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidArchive(f"{where} is not valid JSON: {e}") from e
+    except RecursionError:  # "[[[[..." a few MB deep: the decoder gives up, so do we
+        raise InvalidArchive(f"{where} is not valid JSON: nested too deeply") from None
 
 
 class VerifyingReader(RawReader):

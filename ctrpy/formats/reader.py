@@ -22,7 +22,7 @@ from ctrpy.archive.compression import open_decompressed
 from ctrpy.archive.tar import LNK, REG, SYM, TarHeader, iter_tar
 from ctrpy.content.blobs import MAX_JSON, BlobStore
 from ctrpy.content.store import parse_json
-from ctrpy.errors import CtrpyError, InvalidArchive
+from ctrpy.errors import CtrpyError, InvalidArchive, shorten
 from ctrpy.formats.base import ImportContext
 from ctrpy.oci import digest
 from ctrpy.progress import ArchiveRead, BlobStored, Warn
@@ -63,7 +63,7 @@ class ArchiveContents:
             if name not in self.links:
                 return None
             name = self.links[name]
-        raise InvalidArchive(f"archive member {name!r}: too many levels of links")
+        raise InvalidArchive(f"archive member {shorten(name)!r}: too many levels of links")
 
     def metadata_bytes(self, name: str) -> bytes | None:
         """A metadata file's bytes (from memory, or read back from the store, 20 MiB cap)."""
@@ -140,7 +140,7 @@ def read_archive(stream: BinaryIO, ctx: ImportContext) -> ArchiveContents:
             try:
                 _read_member(header, _MemberReader(read), out, ctx)
             except CtrpyError as e:
-                raise e.within(f"archive member {os.fsdecode(header.name)!r}") from None
+                raise e.within(f"archive member {shorten(os.fsdecode(header.name))!r}") from None
     except InvalidArchive as e:
         if not e.context:  # raised by the tar reader or the decompressor, not in a member
             e.within(TAR_ERROR)
@@ -182,7 +182,7 @@ def _read_member(h: TarHeader, f: _MemberReader, out: ArchiveContents, ctx: Impo
             _store_blob(f, name, dgst, h.size, out, ctx)
         elif digest.is_well_formed(dgst):
             out.unsupported[name] = dgst  # needed by an image: that image's import says so
-            ctx.progress(Warn(f"archive member {raw_name!r}: skipped: digest algorithm "
+            ctx.progress(Warn(f"archive member {shorten(raw_name)!r}: skipped: digest algorithm "
                               f"{match.group(1)} is not supported (ctrpy stores sha256 content)"))
         else:
             raise InvalidArchive("not a valid blob name (want blobs/sha256/<64 lowercase hex>)")

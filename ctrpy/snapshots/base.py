@@ -10,14 +10,13 @@ row (key ``extract-...``, kind active) and a directory, which ``snapshots rm KEY
 from __future__ import annotations
 
 import builtins
-import os
 import secrets
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from ctrpy.archive.treeops import remove_tree
+from ctrpy.archive.treeops import remove_tree, tree_usage
 from ctrpy.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from ctrpy.metadata import namespaces
 from ctrpy.metadata.db import Database, dumps, loads_map, now
@@ -57,25 +56,9 @@ class Usage:
 
 
 def dir_usage(path: Path) -> Usage:
-    """Bytes (allocated blocks) and inodes under ``path``; hardlinks counted once."""
-    seen: set[tuple[int, int]] = set()
-    size = inodes = 0
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in (*dirnames, *filenames, ""):
-            p = os.path.join(dirpath, name) if name else dirpath
-            if name == "" and dirpath != str(path):
-                continue
-            try:
-                st = os.lstat(p)
-            except OSError:
-                continue
-            ident = (st.st_dev, st.st_ino)
-            if ident in seen:
-                continue
-            seen.add(ident)
-            inodes += 1
-            size += st.st_blocks * 512
-    return Usage(size, inodes)
+    """Bytes (allocated blocks) and inodes under ``path``; hardlinks counted once (see
+    :func:`ctrpy.archive.treeops.tree_usage`: iterative, any depth)."""
+    return Usage(*tree_usage(path))
 
 
 class Snapshotter:

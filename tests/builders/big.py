@@ -18,10 +18,11 @@ from .layers import (
     TarStream,
     Writable,
     compressing_writer,
+    entry_header,
 )
 from .oci import DEFAULT_ENV, LAYER_MEDIA_TYPES, FileBlob, Image, LayerSpec, MediaFamily
 
-__all__ = ["GeneratedLayer", "big_image"]
+__all__ = ["BombLayer", "GeneratedLayer", "big_image", "empty_files_layer"]
 
 
 @dataclass
@@ -146,6 +147,96 @@ class _RandomSource:
 
 
 
+
+
+def empty_files_layer(count: int, per_dir: int = 1000, *, workdir: str | os.PathLike[str] | None = None,
+                      ) -> GeneratedLayer:
+    """A layer of ``count`` empty files, ``per_dir`` to a directory (``d0000/f0000000``...),
+    streamed into a temp file when an image is built."""
+    files = [_BigFile(f"d{i // per_dir:04d}/f{i:07d}", 0) for i in range(count)]
+    dirs = sorted({f.name.rsplit("/", 1)[0] for f in files})
+    return GeneratedLayer(files, dirs, seed=0, workdir=workdir)
+
+
+_ZEROS_PER_MEMBER = 64 << 20
+
+
+class BombLayer:
+    """A gzip bomb as a layer: a few MB of gzip that inflate to ``size`` bytes, a tar of one
+    file of ``file_size`` zero bytes followed by zeros up to ``size`` (after the end of
+    the archive: the diffID covers them, nothing is written for them).
+
+    Written as gzip members (valid multi-member gzip): one for the tar header, then the
+    same compressed 64 MiB of zeros again and again, then the rest, into a temp file:
+    never held in memory.  The honest diffID (``diff_id=None``) is computed by hashing
+    the whole uncompressed stream, about a second per GiB; give ``diff_id`` to lie."""
+
+    def __init__(self, size: int, file_size: int = 0, *, diff_id: str | None = None,
+                 workdir: str | os.PathLike[str] | None = None) -> None:
+        self.header = entry_header(Entry("bomb", "file", mode=0o644, size=file_size))
+        if file_size % 512 or size < len(self.header) + file_size + 1024:
+            raise ValueError("the bomb's file must fill whole blocks and fit, with the end of archive, in size")
+        self.size = size
+        self.file_size = file_size
+        self.diff_id = diff_id
+        self.workdir = workdir
+        self._built: tuple[FileBlob, str] | None = None
+
+    def honest_diff_id(self) -> str:
+        h = hashlib.sha256(self.header)
+        zeros = bytes(16 << 20)
+        left = self.size - len(self.header)
+        while left >= len(zeros):
+            h.update(zeros)
+            left -= len(zeros)
+        h.update(bytes(left))
+        return "sha256:" + h.hexdigest()
+
+    def materialize(self, compression: Compression, family: MediaFamily = "oci") -> tuple[FileBlob, str]:
+        if self._built is None:
+            fd, path = tempfile.mkstemp(prefix="ctrpy-bomb-", suffix=".gz", dir=self.workdir)
+            with os.fdopen(fd, "wb") as raw:
+                out = _HashingWriter(raw)
+                out.write(_gzip_member(self.header))
+                zeros = self.size - len(self.header)
+                full = _zeros_member(_ZEROS_PER_MEMBER)
+                for _ in range(zeros // _ZEROS_PER_MEMBER):
+                    out.write(full)
+                if zeros % _ZEROS_PER_MEMBER:
+                    out.write(_zeros_member(zeros % _ZEROS_PER_MEMBER))
+            blob = FileBlob(LAYER_MEDIA_TYPES[(family, "gzip")], path, "sha256:" + out.h.hexdigest(), out.n,
+                            _TempFile(path))
+            self._built = (blob, self.diff_id or self.honest_diff_id())
+        return self._built
+
+
+def _gzip_member(*parts: bytes) -> bytes:
+    """One gzip member (level 9) of ``parts`` one after the other."""
+    out = _Collect()
+    w = compressing_writer(out, "gzip", level=9)
+    for part in parts:
+        w.write(part)
+    w.close()
+    return out.data()
+
+
+def _zeros_member(n: int) -> bytes:
+    mib = bytes(1 << 20)
+    return _gzip_member(*([mib] * (n >> 20)), bytes(n & ((1 << 20) - 1)))
+
+
+class _Collect:
+    """Collects what is written (a compressed member: small)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, b: bytes, /) -> int:
+        self.parts.append(bytes(b))
+        return len(b)
+
+    def data(self) -> bytes:
+        return b"".join(self.parts)
 
 
 # ---------------------------------------------------------------------------------------------

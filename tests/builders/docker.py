@@ -225,7 +225,7 @@ def _classic(built: _Built, *, symlinks: bool, repositories: bool) -> _Written:
 def _is_json(data: bytes) -> bool:
     try:
         return isinstance(json.loads(data), dict)
-    except ValueError:
+    except (ValueError, RecursionError):  # a config_raw that is not JSON, or nested too deep
         return False
 
 

@@ -85,3 +85,23 @@ def test_compress_roundtrip_deterministic(kind: str) -> None:
         assert zstandard.ZstdDecompressor().decompress(c) == data
 
 
+
+
+def test_a_bomb_layer_inflates_to_its_size_and_its_diff_id_is_honest() -> None:
+    import hashlib
+
+    from tests.builders import BombLayer
+
+    size = (64 << 20) + (3 << 20) + 512  # one whole 64 MiB member, and a remainder
+    blob, diff_id = BombLayer(size, file_size=1 << 20).materialize("gzip")
+    assert blob.size < size // 500
+    h, n = hashlib.sha256(), 0
+    with gzip.open(blob.path, "rb") as f:  # member after member, a MiB at a time
+        head = f.read(512)
+        h.update(head)
+        n += len(head)
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            n += len(chunk)
+    assert n == size and "sha256:" + h.hexdigest() == diff_id
+    assert head[:4] == b"bomb" and head[124:136] == b"%011o\0" % (1 << 20)

@@ -16,10 +16,22 @@ from tests.builders import (
     MT_OCI_MANIFEST,
     BuiltImage,
     Layer,
+    Tar,
     file,
     index_of,
 )
-from tests.helpers import HOST_PLATFORM, OTHER_ARCH, Cli, docker_archive, host_image, oci_archive, parse_table
+from tests.helpers import (
+    DEEP_DIRS,
+    HOST_PLATFORM,
+    OTHER_ARCH,
+    Cli,
+    docker_archive,
+    host_image,
+    named_archive,
+    oci_archive,
+    parse_table,
+    removed_after,
+)
 
 
 def app_image(text: bytes = b"app") -> BuiltImage:
@@ -217,6 +229,17 @@ def test_rm_frees_the_content_no_other_image_holds(run: Cli, busybox: BuiltImage
     r = run.ok("images", "rm", "docker.io/library/busybox:latest")
     assert run.digests() == []
     assert "ctrpy: freed" in r.stderr
+
+
+def test_rm_collects_a_snapshot_thousands_of_levels_deep(run: Cli, snapshotter: str) -> None:
+    """Measuring what it freed was an internal RecursionError (os.walk recurses)."""
+    img = host_image(Tar().file(f"{DEEP_DIRS}/file", b"deep").build()).build()
+    with removed_after(run.root):
+        run.ok("images", "import", "--snapshotter", snapshotter, run.write(named_archive((img, "deep/tree:1"))))
+        r = run.ok("images", "rm", "deep/tree:1")
+        assert "freed 3 blobs and 1 snapshot (" in r.stderr
+        assert run.snapshot_keys(snapshotter) == []
+        assert not any(p.is_dir() for p in (run.root / "snapshots").glob("*/snapshots/*"))
 
 
 def test_rm_keeps_the_content_another_name_of_the_image_holds(run: Cli, busybox: BuiltImage) -> None:

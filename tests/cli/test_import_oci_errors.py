@@ -76,6 +76,8 @@ def test_descriptor_size_that_does_not_match_the_blob(populated: Cli) -> None:
         b'{"schemaVersion": 2, "manifests": {}}',
         b'{"schemaVersion": 2, "manifests": [{"mediaType": "x"}]}',
         b"\xff\xfe{}",
+        b"[" * 100_000,  # nested deeper than the decoder goes (was an internal RecursionError)
+        b'{"a":' * 100_000,
     ],
 )
 def test_invalid_index_json(populated: Cli, index_json: bytes) -> None:
@@ -128,6 +130,28 @@ def test_invalid_json_in_a_blob(populated: Cli, what: str) -> None:
         data = layout_of(idx).tar_bytes()
         bad = idx.digest
     populated.rejects_import(data, match=bad)
+
+
+def test_a_line_break_in_an_image_name_cannot_split_the_error_line(populated: Cli) -> None:
+    layout = layout_of(annotations={ANNOTATION_IMAGE_NAME: "x/y:1\nctrpy: error: fake"})
+    data = layout.tar_bytes(omit_blobs=[BASE.layers[0].digest])
+    populated.rejects_import(data, match=("x/y:1\\nctrpy: error: fake", BASE.layers[0].digest))
+
+
+def test_a_5_kb_image_name_gives_a_short_error_line(populated: Cli) -> None:
+    layout = layout_of(annotations={ANNOTATION_IMAGE_NAME: "x/y:" + "a" * 5000})
+    data = layout.tar_bytes(omit_blobs=[BASE.layers[0].digest])
+    populated.rejects_import(data, match=("image x/y:aaa", BASE.layers[0].digest))  # the line's length: assert_error
+
+
+def test_a_5_kb_media_type_gives_a_short_warning_line(populated: Cli) -> None:
+    index = {"schemaVersion": 2, "manifests": [
+        {"mediaType": "x" * 5000, "digest": BASE.manifest.digest, "size": BASE.manifest.size},
+    ]}
+    data = layout_of().tar_bytes(index_json_override=json.dumps(index).encode())
+    r = populated.fails("images", "import", populated.write(data), match="names no index or manifest", warnings=True)
+    (warning,) = [line for line in r.stderr.splitlines() if line.startswith("ctrpy: warning: ")]
+    assert "unknown media type 'xxx" in warning and len(warning) <= 1000
 
 
 def test_manifest_that_is_not_a_manifest(populated: Cli) -> None:

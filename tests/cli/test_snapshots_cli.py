@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import json
 
-from tests.builders import chain_ids, file
-from tests.helpers import APP, BASE_LAYER, OTHER, Cli, app_image, host_image, parse_table
+from tests.builders import Tar, chain_ids, file
+from tests.helpers import (
+    APP,
+    BASE_LAYER,
+    DEEP_DIRS,
+    OTHER,
+    Cli,
+    app_image,
+    host_image,
+    parse_table,
+    removed_after,
+)
 
 
 # --------------------------------------------------------------------------- snapshots
@@ -81,6 +91,15 @@ def test_snapshots_usage_lists_key_size_and_inodes(run: Cli) -> None:
     by_key = {r["KEY"]: int(r["INODES"]) for r in rows}
     # native trees are complete: the root, etc/, etc/base (+ app/, app/bin on top)
     assert by_key == {chain_ids(img.diff_ids)[0]: 4, chain_ids(img.diff_ids)[1]: 5}
+
+
+def test_snapshots_usage_of_a_tree_thousands_of_levels_deep(run: Cli) -> None:
+    """It was an internal RecursionError (os.walk recurses, one frame per level)."""
+    img = host_image(Tar().file(f"{DEEP_DIRS}/file", b"deep").build()).build()
+    with removed_after(run.root):
+        run.imported(img, APP, "--snapshotter", "native")
+        (row,) = parse_table(run.ok("snapshots", "--snapshotter", "native", "usage").stdout)
+        assert int(row["INODES"]) == 1 + 2100 + 1  # the root, every directory, the file
 
 
 def test_snapshots_usage_of_one_key(run: Cli) -> None:

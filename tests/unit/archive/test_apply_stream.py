@@ -66,6 +66,20 @@ def test_failure_names_the_entry_as_written_in_the_tar(rootfs: Path) -> None:
         apply_bytes(rootfs, data)
 
 
+def test_a_line_break_in_an_entry_name_is_escaped_in_the_error(rootfs: Path) -> None:
+    """A name is data: it must not split the one-line message (it did, through quote())."""
+    with raises_naming(InvalidArchive, '"evil\\nctrpy: error: fake"', '"to\\rthe\\u2028end"') as info:
+        apply_bytes(rootfs, Tar().hardlink("evil\nctrpy: error: fake", "to\rthe\u2028end").build())
+    assert len(str(info.value).splitlines()) == 1
+
+
+def test_a_4_kb_entry_name_is_shortened_in_the_error(rootfs: Path) -> None:
+    name = "start/" + "x/" * 2048 + "end"
+    with raises_naming(InvalidArchive, '"start/x/x', 'x/x/end"') as info:
+        apply_bytes(rootfs, Tar().hardlink("link", name).build())
+    assert len(str(info.value)) < 400
+
+
 def test_missing_root_is_an_unpack_error(tmp_path: Path) -> None:
     with raises_naming(UnpackError, str(tmp_path / "missing")):
         apply_layer(tmp_path / "missing", io.BytesIO(sample()))

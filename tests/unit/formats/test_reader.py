@@ -59,6 +59,17 @@ def test_member_names_that_climb_out_are_only_dictionary_keys(tmp_path: Path) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == ["content"]
 
 
+def test_a_4_kb_member_name_is_shortened_in_the_error(tmp_path: Path) -> None:
+    from tests.builders import Entry, layer_tar
+
+    data = layer_tar([Entry("blobs/sha256/start-" + "x" * 4096 + "-end", data=b"y")])
+    with pytest.raises(InvalidArchive, match="not a valid blob name") as info:
+        read(tmp_path, data)
+    message = str(info.value)
+    assert "'blobs/sha256/start-xxx" in message and "xxx-end'" in message
+    assert len(message) < 400
+
+
 def test_an_empty_input_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(InvalidArchive, match="empty"):
         read(tmp_path, b"")
