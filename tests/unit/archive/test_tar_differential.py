@@ -138,9 +138,11 @@ def read_tarfile(data: bytes, contents_too: bool = True) -> tuple[list[Member], 
     return members, contents
 
 
+# (GNU tar pads each time to the widest it has printed so far: after "12:00:00.123456789",
+# a file whose nanoseconds end in zeros lists as "12:00:00.5        name")
 _GNU_LINE = re.compile(
     r"^(?P<mode>[-hdlcbp][-rwxsStT]{9})[*+.]?\s+(?P<uid>\d+)/(?P<gid>\d+)\s+"
-    r"(?P<size>\d+|\d+,\s*\d+)\s+(?P<date>\d{4}-\d\d-\d\d) (?P<time>\d\d:\d\d:\d\d)(?:\.\d+)? (?P<rest>.*)$"
+    r"(?P<size>\d+|\d+,\s*\d+)\s+(?P<date>\d{4}-\d\d-\d\d) (?P<time>\d\d:\d\d:\d\d)(?:\.\d+)? +(?P<rest>.*)$"
 )
 _GNU_TYPES = {"-": "file", "h": "hardlink", "d": "dir", "l": "symlink", "c": "char", "b": "block", "p": "fifo"}
 
