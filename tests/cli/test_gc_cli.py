@@ -187,8 +187,14 @@ def test_leases_create_of_an_invalid_id_fails(run: Cli) -> None:
     assert run.ok("leases", "ls", "-q").stdout == ""
 
 
-def test_leases_create_with_a_malformed_label_is_a_usage_error(run: Cli) -> None:
-    run.usage_error("leases", "create", "novalue")
+def test_leases_create_with_a_label_without_a_key_is_a_usage_error(run: Cli) -> None:
+    run.usage_error("leases", "create", "=novalue")
+
+
+def test_leases_create_takes_a_label_without_a_value_as_true_as_ctr(run: Cli) -> None:
+    lease_id = run.ok("leases", "create", "flag").stdout.strip()
+    (item,) = json.loads(run.ok("leases", "ls", "--json").stdout)["items"]
+    assert (item["id"], item["labels"]["flag"]) == (lease_id, "true")
 
 
 @pytest.mark.parametrize("sync", [["--sync"], []], ids=["--sync", "without --sync"])
