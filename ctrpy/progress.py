@@ -70,6 +70,22 @@ class BytesWritten:
 
 
 @dataclass(frozen=True)
+class Transfer:
+    """One blob moving to or from a registry (pull, push, content fetch).
+
+    ``state`` is ctr's word for it: ``resolving``, ``waiting``, ``downloading`` or
+    ``uploading``, ``exists`` (already there: nothing moved), ``done``, ``failed``.
+    ``ref`` is what ctr shows in its first column (``manifest-sha256:...``,
+    ``layer-sha256:...``, ``config-sha256:...``, ``index-sha256:...``)."""
+
+    ref: str
+    digest: str
+    state: str
+    done: int = 0
+    total: int | None = None
+
+
+@dataclass(frozen=True)
 class Warn:
     """Something skipped or worth knowing; ``topic`` lets a front end add its own hint
     (the CLI names its flags there: ``platform`` -> "use --platform or --all-platforms")."""
@@ -80,7 +96,7 @@ class Warn:
 
 Event = (
     ArchiveRead | BlobStored | UnpackStarted | LayerStarted | LayerProgress | LayerDone
-    | UnpackDone | BytesWritten | Warn
+    | UnpackDone | BytesWritten | Transfer | Warn
 )
 Sink = Callable[[Event], None]
 

@@ -34,6 +34,7 @@ from ctrpy.progress import (
     LayerDone,
     LayerProgress,
     LayerStarted,
+    Transfer,
     UnpackDone,
     UnpackStarted,
     Warn,
@@ -45,8 +46,8 @@ if TYPE_CHECKING:
 
 MODES = ("auto", "plain", "none")
 # what each command reports on; only these print ctr's "unpacking ...done" lines on stdout
-OPERATIONS = ("import", "export", "unpack", "extract", "flatten", "mount", "convert")
-UNPACK_LINE_OPERATIONS = frozenset({"import", "unpack"})
+OPERATIONS = ("import", "export", "unpack", "extract", "flatten", "mount", "convert", "pull", "push", "fetch")
+UNPACK_LINE_OPERATIONS = frozenset({"import", "unpack", "pull"})
 
 
 class Renderer(Protocol):
@@ -245,6 +246,7 @@ class _Bars:
         self._written: TaskID | None = None
         self._layers: dict[tuple[str, int], tuple[TaskID, int]] = {}  # -> (task, layer size)
         self._entries: dict[tuple[str, int], int] = {}
+        self._transfers: dict[str, TaskID] = {}  # ref -> task, one bar per blob moved
 
     def log(self, text: str, style: str = "") -> None:
         """A line above the bars, kept in the scrollback."""
@@ -305,6 +307,14 @@ class _Bars:
             detail = "present" if event.skipped else f"{self._entries.get(key, 0)} entries"
             whole = max(layer_size, 1)
             p.update(task, total=whole, completed=whole, detail=detail)
+        elif isinstance(event, Transfer):
+            text = _bytes(event.done, event.total)
+            if event.ref not in self._transfers:
+                self._transfers[event.ref] = p.add_task(event.ref, total=event.total, size=text, detail=event.state)
+            task = self._transfers[event.ref]
+            p.update(task, completed=event.done, total=event.total, size=text, detail=event.state)
+            if event.state in ("done", "exists"):
+                self._complete(task)
         elif isinstance(event, BytesWritten):
             text = _bytes(event.done, event.total)
             if self._written is None:

@@ -294,6 +294,24 @@ def test_rich_export_shows_bytes_written_of_the_total() -> None:
     assert "writing archive" in out and "3.0/3.0 MiB" in out and "100%" in out
 
 
+def test_rich_transfer_shows_a_bar_per_blob_with_its_state_and_bytes() -> None:
+    layer, config = "layer-sha256:" + "a" * 12, "config-sha256:" + "b" * 12
+    out = rich_output([
+        ev.Transfer(layer, "sha256:" + "a" * 64, "waiting", 0, 2 << 20),
+        ev.Transfer(config, "sha256:" + "b" * 64, "exists", 300, 300),
+        ev.Transfer(layer, "sha256:" + "a" * 64, "downloading", 1 << 20, 2 << 20),
+    ], "pull", failed=True)
+    assert layer in out and "downloading" in out and "1.0/2.0 MiB" in out and " 50%" in out
+    assert config in out and "exists" in out
+
+
+def test_rich_transfer_of_unknown_size_completes_when_done() -> None:
+    ref = "layer-sha256:" + "c" * 12
+    out = rich_output([ev.Transfer(ref, "sha256:" + "c" * 64, "uploading", 5 << 20),
+                       ev.Transfer(ref, "sha256:" + "c" * 64, "done", 6 << 20)], "push")
+    assert "done" in out and "100%" in out
+
+
 def test_rich_archive_read_from_a_pipe_completes_when_the_import_succeeds() -> None:
     out = rich_output([ev.ArchiveRead(4, None), ev.ArchiveRead(5 << 20, None)])
     assert "5.0 MiB" in out and "100%" in out
