@@ -43,9 +43,11 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
+
+from tests.registry.serving import QuietHandler, Serving
 
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers", "transfer-encoding", "upgrade"}
@@ -116,28 +118,9 @@ class Record:
         return self.headers.get(name.lower())
 
 
-class QuietServer(ThreadingHTTPServer):
-    """A threaded server that keeps handler errors (a client gone mid-request) in
-    ``errors`` instead of printing tracebacks."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self.errors: list[str] = []
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        import sys
-
-        exc = sys.exc_info()[1]
-        self.errors.append(f"{type(exc).__name__}: {exc}")
 
 
-_Server = QuietServer
-
-
-class FaultProxy:
+class FaultProxy(Serving):
     def __init__(
         self,
         upstream: str,
@@ -160,9 +143,6 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._barrier_counts: dict[int, int] = {}
-        self._server: _Server | None = None
-        self._side: _Server | None = None
-        self._threads: list[threading.Thread] = []
 
     # -- set-up ----------------------------------------------------------------------------------
 
@@ -181,8 +161,7 @@ class FaultProxy:
 
     @property
     def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.server_address[1])
+        return self._port(0)
 
     @property
     def host(self) -> str:
@@ -194,8 +173,7 @@ class FaultProxy:
 
     @property
     def side_url(self) -> str:
-        assert self._side is not None
-        return f"http://{self.side_host}:{self._side.server_address[1]}"
+        return f"http://{self.side_host}:{self._port(1)}"
 
     def count(self, method: str | None = None, path: str | None = None) -> int:
         rx = re.compile(path) if path else None
@@ -213,32 +191,12 @@ class FaultProxy:
                 r for r in self.requests if (method is None or r.method == method) and (rx is None or rx.search(r.path))
             ]
 
-    def start(self) -> FaultProxy:
-        self._server = _Server(("127.0.0.1", 0), _proxy_handler(self))
-        self._side = _Server((self.side_host, 0), _side_handler(self))
-        for srv in (self._server, self._side):
-            t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-            t.start()
-            self._threads.append(t)
-        return self
+    def _listeners(self) -> list[tuple[str, type[BaseHTTPRequestHandler]]]:
+        return [("127.0.0.1", _proxy_handler(self)), (self.side_host, _side_handler(self))]
 
-    def stop(self) -> None:
-        for srv in (self._server, self._side):
-            if srv is not None:
-                srv.shutdown()
-                srv.server_close()
-        for t in self._threads:
-            t.join(timeout=10)
-        self._threads.clear()
-        self._server = self._side = None
+    def _stopped(self) -> None:
         with self._cond:
             self._cond.notify_all()
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- internals -------------------------------------------------------------------------------
 
@@ -333,12 +291,7 @@ def _forward(
 
 
 def _proxy_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        timeout = 30
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+    class Handler(QuietHandler):
 
         def do_GET(self) -> None:
             self._handle()
@@ -471,12 +424,7 @@ def _proxy_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
 
 
 def _side_handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
-    class Side(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        timeout = 30
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+    class Side(QuietHandler):
 
         def do_GET(self) -> None:
             parts = urlsplit(self.path)

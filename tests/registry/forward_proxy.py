@@ -15,10 +15,9 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from typing import Any
 from urllib.parse import urlsplit
 
-from tests.registry.faults import QuietServer
+from tests.registry.serving import QuietHandler, Serving
 
 MAX_BODY = 64 << 20
 TUNNEL_IDLE = 30.0
@@ -33,18 +32,15 @@ class ProxyRecord:
 
 
 
-class ForwardProxy:
+class ForwardProxy(Serving):
     def __init__(self, names: Mapping[str, str] | None = None) -> None:
         self.names = dict(names or {"registry.test": "127.0.0.1"})
         self.requests: list[ProxyRecord] = []
         self._lock = threading.Lock()
-        self._server: QuietServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self._port()}"
 
     def _map(self, host: str) -> str | None:
         if host in self.names:
@@ -55,34 +51,12 @@ class ForwardProxy:
         with self._lock:
             self.requests.append(rec)
 
-    def start(self) -> ForwardProxy:
-        self._server = QuietServer(("127.0.0.1", 0), _handler(self))
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def __enter__(self) -> ForwardProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _listeners(self) -> list[tuple[str, type[BaseHTTPRequestHandler]]]:
+        return [("127.0.0.1", _handler(self))]
 
 
 def _handler(proxy: ForwardProxy) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        timeout = 30
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+    class Handler(QuietHandler):
 
         def _refuse(self, status: int, text: str) -> None:
             body = text.encode()

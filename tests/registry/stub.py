@@ -11,10 +11,10 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from typing import Any
 from urllib.parse import urlsplit
 
-from tests.registry.faults import QuietServer, Record, _header_dict
+from tests.registry.faults import Record, _header_dict
+from tests.registry.serving import QuietHandler, Serving
 
 
 @dataclass
@@ -26,15 +26,13 @@ class Answer:
 
 
 
-class StubServer:
+class StubServer(Serving):
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.bind = host
         self.requests: list[Record] = []
         self.bodies: list[bytes] = []
         self._answers: dict[tuple[str, str], list[Answer]] = defaultdict(list)
         self._lock = threading.Lock()
-        self._server: QuietServer | None = None
-        self._thread: threading.Thread | None = None
 
     def script(self, method: str, path: str, *answers: Answer) -> None:
         with self._lock:
@@ -49,8 +47,7 @@ class StubServer:
 
     @property
     def host(self) -> str:
-        assert self._server is not None
-        return f"{self.bind}:{self._server.server_address[1]}"
+        return f"{self.bind}:{self._port()}"
 
     @property
     def url(self) -> str:
@@ -60,34 +57,12 @@ class StubServer:
         with self._lock:
             return sum(1 for r in self.requests if (method is None or r.method == method) and (path is None or r.path == path))
 
-    def start(self) -> StubServer:
-        self._server = QuietServer((self.bind, 0), _handler(self))
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def __enter__(self) -> StubServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _listeners(self) -> list[tuple[str, type[BaseHTTPRequestHandler]]]:
+        return [(self.bind, _handler(self))]
 
 
 def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        timeout = 30
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+    class Handler(QuietHandler):
 
         def do_GET(self) -> None:
             parts = urlsplit(self.path)

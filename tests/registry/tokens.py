@@ -39,7 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.registry.certs import CertPair, RSAKey, self_signed
 from tests.registry.distribution import TokenAuth
-from tests.registry.faults import QuietServer
+from tests.registry.serving import QuietHandler, Serving
 
 SERVICE = "ctrpy-test-registry"
 ISSUER = "ctrpy-test-token-issuer"
@@ -88,7 +88,7 @@ class Settings:
     issued_at: bool = True
 
 
-class TokenServer:
+class TokenServer(Serving):
     def __init__(
         self,
         workdir: Path,
@@ -107,8 +107,6 @@ class TokenServer:
         self.pair: CertPair = self_signed(self.dir, "token-signer", cn="ctrpy token signer", sans=())
         self.key = RSAKey.from_pem(self.pair.key)
         self._x5c = base64.b64encode(self.pair.der()).decode()
-        self._server: QuietServer | None = None
-        self._thread: threading.Thread | None = None
         self._jti = 0
 
     # -- knobs -----------------------------------------------------------------------------------
@@ -131,8 +129,7 @@ class TokenServer:
 
     @property
     def port(self) -> int:
-        assert self._server is not None, "token server not started"
-        return int(self._server.server_address[1])
+        return self._port()
 
     @property
     def realm(self) -> str:
@@ -207,27 +204,8 @@ class TokenServer:
 
     # -- the HTTP side ---------------------------------------------------------------------------
 
-    def start(self) -> TokenServer:
-        server = QuietServer(("127.0.0.1", 0), _handler(self))
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def __enter__(self) -> TokenServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _listeners(self) -> list[tuple[str, type[BaseHTTPRequestHandler]]]:
+        return [("127.0.0.1", _handler(self))]
 
     def _record(self, req: TokenRequest) -> None:
         with self._lock:
@@ -235,12 +213,7 @@ class TokenServer:
 
 
 def _handler(ts: TokenServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        timeout = 30
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            pass
+    class Handler(QuietHandler):
 
         def _send_json(self, status: int, obj: Any) -> None:
             body = json.dumps(obj).encode()
