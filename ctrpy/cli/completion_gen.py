@@ -1,10 +1,10 @@
-"""Generate the shell completion scripts kept in ``completions/`` (``make completions``).
+"""Generate the shell completion scripts into ``completions/`` (``make completions``).
 
     python -m ctrpy.cli.completion_gen completions          # write them
     python -m ctrpy.cli.completion_gen --check completions  # exit 1 if they are stale
 
-They are what ``ctrpy completion SHELL`` prints; a test fails when the committed files
-differ from a fresh generation.
+They are what ``ctrpy completion SHELL`` prints, written for packagers; being generated from
+the commands, they are not committed.
 """
 
 from __future__ import annotations
