@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -23,8 +24,8 @@ from bench.fixtures import (
     series_spec,
 )
 from bench.measure import RSS_GOAL, CaseFailed, MiB, Sample, log, remove_tree
-from bench.registry import Registry
 from tests.peers import Containerd, ContainerdStartError, ctrpy_command
+from tests.registry.distribution import DistributionRegistry, RegistryStartError
 
 MODES = ("disk", "tmpfs")
 FLAT_GOAL_PERCENT = 10.0
@@ -189,13 +190,19 @@ class Context:
             daemon.stop()
 
     @contextmanager
-    def registry(self) -> Iterator[Registry]:
-        reg = Registry(self.scratch_root)
-        reg.start()
+    def registry(self) -> Iterator[DistributionRegistry]:
+        """A fresh loopback docker-registry under the scratch space, removed afterwards."""
+        reg = DistributionRegistry(tempfile.mkdtemp(prefix="registry-", dir=self.scratch_root), log_level="warn")
+        try:
+            reg.start()
+        except RegistryStartError as e:
+            shutil.rmtree(reg.dir, ignore_errors=True)
+            raise CaseFailed(f"docker-registry did not come up: {e}") from e
         try:
             yield reg
         finally:
             reg.stop()
+            shutil.rmtree(reg.dir, ignore_errors=True)
 
 
 CTRPY_OVERRIDE: list[str] = []  # --ctrpy: another ctrpy to benchmark

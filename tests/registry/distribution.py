@@ -35,6 +35,12 @@ from tests.registry.certs import CertPair
 
 BINARY = "docker-registry"
 START_TIMEOUT = 20.0
+MANIFEST_ACCEPT = ", ".join([
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+])
 
 
 class RegistryStartError(RuntimeError):
@@ -73,6 +79,7 @@ class DistributionRegistry:
         client_cert: CertPair | None = None,
         binary: str = BINARY,
         start_timeout: float = START_TIMEOUT,
+        log_level: str = "info",
     ) -> None:
         if htpasswd and token:
             raise ValueError("htpasswd and token auth are exclusive")
@@ -85,6 +92,7 @@ class DistributionRegistry:
         self.client_cert = client_cert  # what connection() and the readiness check present
         self.binary = binary
         self.start_timeout = start_timeout
+        self.log_level = log_level
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -123,7 +131,7 @@ class DistributionRegistry:
         lines = [
             "version: 0.1",
             "log:",
-            "  level: info",
+            f"  level: {self.log_level}",
             "  accesslog:",
             "    disabled: true",
             "storage:",
@@ -243,6 +251,17 @@ class DistributionRegistry:
                 ctx.load_cert_chain(str(self.client_cert.cert), str(self.client_cert.key))
             return http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout, context=ctx)
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def manifest_digest(self, repo: str, tag: str) -> str | None:
+        """The digest the registry serves for ``repo:tag`` (None when it has none)."""
+        conn = self.connection(timeout=10)
+        try:
+            conn.request("HEAD", f"/v2/{repo}/manifests/{tag}", headers={"Accept": MANIFEST_ACCEPT})
+            resp = conn.getresponse()
+            resp.read()
+            return resp.getheader("Docker-Content-Digest") if resp.status == 200 else None
+        finally:
+            conn.close()
 
     def log_tail(self, lines: int = 30) -> str:
         try:
