@@ -28,6 +28,20 @@ def hosts_dir(tmp_path: Path, host: str, text: str) -> str:
     return str(d)
 
 
+def mirrored(server: FaultProxy, mirror: FaultProxy, capabilities: str | None = None) -> str:
+    """hosts.toml text: ``server`` is the server, ``mirror`` a mirror (with ``capabilities``)."""
+    text = f'server = "http://{server.host}"\n[host."http://{mirror.host}"]\n'
+    return text + (f"  capabilities = {capabilities}\n" if capabilities else "")
+
+
+def fetch_first_layer(reg: Registry, image: Pushed, tmp_path: Path) -> Descriptor:
+    layer = image.layer_descriptors()[0]
+    sink = FileSink(tmp_path / "l", layer.size)
+    reg.fetch_blob(layer, sink)
+    sink.commit(layer.digest)
+    return layer
+
+
 @pytest.fixture
 def server_proxy(plain_registry: DistributionRegistry) -> Iterator[FaultProxy]:
     """A pass-through proxy standing for the server, to count what reaches it."""
@@ -40,11 +54,7 @@ def test_mirror_is_tried_first_then_the_server(
 ) -> None:
     fault_proxy.add(Rule(status=404, headers={"Content-Type": "application/json"},
                          body=b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"not in the mirror"}]}'))
-    d = hosts_dir(
-        tmp_path,
-        pushed_image.registry_host,
-        f'server = "http://{server_proxy.host}"\n[host."http://{fault_proxy.host}"]\n  capabilities = ["pull", "resolve"]\n',
-    )
+    d = hosts_dir(tmp_path, pushed_image.registry_host, mirrored(server_proxy, fault_proxy, '["pull", "resolve"]'))
     reg = client(pushed_image.ref, hosts_dir=d)
     desc = reg.resolve()
     assert desc.digest == pushed_image.digest
@@ -58,18 +68,11 @@ def test_mirror_is_tried_first_then_the_server(
 def test_a_working_mirror_serves_everything(
     client: Client, pushed_image: Pushed, fault_proxy: FaultProxy, server_proxy: FaultProxy, tmp_path: Path
 ) -> None:
-    d = hosts_dir(
-        tmp_path,
-        pushed_image.registry_host,
-        f'server = "http://{server_proxy.host}"\n[host."http://{fault_proxy.host}"]\n',
-    )
+    d = hosts_dir(tmp_path, pushed_image.registry_host, mirrored(server_proxy, fault_proxy))
     reg = client(pushed_image.ref, hosts_dir=d)
     desc = reg.resolve()
     reg.fetch_manifest(desc)
-    layer = pushed_image.layer_descriptors()[0]
-    sink = FileSink(tmp_path / "l", layer.size)
-    reg.fetch_blob(layer, sink)
-    sink.commit(layer.digest)
+    fetch_first_layer(reg, pushed_image, tmp_path)
     assert fault_proxy.count() >= 2
     assert server_proxy.count() == 0
 
@@ -77,19 +80,14 @@ def test_a_working_mirror_serves_everything(
 def test_a_pull_only_mirror_is_not_asked_to_resolve_a_tag(
     client: Client, pushed_image: Pushed, fault_proxy: FaultProxy, server_proxy: FaultProxy, tmp_path: Path
 ) -> None:
-    d = hosts_dir(
-        tmp_path,
-        pushed_image.registry_host,
-        f'server = "http://{server_proxy.host}"\n[host."http://{fault_proxy.host}"]\n  capabilities = ["pull"]\n',
-    )
+    d = hosts_dir(tmp_path, pushed_image.registry_host, mirrored(server_proxy, fault_proxy, '["pull"]'))
     reg = client(pushed_image.ref, hosts_dir=d)
     desc = reg.resolve()
     assert fault_proxy.count(path="/manifests/v1") == 0
     assert server_proxy.count("HEAD", "/manifests/v1") == 1
     # content by digest is fine to take from a pull mirror
     reg.fetch_manifest(desc)
-    layer = pushed_image.layer_descriptors()[0]
-    reg.fetch_blob(layer, FileSink(tmp_path / "l", layer.size))
+    layer = fetch_first_layer(reg, pushed_image, tmp_path)
     assert fault_proxy.count("GET", f"/manifests/{desc.digest}") == 1
     assert fault_proxy.count("GET", f"/blobs/{layer.digest}") == 1
     assert server_proxy.count("GET") == 0
@@ -98,11 +96,7 @@ def test_a_pull_only_mirror_is_not_asked_to_resolve_a_tag(
 def test_a_pull_only_mirror_resolves_a_digest(
     client: Client, pushed_image: Pushed, fault_proxy: FaultProxy, server_proxy: FaultProxy, tmp_path: Path
 ) -> None:
-    d = hosts_dir(
-        tmp_path,
-        pushed_image.registry_host,
-        f'server = "http://{server_proxy.host}"\n[host."http://{fault_proxy.host}"]\n  capabilities = ["pull"]\n',
-    )
+    d = hosts_dir(tmp_path, pushed_image.registry_host, mirrored(server_proxy, fault_proxy, '["pull"]'))
     reg = client(f"{pushed_image.registry_host}/{pushed_image.repo}@{pushed_image.digest}", hosts_dir=d)
     assert reg.resolve().digest == pushed_image.digest
     assert fault_proxy.count("HEAD", f"/manifests/{pushed_image.digest}") == 1
@@ -113,11 +107,7 @@ def test_pushes_never_go_to_a_mirror_without_push(
     client: Client, plain_registry: DistributionRegistry, repo: str, fault_proxy: FaultProxy,
     server_proxy: FaultProxy, tmp_path: Path
 ) -> None:
-    d = hosts_dir(
-        tmp_path,
-        plain_registry.host,
-        f'server = "http://{server_proxy.host}"\n[host."http://{fault_proxy.host}"]\n  capabilities = ["pull", "resolve"]\n',
-    )
+    d = hosts_dir(tmp_path, plain_registry.host, mirrored(server_proxy, fault_proxy, '["pull", "resolve"]'))
     reg = client(plain_registry.ref(repo), hosts_dir=d)
     data = b"pushed through the server only"
     import hashlib
