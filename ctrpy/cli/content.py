@@ -6,8 +6,8 @@ import click
 
 from ctrpy import filters
 from ctrpy.cli.context import App, pass_app
-from ctrpy.cli.group import AliasedGroup
-from ctrpy.cli.options import filter_argument
+from ctrpy.cli.group import aliased_group
+from ctrpy.cli.options import filter_argument, list_options
 from ctrpy.cli.params import Duration, parse_labels, stdin_binary, stdout_binary
 from ctrpy.cli.render import age, go_human_size, human_size, labels_cell, listing
 from ctrpy.content import Info
@@ -15,7 +15,7 @@ from ctrpy.oci import digest as _digest
 from ctrpy.streams import CHUNK
 
 
-@click.group(cls=AliasedGroup)
+@aliased_group("content")
 def content() -> None:
     """Manage the content store: list, get, ingest, label and remove blobs.
 
@@ -26,8 +26,7 @@ def content() -> None:
 
 
 @content.command("ls", aliases=("list",))
-@click.option("-q", "--quiet", is_flag=True, help="Print only the digests.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON envelope instead of a table.")
+@list_options("the digests")
 @filter_argument
 @pass_app
 def ls(app: App, quiet: bool, as_json: bool, where: tuple[filters.Filter, ...]) -> None:

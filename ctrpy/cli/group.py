@@ -41,29 +41,35 @@ class AliasedGroup(click.Group):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
-    def command(  # type: ignore[override]
-        self, *args: Any, aliases: tuple[str, ...] = (), **kwargs: Any
-    ) -> Callable[[Callable[..., Any]], click.Command]:
-        decorator = super().command(*args, **kwargs)
+    def _named(self, decorator: Callable[[Any], Any], aliases: tuple[str, ...]) -> Callable[[Any], Any]:
+        """Wrap click's decorator: the made command carries ``aliases``, which resolve here."""
 
-        def wrap(f: Any) -> click.Command:
-            cmd: click.Command = decorator(f)
-            cmd.aliases = aliases  # type: ignore[attr-defined]
+        def wrap(f: Any) -> Any:
+            cmd = decorator(f)
+            cmd.aliases = aliases
             self._aliases.update({a: cmd.name or "" for a in aliases})
             return cmd
 
         return wrap
 
+    def command(  # type: ignore[override]
+        self, *args: Any, aliases: tuple[str, ...] = (), **kwargs: Any
+    ) -> Callable[[Callable[..., Any]], click.Command]:
+        return self._named(super().command(*args, **kwargs), aliases)
+
     def group(  # type: ignore[override]
         self, *args: Any, aliases: tuple[str, ...] = (), **kwargs: Any
     ) -> Callable[[Callable[..., Any]], click.Group]:
         kwargs.setdefault("cls", AliasedGroup)
-        decorator = super().group(*args, **kwargs)
+        return self._named(super().group(*args, **kwargs), aliases)
 
-        def wrap(f: Any) -> click.Group:
-            grp: click.Group = decorator(f)
-            grp.aliases = aliases  # type: ignore[attr-defined]
-            self._aliases.update({a: grp.name or "" for a in aliases})
-            return grp
 
-        return wrap
+def aliased_group(name: str, *aliases: str) -> Callable[[Callable[..., Any]], AliasedGroup]:
+    """A top-level command group with ctr's aliases (``images``: ``image``, ``i``)."""
+
+    def wrap(f: Callable[..., Any]) -> AliasedGroup:
+        grp = click.group(name, cls=AliasedGroup)(f)
+        grp.aliases = aliases  # type: ignore[attr-defined]
+        return grp  # type: ignore[return-value]
+
+    return wrap

@@ -10,8 +10,8 @@ import click
 from ctrpy import filters
 from ctrpy.cli.completion import complete_images, complete_import_formats
 from ctrpy.cli.context import App, pass_app
-from ctrpy.cli.group import AliasedGroup
-from ctrpy.cli.options import filter_argument, platform_option, snapshotter_option
+from ctrpy.cli.group import aliased_group
+from ctrpy.cli.options import filter_argument, list_options, platform_option, snapshotter_option
 from ctrpy.cli.params import open_input, parse_labels, stdout_binary
 from ctrpy.cli.render import human_size, labels_cell, listing
 from ctrpy.client import ImageSummary
@@ -19,7 +19,7 @@ from ctrpy.formats import ExportOptions, ImportOptions, registry
 from ctrpy.oci import Matcher, Platform, mediatypes
 
 
-@click.group(cls=AliasedGroup)
+@aliased_group("images", "image", "i")
 def images() -> None:
     """Manage images: list, import, export, tag, label and remove them.
 
@@ -29,12 +29,9 @@ def images() -> None:
     """
 
 
-images.aliases = ("image", "i")  # type: ignore[attr-defined]
-
 
 @images.command("ls", aliases=("list",))
-@click.option("-q", "--quiet", is_flag=True, help="Print only the image names.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON envelope instead of a table.")
+@list_options("the image names")
 @filter_argument
 @pass_app
 def ls(app: App, quiet: bool, as_json: bool, where: tuple[filters.Filter, ...]) -> None:

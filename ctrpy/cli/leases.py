@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 import click
 
 from ctrpy.cli.context import App, pass_app
-from ctrpy.cli.group import AliasedGroup
+from ctrpy.cli.group import aliased_group
+from ctrpy.cli.options import list_options
 from ctrpy.cli.params import Duration, parse_labels
 from ctrpy.cli.render import labels_cell, listing
 from ctrpy.metadata.leases import LABEL_EXPIRE, Lease, expiry_label
 
 
-@click.group("leases", cls=AliasedGroup)
+@aliased_group("leases", "lease")
 def leases() -> None:
     """Manage leases: content and snapshots held without an image (for a while).
 
@@ -22,8 +23,6 @@ def leases() -> None:
       $ ctrpy leases create --expires 1h
     """
 
-
-leases.aliases = ("lease",)  # type: ignore[attr-defined]
 
 
 def _created(lease: Lease) -> str:
@@ -57,8 +56,7 @@ def create(app: App, lease_id: str | None, expires: float, labels: tuple[str, ..
 
 
 @leases.command("ls", aliases=("list",))
-@click.option("-q", "--quiet", is_flag=True, help="Print only the ids.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON envelope instead of a table.")
+@list_options("the ids")
 @pass_app
 def ls(app: App, quiet: bool, as_json: bool) -> None:
     """List leases: ID CREATED AT LABELS.

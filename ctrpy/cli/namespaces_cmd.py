@@ -6,13 +6,14 @@ import click
 
 from ctrpy.cli.completion import complete_namespaces
 from ctrpy.cli.context import App, pass_app
-from ctrpy.cli.group import AliasedGroup
+from ctrpy.cli.group import aliased_group
+from ctrpy.cli.options import list_options
 from ctrpy.cli.params import parse_labels
 from ctrpy.cli.render import labels_cell, listing
 from ctrpy.metadata import namespaces as ns_rules
 
 
-@click.group("namespaces", cls=AliasedGroup)
+@aliased_group("namespaces", "namespace", "ns")
 def namespaces() -> None:
     """Manage namespaces (images and content are kept per namespace).
 
@@ -22,12 +23,9 @@ def namespaces() -> None:
     """
 
 
-namespaces.aliases = ("namespace", "ns")  # type: ignore[attr-defined]
-
 
 @namespaces.command("ls", aliases=("list",))
-@click.option("-q", "--quiet", is_flag=True, help="Print only the names.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON envelope instead of a table.")
+@list_options("the names")
 @pass_app
 def ls(app: App, quiet: bool, as_json: bool) -> None:
     """List namespaces: NAME LABELS.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -53,3 +54,16 @@ class FilterType(click.ParamType):  # type: ignore[type-arg]  # generic only in 
 filter_argument = click.argument("where", nargs=-1, metavar="[FILTER]...", type=FilterType())
 """``[FILTER]...``: each is ``selector[,selector...]`` (all must match); an object is listed
 when any FILTER matches it (containerd's rule)."""
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def list_options(what: str) -> Callable[[F], F]:
+    """A list command's ``-q`` (only ``what``: the names, ids, digests...) and ``--json``."""
+
+    def wrap(f: F) -> F:
+        f = click.option("--json", "as_json", is_flag=True, help="Print a JSON envelope instead of a table.")(f)
+        return click.option("-q", "--quiet", is_flag=True, help=f"Print only {what}.")(f)
+
+    return wrap

@@ -13,7 +13,13 @@ import click
 
 from ctrpy import filters
 from ctrpy.cli.context import App, pass_app
-from ctrpy.cli.options import filter_argument, image_argument, platform_option, snapshotter_option
+from ctrpy.cli.options import (
+    filter_argument,
+    image_argument,
+    list_options,
+    platform_option,
+    snapshotter_option,
+)
 from ctrpy.cli.params import stdout_binary
 from ctrpy.cli.render import human_size, listing, table
 from ctrpy.client import ImageCheck
@@ -107,8 +113,7 @@ def unmount(app: App, remove: bool, snapshotter: str | None, target: Path) -> No
 
 
 @click.command("check")
-@click.option("-q", "--quiet", is_flag=True, help="Print only the names of complete images.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON envelope instead of a table.")
+@list_options("the names of complete images")
 @snapshotter_option
 @filter_argument
 @pass_app

@@ -8,13 +8,13 @@ import sys
 import click
 
 from ctrpy.cli.context import App, pass_app
-from ctrpy.cli.group import AliasedGroup
-from ctrpy.cli.options import snapshotter_option
+from ctrpy.cli.group import aliased_group
+from ctrpy.cli.options import list_options, snapshotter_option
 from ctrpy.cli.render import human_size, listing, table
 from ctrpy.snapshots import Snapshot, Snapshotter
 
 
-@click.group("snapshots", cls=AliasedGroup)
+@aliased_group("snapshots", "snapshot")
 @snapshotter_option
 @pass_app
 def snapshots(app: App, snapshotter: str | None) -> None:
@@ -26,8 +26,6 @@ def snapshots(app: App, snapshotter: str | None) -> None:
     """
     app.snapshotter = snapshotter
 
-
-snapshots.aliases = ("snapshot",)  # type: ignore[attr-defined]
 
 
 def _sn(app: App) -> Snapshotter:
@@ -48,8 +46,7 @@ def _info(s: Snapshot, snapshotter: str) -> dict[str, object]:
 
 
 @snapshots.command("ls", aliases=("list",))
-@click.option("-q", "--quiet", is_flag=True, help="Print only the keys.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON envelope instead of a table.")
+@list_options("the keys")
 @pass_app
 def ls(app: App, quiet: bool, as_json: bool) -> None:
     """List snapshots: KEY PARENT KIND.
