@@ -23,7 +23,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from ctrpy.errors import InvalidArgument, SizeMismatch
@@ -52,6 +52,8 @@ from ctrpy.remote.hosts import Capability, RegistryHost, TLSConfig, load_hosts
 from ctrpy.remote.options import RemoteOptions
 from ctrpy.remote.sink import BlobSink, ProgressCallback, SourceOpener
 from ctrpy.remote.transport import CHUNK, BodyCut, Response, Transport, origin_of, strip_query
+
+T = TypeVar("T")
 
 MAX_MANIFEST = 4 << 20  # containerd's MaxManifestSize is 4 * 1048 * 1048; we round to 4 MiB
 DEFAULT_CHUNK = 8 << 20
@@ -329,26 +331,15 @@ class Registry:
         if not hosts:
             raise RemoteNotFound(f"{name}: no host of {self.reference.domain} may resolve it (see hosts.toml capabilities)")
         kinds = ["manifests", "blobs"] if dgst else ["manifests"]
-        best: tuple[int, RemoteError] | None = None
-        err: RemoteError
-        for kind in kinds:
-            for host in hosts:
-                try:
-                    return self._resolve_at(host, kind, dgst or tag, dgst, name)
-                except (UnsupportedManifest, RemoteDigestMismatch):
-                    raise
-                except RemoteNotFound as e:
-                    prio, err = 2, e
-                except ManifestTooLarge as e:
-                    prio, err = 4, e
-                except ConnectionFailed as e:
-                    prio, err = 1, e
-                except RemoteError as e:
-                    prio, err = 3, e
-                if best is None or prio > best[0]:
-                    best = (prio, err)
-        assert best is not None
-        raise best[1]
+
+        def at(host: RegistryHost, kind: str) -> Callable[[], Descriptor]:
+            return lambda: self._resolve_at(host, kind, dgst or tag, dgst, name)
+
+        return _first_answer(
+            [at(host, kind) for kind in kinds for host in hosts],
+            final=(UnsupportedManifest, RemoteDigestMismatch),
+            rank={ConnectionFailed: 1, RemoteNotFound: 2, RemoteError: 3, ManifestTooLarge: 4},
+        )
 
     def _split(self, ref: str | None) -> tuple[str, str]:
         if ref is None:
@@ -571,24 +562,15 @@ class Registry:
                     sources.append((None, u))
         for host in self._hosts(Capability.PULL, what):
             sources.append((host, self._url(host, "blobs", dgst)))
-        best: tuple[int, RemoteError] | None = None
-        err: RemoteError
-        for src_host, url in sources:
-            try:
-                self._download(src_host, url, desc, sink, on_progress, what)
-                return
-            except (SizeMismatch, RemoteDigestMismatch):
-                raise
-            except RemoteNotFound as e:
-                prio, err = 1, e
-            except RemoteError as e:
-                prio, err = 2, e
-            if best is None or prio > best[0]:
-                best = (prio, err)
-        assert best is not None
-        if isinstance(best[1], RemoteNotFound):
-            raise RemoteNotFound(f"{what}: not found", host=best[1].host, status=best[1].status, code=best[1].code)
-        raise best[1]
+
+        def source(src_host: RegistryHost | None, url: str) -> Callable[[], None]:
+            return lambda: self._download(src_host, url, desc, sink, on_progress, what)
+
+        try:
+            _first_answer([source(h, u) for h, u in sources], final=(SizeMismatch, RemoteDigestMismatch),
+                          rank={RemoteNotFound: 1, RemoteError: 2})
+        except RemoteNotFound as e:
+            raise RemoteNotFound(f"{what}: not found", host=e.host, status=e.status, code=e.code) from None
 
     def _download(
         self,
@@ -840,6 +822,30 @@ class Registry:
             resp.close()
         except Exception:
             pass
+
+
+def _first_answer(
+    attempts: Sequence[Callable[[], T]], *, final: tuple[type[Exception], ...], rank: Mapping[type[RemoteError], int]
+) -> T:
+    """The first attempt that succeeds (hosts, mirrors, endpoints in turn).  An error of a
+    ``final`` class ends the search at once; otherwise, when all fail, the most telling
+    error is raised: the highest in ``rank`` (by its most specific class there), the first
+    of equals."""
+
+    def weight(e: RemoteError) -> int:
+        return next(rank[cls] for cls in type(e).__mro__ if cls in rank)
+
+    best: RemoteError | None = None
+    for attempt in attempts:
+        try:
+            return attempt()
+        except final:
+            raise
+        except RemoteError as e:
+            if best is None or weight(e) > weight(best):
+                best = e
+    assert best is not None, "no attempt was made"
+    raise best
 
 
 def _same_kind(a: str, b: str) -> bool:
