@@ -9,7 +9,8 @@ from __future__ import annotations
 import io
 import json
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 CHUNK = 1 << 20
 """How much is read or written at a time when streaming (1 MiB)."""
@@ -31,6 +32,24 @@ class RawReader(io.RawIOBase):
         n = len(data)
         view[:n] = data
         return n
+
+
+class TapReader(RawReader):
+    """Passes reads of ``stream`` through, handing every byte that goes by to ``tap``
+    (a hash's ``update``, another file's ``write``) and counting them in ``size``."""
+
+    def __init__(self, stream: BinaryIO, tap: Callable[[bytes], object]) -> None:
+        super().__init__()
+        self._stream = stream
+        self._tap = tap
+        self.size = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._stream.read(-1 if size is None else size) or b""
+        if data:
+            self._tap(data)
+            self.size += len(data)
+        return data
 
 
 def read_exactly_or_eof(stream: Any, n: int) -> bytes:

@@ -18,7 +18,7 @@ import zstandard
 from isal import igzip, isal_zlib
 
 from ctrpy.errors import InvalidArchive, InvalidArgument
-from ctrpy.streams import CHUNK, RawReader, read_exactly_or_eof
+from ctrpy.streams import CHUNK, RawReader, TapReader, read_exactly_or_eof
 
 __all__ = [
     "Compression",
@@ -234,22 +234,13 @@ def open_decompressed(stream: BinaryIO) -> tuple[Compression, BinaryIO]:
     return kind, cast(BinaryIO, io.BufferedReader(out, buffer_size=CHUNK))
 
 
-class HashingReader(RawReader):
+class HashingReader(TapReader):
     """Passes reads through, hashing and counting every byte that goes by."""
 
     def __init__(self, stream: BinaryIO, algo: str = "sha256") -> None:
-        super().__init__()
-        self._stream = stream
         self.algo = algo
         self._hash = hashlib.new(algo)
-        self.size = 0
-
-    def read(self, size: int | None = -1) -> bytes:
-        data = self._stream.read(-1 if size is None else size) or b""
-        if data:
-            self._hash.update(data)
-            self.size += len(data)
-        return data
+        super().__init__(stream, self._hash.update)
 
     def drain(self) -> int:
         """Read (and hash) everything left; return how many bytes that was."""

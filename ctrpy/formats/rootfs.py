@@ -21,26 +21,9 @@ from ctrpy.formats.base import ImportContext, ImportedImage, ImportResult
 from ctrpy.layers import LayerBlob, Producer, Writable, write_layer
 from ctrpy.oci import Descriptor, Platform, digest, mediatypes
 from ctrpy.progress import BlobStored
-from ctrpy.streams import CHUNK, RawReader, json_bytes
+from ctrpy.streams import CHUNK, TapReader, json_bytes
 
 __all__ = ["import_rootfs_tar", "rootfs_config"]
-
-
-class _Tee(RawReader):
-    """Reads from ``src`` and writes every byte read to ``out``."""
-
-    def __init__(self, src: BinaryIO, out: Writable):
-        super().__init__()
-        self.src = src
-        self.out = out
-        self.size = 0
-
-    def read(self, size: int | None = -1) -> bytes:
-        data = self.src.read(-1 if size is None else size) or b""
-        if data:
-            self.out.write(data)
-            self.size += len(data)
-        return data
 
 
 def _checked_copy(stream: BinaryIO) -> Producer:
@@ -49,7 +32,7 @@ def _checked_copy(stream: BinaryIO) -> Producer:
 
     def produce(out: Writable) -> None:
         _kind, raw = open_decompressed(stream)
-        tee = _Tee(raw, out)
+        tee = TapReader(raw, out.write)
         entries = 0
         for _entry in iter_tar(cast(BinaryIO, tee)):  # the reader skips data by reading it
             entries += 1

@@ -228,11 +228,9 @@ class CredentialStore:
         cfg = self._read_json(path)
         if not cfg:
             return None
-        helpers = cfg.get("credHelpers") or {}
-        if isinstance(helpers, dict):
-            for k, name in helpers.items():
-                if canonical_host(k) == want and isinstance(name, str) and name:
-                    return self._from_helper(name, want)
+        helper = _helper_for(cfg, want)
+        if helper:
+            return self._from_helper(helper, want)
         store = cfg.get("credsStore")
         if isinstance(store, str) and store:
             creds = self._from_helper(store, want)
@@ -244,11 +242,9 @@ class CredentialStore:
         cfg = self._read_json(path)
         if not cfg:
             return None
-        helpers = cfg.get("credHelpers") or {}
-        if isinstance(helpers, dict):
-            for k, name in helpers.items():
-                if canonical_host(k) == want and isinstance(name, str) and name:
-                    return self._from_helper(name, want)
+        helper = _helper_for(cfg, want)
+        if helper:
+            return self._from_helper(helper, want)
         return self._from_auths(cfg, want, repository, str(path), repository_keys=True)
 
     def _from_auths(
@@ -300,3 +296,13 @@ class CredentialStore:
         if user == _TOKEN_USER:
             return Credentials("", "", secret, what)
         return Credentials(user, secret, "", what)
+
+
+def _helper_for(cfg: dict[str, Any], host: str) -> str | None:
+    """The ``credHelpers`` entry for ``host`` (keys compared as canonical hosts)."""
+    helpers = cfg.get("credHelpers") or {}
+    if isinstance(helpers, dict):
+        for key, name in helpers.items():
+            if canonical_host(key) == host and isinstance(name, str) and name:
+                return name
+    return None
