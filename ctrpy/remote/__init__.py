@@ -29,8 +29,9 @@ from ctrpy.remote.errors import (
 )
 from ctrpy.remote.hosts import Capability, RegistryHost, TLSConfig, load_hosts
 from ctrpy.remote.options import RemoteOptions, split_user
-from ctrpy.remote.registry import MAX_MANIFEST, MountResult, Registry, Remote, UploadSession
+from ctrpy.remote.registry import MAX_MANIFEST, Registry, Remote
 from ctrpy.remote.sink import BlobSink, ProgressCallback, SourceOpener
+from ctrpy.remote.upload import MountResult, UploadSession
 
 __all__ = [
     "MAX_MANIFEST",

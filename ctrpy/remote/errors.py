@@ -8,7 +8,8 @@ password, a token or an ``Authorization`` header.
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from ctrpy.errors import (
     CtrpyError,
@@ -238,3 +239,30 @@ def error_from_response(
     if status == 404:
         return RemoteNotFound(f"{what}: {not_found or 'not found'}{said}", host=host, status=status, code=code)
     return RemoteError(f"{what}: {status_text(status)} from {host or 'the registry'}{said}", host=host, status=status, code=code)
+
+
+T = TypeVar("T")
+
+
+def first_answer(
+    attempts: Sequence[Callable[[], T]], *, final: tuple[type[Exception], ...], rank: Mapping[type[RemoteError], int]
+) -> T:
+    """The first attempt that succeeds (hosts, mirrors, endpoints in turn).  An error of a
+    ``final`` class ends the search at once; otherwise, when all fail, the most telling
+    error is raised: the highest in ``rank`` (by its most specific class there), the first
+    of equals."""
+
+    def weight(e: RemoteError) -> int:
+        return next(rank[cls] for cls in type(e).__mro__ if cls in rank)
+
+    best: RemoteError | None = None
+    for attempt in attempts:
+        try:
+            return attempt()
+        except final:
+            raise
+        except RemoteError as e:
+            if best is None or weight(e) > weight(best):
+                best = e
+    assert best is not None, "no attempt was made"
+    raise best

@@ -15,20 +15,14 @@ Push: :meth:`Registry.blob_exists`, :meth:`Registry.mount_blob`,
 
 from __future__ import annotations
 
-import io
-import json
-import os
-import stat
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
-from urllib.parse import urlencode, urljoin, urlsplit
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 from ctrpy.errors import InvalidArgument, SizeMismatch
 from ctrpy.oci import digest as _digest
-from ctrpy.oci import mediatypes as mt
 from ctrpy.oci.descriptor import Descriptor
 from ctrpy.oci.reference import Reference
 from ctrpy.oci.reference import parse as parse_reference
@@ -36,7 +30,6 @@ from ctrpy.remote.auth import HostAuth, parse_challenges, repository_scope
 from ctrpy.remote.clock import Clock, SystemClock
 from ctrpy.remote.credentials import CredentialStore
 from ctrpy.remote.errors import (
-    AuthError,
     ConnectionFailed,
     InvalidResponse,
     ManifestTooLarge,
@@ -45,83 +38,27 @@ from ctrpy.remote.errors import (
     RemoteNotFound,
     RemoteSizeMismatch,
     UnsupportedManifest,
-    UploadError,
     error_from_response,
+    first_answer,
 )
 from ctrpy.remote.hosts import Capability, RegistryHost, TLSConfig, load_hosts
+from ctrpy.remote.manifests import (
+    GENERIC_TYPES,
+    SCHEMA1_MESSAGE,
+    SCHEMA1_TYPES,
+    accept_header,
+    base_type,
+    is_manifest_type,
+    same_kind,
+    sniff_media_type,
+)
 from ctrpy.remote.options import RemoteOptions
-from ctrpy.remote.sink import BlobSink, ProgressCallback, SourceOpener
+from ctrpy.remote.sink import BlobSink, ProgressCallback
 from ctrpy.remote.transport import CHUNK, BodyCut, Response, Transport, origin_of, strip_query
-
-T = TypeVar("T")
+from ctrpy.remote.upload import Uploads, _as_upload_error
 
 MAX_MANIFEST = 4 << 20  # containerd's MaxManifestSize is 4 * 1048 * 1048; we round to 4 MiB
-DEFAULT_CHUNK = 8 << 20
-SCHEMA1_TYPES = frozenset(
-    {
-        "application/vnd.docker.distribution.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.v1+prettyjws",
-    }
-)
-MANIFEST_ACCEPT = (mt.DOCKER_MANIFEST, mt.DOCKER_MANIFEST_LIST, mt.OCI_MANIFEST, mt.OCI_INDEX)
-_GENERIC_TYPES = frozenset({"", "application/json", "application/octet-stream", "text/plain", "binary/octet-stream"})
 _CACHE_ENTRIES = 16
-_SCHEMA1_MESSAGE = (
-    "schema 1 manifests are no longer supported; rebuild or push the image again as a Docker "
-    "schema 2 or OCI image"
-)
-
-
-def _base_type(content_type: str | None) -> str:
-    return (content_type or "").split(";", 1)[0].strip().lower()
-
-
-def _accept(first: str | None = None) -> str:
-    types = [first] if first and first not in MANIFEST_ACCEPT and first not in _GENERIC_TYPES else []
-    return ", ".join([*types, *MANIFEST_ACCEPT, "*/*"])
-
-
-def sniff_media_type(data: bytes) -> tuple[str, int | None, bool]:
-    """(the ``mediaType`` a manifest JSON says or implies, its ``schemaVersion``, whether
-    the ``mediaType`` was written out rather than implied by the keys)."""
-    try:
-        obj: Any = json.loads(data)
-    except ValueError:
-        return "", None, False
-    if not isinstance(obj, dict):
-        return "", None, False
-    version = obj.get("schemaVersion")
-    version = version if isinstance(version, int) and not isinstance(version, bool) else None
-    media = obj.get("mediaType")
-    if isinstance(media, str) and media:
-        return media, version, True
-    if isinstance(obj.get("manifests"), list):
-        return mt.OCI_INDEX, version, False
-    if isinstance(obj.get("config"), dict) and isinstance(obj.get("layers"), list):
-        return mt.OCI_MANIFEST, version, False
-    return "", version, False
-
-
-def _is_manifest_type(media_type: str) -> bool:
-    return mt.is_manifest(media_type) or mt.is_index(media_type)
-
-
-@dataclass(frozen=True)
-class UploadSession:
-    """An upload the registry opened (``POST .../blobs/uploads/`` answered 202)."""
-
-    location: str  # absolute URL
-    host: RegistryHost
-    min_chunk: int | None = None  # OCI-Chunk-Min-Length
-
-
-@dataclass(frozen=True)
-class MountResult:
-    """``mounted``: the blob is now in the repository (201).  Otherwise ``session`` is the
-    upload the registry opened instead (202), to pass to :meth:`Registry.upload_blob`."""
-
-    mounted: bool
-    session: UploadSession | None = None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -178,7 +115,7 @@ class Remote:
         self.transport.close()
 
 
-class Registry:
+class Registry(Uploads):
     """The registry API for one repository.  Thread-safe."""
 
     def __init__(self, remote: Remote, reference: Reference) -> None:
@@ -335,7 +272,7 @@ class Registry:
         def at(host: RegistryHost, kind: str) -> Callable[[], Descriptor]:
             return lambda: self._resolve_at(host, kind, dgst or tag, dgst, name)
 
-        return _first_answer(
+        return first_answer(
             [at(host, kind) for kind in kinds for host in hosts],
             final=(UnsupportedManifest, RemoteDigestMismatch),
             rank={ConnectionFailed: 1, RemoteNotFound: 2, RemoteError: 3, ManifestTooLarge: 4},
@@ -353,7 +290,7 @@ class Registry:
 
     def _resolve_at(self, host: RegistryHost, kind: str, obj: str, dgst: str, name: str) -> Descriptor:
         url = self._url(host, kind, obj)
-        headers = [("Accept", _accept())]
+        headers = [("Accept", accept_header())]
         resp = self._call(host, "HEAD", url, scopes=self._pull_scopes(), what=name, headers=headers)
         with resp:
             if resp.status == 405 and kind == "manifests":
@@ -365,11 +302,11 @@ class Registry:
             elif resp.status >= 300:
                 pass  # a HEAD error has no body: the GET below gets the registry's reason
             else:
-                ctype = _base_type(resp.header("Content-Type"))
+                ctype = base_type(resp.header("Content-Type"))
                 if ctype == "text/plain":  # registry.access.redhat.com served schema 1 so
                     ctype = "application/vnd.docker.distribution.manifest.v1+json"
                 if ctype in SCHEMA1_TYPES:
-                    raise UnsupportedManifest(f"{name}: {_SCHEMA1_MESSAGE}", host=host.host)
+                    raise UnsupportedManifest(f"{name}: {SCHEMA1_MESSAGE}", host=host.host)
                 size = resp.content_length
                 announced = (resp.header("Docker-Content-Digest") or "").strip()
                 if dgst and announced and announced != dgst:
@@ -381,7 +318,7 @@ class Registry:
                         f"{name}: manifest of {size} bytes refused (larger than {MAX_MANIFEST} bytes)", host=host.host
                     )
                 found = dgst or (announced if _digest.is_valid(announced) else "")
-                if ctype and ctype not in _GENERIC_TYPES and size and found:
+                if ctype and ctype not in GENERIC_TYPES and size and found:
                     return Descriptor(ctype, found, size)
                 if kind == "blobs" and size and found:
                     return Descriptor(ctype or "application/octet-stream", found, size)
@@ -389,13 +326,13 @@ class Registry:
 
     def _resolve_get(self, host: RegistryHost, kind: str, obj: str, dgst: str, name: str) -> Descriptor:
         url = self._url(host, kind, obj)
-        resp = self._call(host, "GET", url, scopes=self._pull_scopes(), what=name, headers=[("Accept", _accept())])
+        resp = self._call(host, "GET", url, scopes=self._pull_scopes(), what=name, headers=[("Accept", accept_header())])
         with resp:
             if resp.status >= 300:
                 raise self._error(resp, name)
             data = self._read_manifest(resp, name, host)
             announced = (resp.header("Docker-Content-Digest") or "").strip()
-            ctype = _base_type(resp.header("Content-Type"))
+            ctype = base_type(resp.header("Content-Type"))
         computed = _digest.of_bytes(data)
         if dgst and computed != dgst:
             raise RemoteDigestMismatch(f"{name}: the registry sent content with digest {computed}", host=host.host)
@@ -406,9 +343,9 @@ class Registry:
             )
         body_type, version, _ = sniff_media_type(data)
         if ctype in SCHEMA1_TYPES or body_type in SCHEMA1_TYPES or version == 1 or (ctype == "text/plain" and version != 2):
-            raise UnsupportedManifest(f"{name}: {_SCHEMA1_MESSAGE}", host=host.host)
-        media = ctype if ctype not in _GENERIC_TYPES else ""
-        if media and body_type and _is_manifest_type(media) and body_type != media:
+            raise UnsupportedManifest(f"{name}: {SCHEMA1_MESSAGE}", host=host.host)
+        media = ctype if ctype not in GENERIC_TYPES else ""
+        if media and body_type and is_manifest_type(media) and body_type != media:
             raise InvalidResponse(
                 f"{name}: the registry sent Content-Type {media} for a manifest whose mediaType is {body_type}",
                 host=host.host,
@@ -445,9 +382,9 @@ class Registry:
         if cached is not None and len(cached) == desc.size:
             self._check_manifest(desc, cached, "", name, self.reference.domain)
             return cached
-        if _is_manifest_type(desc.media_type):
+        if is_manifest_type(desc.media_type):
             kinds = ["manifests"]
-        elif desc.media_type in _GENERIC_TYPES:
+        elif desc.media_type in GENERIC_TYPES:
             kinds = ["manifests", "blobs"]
         else:
             kinds = ["blobs"]
@@ -455,7 +392,7 @@ class Registry:
         first: RemoteError | None = None
         for kind, host in [(k, h) for k in kinds for h in hosts]:
             url = self._url(host, kind, dgst)
-            resp = self._call(host, "GET", url, scopes=self._pull_scopes(), what=name, headers=[("Accept", _accept(desc.media_type))])
+            resp = self._call(host, "GET", url, scopes=self._pull_scopes(), what=name, headers=[("Accept", accept_header(desc.media_type))])
             with resp:
                 if resp.status >= 300:
                     err = self._error(resp, name)
@@ -463,7 +400,7 @@ class Registry:
                         first = err
                     continue
                 data = self._read_manifest(resp, name, host)
-                ctype = _base_type(resp.header("Content-Type"))
+                ctype = base_type(resp.header("Content-Type"))
             self._check_manifest(desc, data, ctype, name, host.host)
             return data
         assert first is not None
@@ -477,14 +414,14 @@ class Registry:
             raise RemoteDigestMismatch(f"{name}: the registry sent content with digest {computed}", host=host)
         body_type, version, explicit = sniff_media_type(data)
         if ctype in SCHEMA1_TYPES or desc.media_type in SCHEMA1_TYPES or body_type in SCHEMA1_TYPES or version == 1:
-            raise UnsupportedManifest(f"{name}: {_SCHEMA1_MESSAGE}", host=host)
-        if _is_manifest_type(desc.media_type):
-            if ctype and ctype not in _GENERIC_TYPES and ctype != desc.media_type:
+            raise UnsupportedManifest(f"{name}: {SCHEMA1_MESSAGE}", host=host)
+        if is_manifest_type(desc.media_type):
+            if ctype and ctype not in GENERIC_TYPES and ctype != desc.media_type:
                 raise InvalidResponse(
                     f"{name}: the registry sent Content-Type {ctype} for a {desc.media_type}", host=host
                 )
             # an OCI manifest or index may leave mediaType out: then only its kind must agree
-            if body_type and body_type != desc.media_type and (explicit or not _same_kind(body_type, desc.media_type)):
+            if body_type and body_type != desc.media_type and (explicit or not same_kind(body_type, desc.media_type)):
                 raise InvalidResponse(
                     f"{name}: the manifest's mediaType {body_type} disagrees with its descriptor's {desc.media_type}",
                     host=host,
@@ -496,7 +433,7 @@ class Registry:
         what = self._ref_name(obj)
         host = self._push_host(what)
         resp = self._call(host, "HEAD", self._url(host, "manifests", obj), scopes=self._push_scopes(), what=what,
-                          headers=[("Accept", _accept(desc.media_type))])
+                          headers=[("Accept", accept_header(desc.media_type))])
         with resp:
             if resp.status == 404:
                 return False
@@ -567,7 +504,7 @@ class Registry:
             return lambda: self._download(src_host, url, desc, sink, on_progress, what)
 
         try:
-            _first_answer([source(h, u) for h, u in sources], final=(SizeMismatch, RemoteDigestMismatch),
+            first_answer([source(h, u) for h, u in sources], final=(SizeMismatch, RemoteDigestMismatch),
                           rank={RemoteNotFound: 1, RemoteError: 2})
         except RemoteNotFound as e:
             raise RemoteNotFound(f"{what}: not found", host=e.host, status=e.status, code=e.code) from None
@@ -654,273 +591,3 @@ class Registry:
             if resp.status >= 300:
                 raise self._error(resp, what)
             return True
-
-    def start_upload(self, *, scopes: Sequence[str] | None = None, query: Sequence[tuple[str, str]] = ()) -> UploadSession:
-        """``POST /v2/<repo>/blobs/uploads/``: a new upload session."""
-        what = f"upload to {self.name}"
-        host = self._push_host(what)
-        resp = self._post_upload(host, list(scopes or self._push_scopes()), query, what)
-        with resp:
-            if resp.status != 202:
-                raise _as_upload_error(self._error(resp, what))
-            return self._session(resp, host, what)
-
-    def _post_upload(self, host: RegistryHost, scopes: list[str], query: Sequence[tuple[str, str]], what: str) -> Response:
-        url = self._url(host, "blobs", "uploads", "", query=query)
-        return self._call(host, "POST", url, scopes=scopes, what=what, headers=[("Content-Length", "0")], body=b"")
-
-    def _session(self, resp: Response, host: RegistryHost, what: str) -> UploadSession:
-        location = resp.header("Location")
-        if not location:
-            raise InvalidResponse(f"{what}: the registry opened an upload without a Location", host=host.host)
-        absolute = urljoin(resp.url, location.strip())
-        if urlsplit(absolute).scheme not in ("http", "https"):
-            raise InvalidResponse(f"{what}: the upload Location is not an HTTP URL", host=host.host)
-        min_chunk: int | None = None
-        raw = resp.header("OCI-Chunk-Min-Length")
-        if raw and raw.strip().isdigit() and int(raw) > 0:
-            min_chunk = int(raw)
-        return UploadSession(absolute, host, min_chunk)
-
-    def mount_blob(self, desc: Descriptor, from_repo: str) -> MountResult:
-        """Mount a blob from another repository of the same registry
-        (``POST ?mount=<digest>&from=<repo>``): 201 mounted; 202 gives an upload session.
-        When the source repository cannot be read, an ordinary upload session is opened."""
-        dgst = _digest.validate(desc.digest)
-        what = f"mount of blob {dgst} from {from_repo} into {self.name}"
-        host = self._push_host(what)
-        scopes = [*self._push_scopes(), repository_scope(from_repo, "pull")]
-        try:
-            resp = self._post_upload(host, scopes, [("mount", dgst), ("from", from_repo)], what)
-        except AuthError:
-            return MountResult(False, self.start_upload())
-        with resp:
-            if resp.status == 201:
-                announced = (resp.header("Docker-Content-Digest") or "").strip()
-                if announced and announced != dgst:
-                    raise RemoteDigestMismatch(f"{what}: the registry mounted {announced}", host=host.host)
-                return MountResult(True)
-            if resp.status == 202:
-                return MountResult(False, self._session(resp, host, what))
-            if resp.status in (401, 403):
-                resp.close()
-                return MountResult(False, self.start_upload())
-            raise _as_upload_error(self._error(resp, what))
-
-    def upload_blob(
-        self,
-        desc: Descriptor,
-        open_source: SourceOpener,
-        chunk_size: int | None = None,
-        *,
-        session: UploadSession | None = None,
-    ) -> None:
-        """Upload a blob: one streamed ``PUT ?digest=`` of what ``open_source()`` reads
-        (called again for a retry), or ``PATCH`` chunks of ``chunk_size`` bytes (also when the
-        registry asks for chunks with ``OCI-Chunk-Min-Length``), then the closing ``PUT``.
-        The registry's 201 and ``Docker-Content-Digest`` are checked; on failure the upload
-        session is deleted."""
-        dgst = _digest.validate(desc.digest)
-        what = f"upload of blob {dgst} to {self.name}"
-        if chunk_size is not None and chunk_size <= 0:
-            raise InvalidArgument("chunk_size must be positive")
-        known = _source_size(open_source)
-        if known is not None and known != desc.size:
-            if session is not None:
-                self._cancel(session)
-            raise RemoteSizeMismatch(f"{what}: the source has {known} bytes, the descriptor says {desc.size}")
-        session = session or self.start_upload()
-        try:
-            chunk = chunk_size
-            if session.min_chunk:
-                chunk = max(chunk or DEFAULT_CHUNK, session.min_chunk)
-            if chunk:
-                location = self._patch_chunks(desc, open_source, session, chunk, what)
-                self._finish(session.host, location, dgst, b"", what)
-            else:
-                self._finish(session.host, session.location, dgst, _counted(open_source, desc.size, what), what,
-                             size=desc.size)
-        except BaseException:
-            self._cancel(session)
-            raise
-
-    def _patch_chunks(self, desc: Descriptor, open_source: SourceOpener, session: UploadSession, chunk: int, what: str) -> str:
-        location = session.location
-        host = session.host
-        offset = 0
-        src = open_source()
-        try:
-            while offset < desc.size:
-                data = _read_exactly(src, min(chunk, desc.size - offset))
-                if not data:
-                    raise RemoteSizeMismatch(f"{what}: the source ended after {offset} of {desc.size} bytes")
-                end = offset + len(data) - 1
-                resp = self._call(
-                    host,
-                    "PATCH",
-                    location,
-                    scopes=self._push_scopes(),
-                    what=what,
-                    headers=[
-                        ("Content-Type", "application/octet-stream"),
-                        ("Content-Range", f"{offset}-{end}"),
-                        ("Content-Length", str(len(data))),
-                    ],
-                    body=data,
-                    retry=False,
-                )
-                with resp:
-                    if resp.status != 202:
-                        raise _as_upload_error(self._error(resp, what))
-                    got = _range_end(resp.header("Range"))
-                    if got is not None and got != end:
-                        raise UploadError(f"{what}: the registry holds bytes 0-{got}, expected 0-{end}", host=host.host)
-                    nxt = resp.header("Location")
-                    if nxt:
-                        location = urljoin(resp.url, nxt.strip())
-                offset = end + 1
-            if src.read(1):
-                raise RemoteSizeMismatch(f"{what}: the source has more than the {desc.size} bytes announced")
-        finally:
-            close = getattr(src, "close", None)
-            if callable(close):
-                close()
-        return location
-
-    def _finish(
-        self,
-        host: RegistryHost,
-        location: str,
-        dgst: str,
-        body: bytes | Callable[[], Any],
-        what: str,
-        *,
-        size: int = 0,
-    ) -> None:
-        url = location + ("&" if urlsplit(location).query else "?") + urlencode([("digest", dgst)])
-        resp = self._call(
-            host,
-            "PUT",
-            url,
-            scopes=self._push_scopes(),
-            what=what,
-            headers=[("Content-Type", "application/octet-stream"), ("Content-Length", str(size))],
-            body=body,
-        )
-        with resp:
-            if resp.status >= 300 or resp.status == 202:
-                raise _as_upload_error(self._error(resp, what))
-            announced = (resp.header("Docker-Content-Digest") or "").strip()
-        if announced and announced != dgst:
-            raise RemoteDigestMismatch(f"{what}: the registry stored the blob as {announced}", host=host.host)
-
-    def _cancel(self, session: UploadSession) -> None:
-        """Best effort: ``DELETE`` the upload session."""
-        try:
-            resp = self._call(session.host, "DELETE", session.location, scopes=self._push_scopes(),
-                              what=f"cancel upload to {self.name}", retry=False)
-            resp.close()
-        except Exception:
-            pass
-
-
-def _first_answer(
-    attempts: Sequence[Callable[[], T]], *, final: tuple[type[Exception], ...], rank: Mapping[type[RemoteError], int]
-) -> T:
-    """The first attempt that succeeds (hosts, mirrors, endpoints in turn).  An error of a
-    ``final`` class ends the search at once; otherwise, when all fail, the most telling
-    error is raised: the highest in ``rank`` (by its most specific class there), the first
-    of equals."""
-
-    def weight(e: RemoteError) -> int:
-        return next(rank[cls] for cls in type(e).__mro__ if cls in rank)
-
-    best: RemoteError | None = None
-    for attempt in attempts:
-        try:
-            return attempt()
-        except final:
-            raise
-        except RemoteError as e:
-            if best is None or weight(e) > weight(best):
-                best = e
-    assert best is not None, "no attempt was made"
-    raise best
-
-
-def _same_kind(a: str, b: str) -> bool:
-    return (mt.is_index(a) and mt.is_index(b)) or (mt.is_manifest(a) and mt.is_manifest(b))
-
-
-def _as_upload_error(err: RemoteError) -> RemoteError:
-    if type(err) is RemoteError:
-        return UploadError(str(err), host=err.host, status=err.status, code=err.code)
-    return err
-
-
-def _range_end(value: str | None) -> int | None:
-    """The last byte of a ``Range: 0-N`` answer (distribution's upload status)."""
-    if not value:
-        return None
-    v = value.strip()
-    if v.startswith("bytes="):
-        v = v[len("bytes="):]
-    _, sep, end = v.partition("-")
-    return int(end) if sep and end.isdigit() else None
-
-
-def _source_size(open_source: SourceOpener) -> int | None:
-    """The size of a seekable source (a file, BytesIO), or None when it cannot be told."""
-    src = open_source()
-    try:
-        fileno = getattr(src, "fileno", None)
-        if callable(fileno):
-            try:
-                st = os.fstat(fileno())
-                if stat.S_ISREG(st.st_mode):
-                    return st.st_size
-            except (OSError, ValueError, io.UnsupportedOperation):
-                pass
-        seekable = getattr(src, "seekable", None)
-        if callable(seekable) and seekable():
-            return int(src.seek(0, io.SEEK_END))  # type: ignore[union-attr,attr-defined]
-        return None
-    finally:
-        close = getattr(src, "close", None)
-        if callable(close):
-            close()
-
-
-def _read_exactly(src: Any, n: int) -> bytes:
-    out = bytearray()
-    while len(out) < n:
-        b = src.read(n - len(out))
-        if not b:
-            break
-        out += b
-    return bytes(out)
-
-
-def _counted(open_source: SourceOpener, size: int, what: str) -> Callable[[], Iterator[bytes]]:
-    """A re-openable body that yields exactly ``size`` bytes of the source, or fails."""
-
-    def body() -> Iterator[bytes]:
-        src = open_source()
-        sent = 0
-        try:
-            while True:
-                b = src.read(CHUNK)
-                if not b:
-                    break
-                sent += len(b)
-                if sent > size:
-                    raise RemoteSizeMismatch(f"{what}: the source has more than the {size} bytes announced")
-                yield b
-            if sent != size:
-                raise RemoteSizeMismatch(f"{what}: the source ended after {sent} of {size} bytes")
-        finally:
-            close = getattr(src, "close", None)
-            if callable(close):
-                close()
-
-    return body

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from ctrpy.remote import ConnectionFailed, ManifestTooLarge, RemoteDigestMismatch, RemoteError, RemoteNotFound
-from ctrpy.remote.registry import _first_answer
+from ctrpy.remote.errors import first_answer
 
 RANK = {ConnectionFailed: 1, RemoteNotFound: 2, RemoteError: 3, ManifestTooLarge: 4}
 
@@ -24,14 +24,14 @@ def test_the_first_attempt_that_succeeds_wins_and_later_ones_are_not_made() -> N
     def ok(name: str) -> Callable[[], str]:
         return lambda: made.append(name) or name  # type: ignore[func-returns-value]
 
-    assert _first_answer([failing(RemoteNotFound("a")), ok("b"), ok("c")], final=(), rank=RANK) == "b"
+    assert first_answer([failing(RemoteNotFound("a")), ok("b"), ok("c")], final=(), rank=RANK) == "b"
     assert made == ["b"]
 
 
 def test_a_not_found_from_the_server_beats_a_mirror_that_is_down() -> None:
     gone = RemoteNotFound("app:1: not found", host="server")
     with pytest.raises(RemoteNotFound) as info:
-        _first_answer([failing(ConnectionFailed("mirror down")), failing(gone)], final=(), rank=RANK)
+        first_answer([failing(ConnectionFailed("mirror down")), failing(gone)], final=(), rank=RANK)
     assert info.value is gone
 
 
@@ -39,7 +39,7 @@ def test_the_most_specific_class_in_the_rank_decides() -> None:
     # ConnectionFailed is a RemoteError, yet ranks below a plain one
     plain = RemoteError("500 from the server")
     with pytest.raises(RemoteError) as info:
-        _first_answer([failing(plain), failing(ConnectionFailed("down"))], final=(), rank=RANK)
+        first_answer([failing(plain), failing(ConnectionFailed("down"))], final=(), rank=RANK)
     assert info.value is plain
 
 
@@ -51,6 +51,6 @@ def test_a_final_error_ends_the_search_at_once() -> None:
         return "never"
 
     with pytest.raises(RemoteDigestMismatch):
-        _first_answer([failing(RemoteDigestMismatch("blob: digest mismatch")), later],
+        first_answer([failing(RemoteDigestMismatch("blob: digest mismatch")), later],
                       final=(RemoteDigestMismatch,), rank=RANK)
     assert tried == []

@@ -170,7 +170,7 @@ def test_parse_registry_errors_non_string_fields() -> None:
 
 
 def test_sniff_media_type() -> None:
-    from ctrpy.remote.registry import sniff_media_type
+    from ctrpy.remote.manifests import sniff_media_type
 
     assert sniff_media_type(b'{"schemaVersion":2,"mediaType":"x/y"}') == ("x/y", 2, True)
     assert sniff_media_type(b'{"schemaVersion":2,"manifests":[]}') == ("application/vnd.oci.image.index.v1+json", 2, False)
