@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -50,6 +50,8 @@ from ctrpy.snapshots.mounts import mount_key, mount_snapshot, require_root, unmo
 from ctrpy.unpack import ImageLayers, Unpacker, require_layers
 from ctrpy.unpack import extract as extract_layers
 from ctrpy.util import output_file
+from ctrpy.verify import VerifyReport
+from ctrpy.verify import verify as _verify
 
 ImageRef = str | Image
 Output = BinaryIO | str | os.PathLike[str]
@@ -68,22 +70,6 @@ class ImageSummary:
         out["size"] = self.size
         out["platforms"] = [str(p) for p in self.platforms]
         return {k: out[k] for k in ("name", "target", "size", "platforms", "labels", "createdAt", "updatedAt")}
-
-
-@dataclass
-class VerifyReport:
-    """What ``content verify`` found: blobs whose bytes are not what their digest says,
-    blobs a namespace lists that are gone, and snapshots whose trees vanished."""
-
-    checked: int = 0
-    corrupt: list[tuple[str, str]] = field(default_factory=list)  # (digest, what the bytes hash to)
-    missing: list[str] = field(default_factory=list)
-    broken_snapshots: list[tuple[str, str, str]] = field(default_factory=list)  # (namespace, snapshotter, key)
-    fixed: bool = False
-
-    @property
-    def clean(self) -> bool:
-        return not (self.corrupt or self.missing or self.broken_snapshots)
 
 
 @dataclass
@@ -215,42 +201,8 @@ class Client:
         return self.collect()
 
     def verify(self, digests: Iterable[str] | None = None, *, fix: bool = False) -> VerifyReport:
-        """Re-hash stored blobs (``digests``, or every blob file with None) and look for
-        snapshot rows whose directory is gone, in every namespace.  ``fix`` deletes the
-        corrupt blobs (the next import or pull brings them back; ``images check`` shows the
-        images that need them as incomplete meanwhile) and forgets the broken snapshots (the
-        next unpack rebuilds them)."""
-        report = VerifyReport()
-        blobs = self.root.blobs
-        if digests is None:
-            wanted = blobs.digests()
-            listed = {r["digest"] for r in self.root.db.query("SELECT DISTINCT digest FROM content")} \
-                if (self.root.path / "metadata.db").exists() else set()
-            report.missing = sorted(d for d in listed if not blobs.exists(d))
-        else:
-            wanted = [digest.validate(d) for d in digests]
-        for dgst in wanted:
-            actual = blobs.rehash(dgst)
-            report.checked += 1
-            if actual is None:
-                if digests is not None:
-                    report.missing.append(dgst)
-            elif actual != dgst:
-                report.corrupt.append((dgst, actual))
-        if digests is None and (self.root.path / "metadata.db").exists():
-            for name in _snapshots.names():
-                for ns, in self.root.db.query("SELECT DISTINCT namespace FROM snapshots WHERE snapshotter = ?", (name,)):
-                    sn = _snapshots.get(name, self.root.path / "snapshots", self.root.db, ns)
-                    for snap in sn.list():
-                        if snap.kind != "view" and not sn.fs_path(snap).is_dir():
-                            report.broken_snapshots.append((ns, name, snap.key))
-        if fix:
-            for dgst, _actual in report.corrupt:
-                blobs.delete(dgst)
-            for ns, name, key in report.broken_snapshots:
-                _snapshots.get(name, self.root.path / "snapshots", self.root.db, ns).forget_broken(key)
-            report.fixed = True
-        return report
+        """Re-hash stored blobs and look for vanished snapshot trees (see :func:`ctrpy.verify.verify`)."""
+        return _verify(self.root, digests, fix=fix)
 
     def ingest(
         self,

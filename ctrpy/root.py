@@ -58,6 +58,11 @@ class Root:
             raise StoreError(f"cannot create root {self.path}: {e.strerror}") from e
 
     @property
+    def has_db(self) -> bool:
+        """Has anything been written here yet (the metadata database exists)?"""
+        return (self.path / "metadata.db").exists()
+
+    @property
     def db(self) -> Database:
         if self._db is None:
             self._db = Database(self.path / "metadata.db", before_open=self.ensure, after_open=self._upgrade)

@@ -266,3 +266,6 @@ class ContentStore:
         return [r["digest"] for r in rows]
 
 
+def listed_anywhere(db: Database) -> set[str]:
+    """The digests some namespace lists (whether or not their bytes are still there)."""
+    return {row["digest"] for row in db.query("SELECT DISTINCT digest FROM content")}

@@ -41,3 +41,8 @@ def get(name: str, snapshots_root: Path, db: Database, namespace: str) -> Snapsh
 
 
 __all__ = ["Snapshot", "Snapshotter", "Usage", "default_name", "get", "names"]
+
+
+def namespaces_using(db: Database, name: str) -> list[str]:
+    """The namespaces that have snapshots of snapshotter ``name``."""
+    return [ns for ns, in db.query("SELECT DISTINCT namespace FROM snapshots WHERE snapshotter = ?", (name,))]
