@@ -214,38 +214,29 @@ class CredentialStore:
         if o.refresh_token:
             return Credentials("", "", o.refresh_token, "the command line")
         want = canonical_host(host)
-        creds = self._from_docker_config(want)
-        if creds is not None:
-            return creds
-        for path in self.auth_json_paths():
-            creds = self._from_auth_json(path, want, repository)
+        files = [(self.docker_config_path(), True)] + [(path, False) for path in self.auth_json_paths()]
+        for path, docker in files:
+            creds = self._from_file(path, want, repository, docker=docker)
             if creds is not None:
                 return creds
         return None
 
-    def _from_docker_config(self, want: str) -> Credentials | None:
-        path = self.docker_config_path()
+    def _from_file(self, path: Path, want: str, repository: str, *, docker: bool) -> Credentials | None:
+        """One credentials file: its ``credHelpers`` entry for the host wins; docker's
+        ``config.json`` then asks its ``credsStore``; then the file's own ``auths`` (keyed
+        by host in docker's file, by host or host/repository in containers' auth.json)."""
         cfg = self._read_json(path)
         if not cfg:
             return None
         helper = _helper_for(cfg, want)
         if helper:
             return self._from_helper(helper, want)
-        store = cfg.get("credsStore")
+        store = cfg.get("credsStore") if docker else None
         if isinstance(store, str) and store:
             creds = self._from_helper(store, want)
             if creds is not None:
                 return creds
-        return self._from_auths(cfg, want, "", str(path), repository_keys=False)
-
-    def _from_auth_json(self, path: Path, want: str, repository: str) -> Credentials | None:
-        cfg = self._read_json(path)
-        if not cfg:
-            return None
-        helper = _helper_for(cfg, want)
-        if helper:
-            return self._from_helper(helper, want)
-        return self._from_auths(cfg, want, repository, str(path), repository_keys=True)
+        return self._from_auths(cfg, want, "" if docker else repository, str(path), repository_keys=not docker)
 
     def _from_auths(
         self, cfg: dict[str, Any], want: str, repository: str, where: str, *, repository_keys: bool
