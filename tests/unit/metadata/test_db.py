@@ -237,3 +237,4 @@ def test_an_sqlite_error_inside_a_transaction_is_a_store_error_and_rolls_back(db
     assert namespaces(db) == ["a"]
     with db.transaction() as conn:  # and the database takes the next transaction
         add_namespaces(conn, "c")
+    assert namespaces(db) == ["a", "c"]
