@@ -36,6 +36,7 @@ __all__ = [
     "Ctrpy",
     "have",
     "in_ci",
+    "log_excerpt",
     "mounts_under",
     "run",
     "short_tmpdir",
@@ -158,6 +159,13 @@ def tail_of(log_path: Path, lines: int = 30) -> str:
         return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def log_excerpt(log_path: Path) -> str:
+    """The tail of a daemon's log under a ``--- NAME (tail) ---`` line, to end an error
+    message with ("" when the log is empty)."""
+    tail = tail_of(log_path)
+    return f"\n--- {log_path.name} (tail) ---\n{tail}" if tail else ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -334,7 +342,7 @@ class Containerd:
             if self.proc.poll() is not None:
                 raise ContainerdStartError(
                     f"containerd exited with status {self.proc.returncode} while starting"
-                    f"{self._log_tail()}"
+                    f"{log_excerpt(self.log_path)}"
                 )
             if self.address.exists():
                 proc = run(self.ctr_binary, "-a", str(self.address), "version", check=False, timeout=10)
@@ -345,16 +353,12 @@ class Containerd:
                 raise ContainerdStartError(
                     f"containerd did not answer on {self.address} within {self.start_timeout:g}s"
                     + (f" (ctr: {last})" if last else "")
-                    + self._log_tail()
+                    + log_excerpt(self.log_path)
                 )
             time.sleep(0.05)
 
     def log_tail(self, lines: int = 30) -> str:
         return "" if self.dir is None else tail_of(self.log_path, lines)
-
-    def _log_tail(self) -> str:
-        tail = self.log_tail()
-        return f"\n--- containerd.log (tail) ---\n{tail}" if tail else ""
 
     def stop(self) -> None:
         """Kill the daemon's process group, unmount what it left, remove its dir."""

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.peers import have, run, spawn_daemon, stop_daemon, tail_of
+from tests.peers import have, log_excerpt, run, spawn_daemon, stop_daemon, tail_of
 from tests.registry.certs import CertPair
 
 BINARY = "docker-registry"
@@ -214,13 +214,13 @@ class DistributionRegistry:
         while True:
             if self.proc.poll() is not None:
                 raise RegistryStartError(
-                    f"{self.binary} exited with status {self.proc.returncode} while starting{self._tail()}"
+                    f"{self.binary} exited with status {self.proc.returncode} while starting{log_excerpt(self.log_path)}"
                 )
             status = self.ping()
             if status in (200, 401):
                 return
             if time.monotonic() > deadline:
-                raise RegistryStartError(f"{self.binary} did not answer on {self.url} within {self.start_timeout:g}s{self._tail()}")
+                raise RegistryStartError(f"{self.binary} did not answer on {self.url} within {self.start_timeout:g}s{log_excerpt(self.log_path)}")
             time.sleep(0.05)
 
     def ping(self) -> int | None:
@@ -257,10 +257,6 @@ class DistributionRegistry:
 
     def log_tail(self, lines: int = 30) -> str:
         return tail_of(self.log_path, lines)
-
-    def _tail(self) -> str:
-        tail = self.log_tail()
-        return f"\n--- registry.log (tail) ---\n{tail}" if tail else ""
 
     def _kill(self) -> None:
         if self.proc is not None:
