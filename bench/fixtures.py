@@ -42,7 +42,7 @@ from tests.builders import (
     OCILayout,
     write_docker_save_tar,
 )
-from tests.builders.layers import compressing_writer
+from tests.builders.layers import HashingWriter, compressing_writer
 
 FIXTURE_VERSION = 3  # bump when the random generator changes, so cached archives are rebuilt
 REAL_VERSION = 1  # the same for the realistic fixture
@@ -249,21 +249,6 @@ class _Prebuilt(GeneratedLayer):
         return FileBlob(LAYER_MEDIA_TYPES[(family, compression)], str(path), digest, size), self.diff_id
 
 
-class _HashingFile:
-    def __init__(self, f: Any) -> None:
-        self.f = f
-        self.h = hashlib.sha256()
-        self.n = 0
-
-    def write(self, b: bytes, /) -> int:
-        self.h.update(b)
-        self.n += len(b)
-        return cast(int, self.f.write(b))
-
-    def flush(self) -> None:
-        self.f.flush()
-
-
 def _norm(name: str) -> str:
     name = name.removeprefix("./").rstrip("/")
     return name or "."
@@ -367,12 +352,12 @@ def _sha256_file(path: Path) -> str:
 def _gzip_file(src: Path, dst: Path, level: int) -> tuple[str, int]:
     """gzip ``src`` into ``dst`` as Go writes gzip (mtime 0, no name); (digest, size)."""
     with src.open("rb") as inp, dst.open("wb") as raw:
-        hashed = _HashingFile(raw)
+        hashed = HashingWriter(raw)
         comp = compressing_writer(hashed, "gzip", level=level)
         while chunk := inp.read(4 * MiB):
             comp.write(chunk)
         comp.close()
-    return "sha256:" + hashed.h.hexdigest(), hashed.n
+    return hashed.digest, hashed.size
 
 
 def _tree_stats(layers: Sequence[Path]) -> dict[str, Any]:

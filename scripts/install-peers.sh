@@ -3,6 +3,7 @@
 # packages, when they are missing.  Needs root (CI runs as root); without root it only
 # says what is missing, and the interop tests skip themselves.
 set -euo pipefail
+source "$(dirname "$0")/apt-install.sh"
 need=()
 for tool in skopeo umoci containerd ctr podman docker-registry htpasswd openssl jq; do
   command -v "$tool" >/dev/null 2>&1 || need+=("$tool")
@@ -17,18 +18,4 @@ for tool in "${need[@]}"; do
   esac
 done
 mapfile -t pkgs < <(printf '%s\n' "${pkgs[@]}" | sort -u)
-if [ "$(id -u)" -ne 0 ]; then
-  echo "install-peers: not root; missing: ${need[*]} (interop tests will skip)" >&2
-  exit 0
-fi
-echo "install-peers: installing ${pkgs[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-for attempt in 1 2 3; do  # the package archive can fail transiently: try again before giving up
-  if apt-get update -qq && apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null; then
-    exit 0
-  fi
-  echo "install-peers: attempt $attempt failed" >&2
-  sleep $((attempt * 10))
-done
-echo "install-peers: could not install ${pkgs[*]}" >&2
-exit 1
+apt_install install-peers "interop tests will skip" "${pkgs[@]}"

@@ -36,9 +36,13 @@ __all__ = [
     "Ctrpy",
     "have",
     "in_ci",
+    "log_excerpt",
     "mounts_under",
     "run",
     "short_tmpdir",
+    "spawn_daemon",
+    "stop_daemon",
+    "tail_of",
 ]
 
 _STDERR_TAIL = 4000
@@ -111,6 +115,57 @@ def short_tmpdir(prefix: str) -> Path:
     if len(base) > 40:
         base = "/tmp"
     return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+
+
+# ---------------------------------------------------------------------------------------------
+# daemons: containerd here, docker-registry in tests/registry/distribution.py
+
+
+def spawn_daemon(args: Sequence[str], log_path: Path) -> subprocess.Popen[bytes]:
+    """ARGS in a session of their own (so that :func:`stop_daemon` can end the whole process
+    group), stdin closed, stdout and stderr appended to LOG_PATH."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            list(args), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def stop_daemon(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group of PROC (SIGKILL if it is not gone within 10 s), then SIGKILL
+    whatever else is left in the group; PROC is waited for."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=10)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    try:  # the leader is gone; anything else left in its group goes too
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def tail_of(log_path: Path, lines: int = 30) -> str:
+    """The last LINES lines of a log ("" when it cannot be read)."""
+    try:
+        return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def log_excerpt(log_path: Path) -> str:
+    """The tail of a daemon's log under a ``--- NAME (tail) ---`` line, to end an error
+    message with ("" when the log is empty)."""
+    tail = tail_of(log_path)
+    return f"\n--- {log_path.name} (tail) ---\n{tail}" if tail else ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,14 +327,7 @@ class Containerd:
             raise ContainerdStartError(f"socket path {self.address} is too long for a unix socket")
         self.config_path.write_text(self.config_toml())
         try:
-            with self.log_path.open("wb") as log:
-                self.proc = subprocess.Popen(
-                    [self.binary, "--config", str(self.config_path)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+            self.proc = spawn_daemon([self.binary, "--config", str(self.config_path)], self.log_path)
             self._wait_ready()
         except BaseException:
             self.stop()
@@ -294,7 +342,7 @@ class Containerd:
             if self.proc.poll() is not None:
                 raise ContainerdStartError(
                     f"containerd exited with status {self.proc.returncode} while starting"
-                    f"{self._log_tail()}"
+                    f"{log_excerpt(self.log_path)}"
                 )
             if self.address.exists():
                 proc = run(self.ctr_binary, "-a", str(self.address), "version", check=False, timeout=10)
@@ -305,40 +353,17 @@ class Containerd:
                 raise ContainerdStartError(
                     f"containerd did not answer on {self.address} within {self.start_timeout:g}s"
                     + (f" (ctr: {last})" if last else "")
-                    + self._log_tail()
+                    + log_excerpt(self.log_path)
                 )
             time.sleep(0.05)
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except (OSError, RuntimeError):
-            return ""
-
-    def _log_tail(self) -> str:
-        tail = self.log_tail()
-        return f"\n--- containerd.log (tail) ---\n{tail}" if tail else ""
+        return "" if self.dir is None else tail_of(self.log_path, lines)
 
     def stop(self) -> None:
         """Kill the daemon's process group, unmount what it left, remove its dir."""
         if self.proc is not None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait(timeout=10)
-            # the leader is gone; anything else left in its group goes too
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            stop_daemon(self.proc)
             self.proc = None
         for d in (self._data, self.dir):
             if d is None:

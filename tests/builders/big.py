@@ -15,8 +15,8 @@ from pathlib import Path
 from .layers import (
     Compression,
     Entry,
+    HashingWriter,
     TarStream,
-    Writable,
     compressing_writer,
     entry_header,
 )
@@ -70,9 +70,9 @@ class GeneratedLayer:
         if compression not in self._built:
             fd, path = tempfile.mkstemp(prefix="ctrpy-big-layer-", suffix=".blob", dir=self.workdir)
             with os.fdopen(fd, "wb") as raw:
-                blob_hash = _HashingWriter(raw)
+                blob_hash = HashingWriter(raw)
                 comp = compressing_writer(blob_hash, compression, level=self.level)
-                tar_hash = _HashingWriter(comp)
+                tar_hash = HashingWriter(comp)
                 ts = TarStream(tar_hash)
                 for e in self.entries():
                     ts.add(e)
@@ -82,11 +82,11 @@ class GeneratedLayer:
             blob = FileBlob(
                 LAYER_MEDIA_TYPES[("oci", compression)],
                 path,
-                "sha256:" + blob_hash.h.hexdigest(),
-                blob_hash.n,
+                blob_hash.digest,
+                blob_hash.size,
                 holder,
             )
-            self._built[compression] = (blob, "sha256:" + tar_hash.h.hexdigest())
+            self._built[compression] = (blob, tar_hash.digest)
         blob, diff = self._built[compression]
         mt = LAYER_MEDIA_TYPES[(family, compression)]
         return FileBlob(mt, blob.path, blob.digest, blob.size, blob.owner), diff
@@ -102,22 +102,6 @@ class _TempFile:
     def __init__(self, path: str) -> None:
         self.path = path
         weakref.finalize(self, _unlink, path)
-
-
-class _HashingWriter:
-    def __init__(self, out: Writable) -> None:
-        self.out = out
-        self.h = hashlib.sha256()
-        self.n = 0
-
-    def write(self, b: bytes, /) -> int:
-        self.h.update(b)
-        self.n += len(b)
-        self.out.write(b)
-        return len(b)
-
-    def flush(self) -> None:
-        pass
 
 
 class _RandomSource:
@@ -196,7 +180,7 @@ class BombLayer:
         if self._built is None:
             fd, path = tempfile.mkstemp(prefix="ctrpy-bomb-", suffix=".gz", dir=self.workdir)
             with os.fdopen(fd, "wb") as raw:
-                out = _HashingWriter(raw)
+                out = HashingWriter(raw)
                 out.write(_gzip_member(self.header))
                 zeros = self.size - len(self.header)
                 full = _zeros_member(_ZEROS_PER_MEMBER)
@@ -204,7 +188,7 @@ class BombLayer:
                     out.write(full)
                 if zeros % _ZEROS_PER_MEMBER:
                     out.write(_zeros_member(zeros % _ZEROS_PER_MEMBER))
-            blob = FileBlob(LAYER_MEDIA_TYPES[(family, "gzip")], path, "sha256:" + out.h.hexdigest(), out.n,
+            blob = FileBlob(LAYER_MEDIA_TYPES[(family, "gzip")], path, out.digest, out.size,
                             _TempFile(path))
             self._built = (blob, self.diff_id or self.honest_diff_id())
         return self._built

@@ -28,6 +28,7 @@ __all__ = [
     "Entry",
     "EntryOptions",
     "EntryType",
+    "HashingWriter",
     "Item",
     "Raw",
     "Tar",
@@ -489,6 +490,29 @@ class Writable(Protocol):
 
 class ClosingWriter(Writable, Protocol):
     def close(self) -> None: ...
+
+
+class HashingWriter:
+    """Writes through to ``out``, hashing (sha256) and counting the bytes on the way."""
+
+    def __init__(self, out: Writable) -> None:
+        self.out = out
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, b: bytes, /) -> int:
+        self._hash.update(b)
+        self.size += len(b)
+        self.out.write(b)
+        return len(b)
+
+    def flush(self) -> None:
+        pass
+
+    @property
+    def digest(self) -> str:
+        """``sha256:<hex>`` of what was written so far."""
+        return "sha256:" + self._hash.hexdigest()
 
 
 class _NoClose:

@@ -20,7 +20,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -30,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.peers import have, run
+from tests.peers import have, log_excerpt, run, spawn_daemon, stop_daemon, tail_of
 from tests.registry.certs import CertPair
 
 BINARY = "docker-registry"
@@ -207,14 +206,7 @@ class DistributionRegistry:
         raise last or RegistryStartError("the registry did not start")
 
     def _spawn(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [self.binary, "serve", str(self.config_path)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.proc = spawn_daemon([self.binary, "serve", str(self.config_path)], self.log_path)
 
     def _wait_ready(self) -> None:
         assert self.proc is not None
@@ -222,13 +214,13 @@ class DistributionRegistry:
         while True:
             if self.proc.poll() is not None:
                 raise RegistryStartError(
-                    f"{self.binary} exited with status {self.proc.returncode} while starting{self._tail()}"
+                    f"{self.binary} exited with status {self.proc.returncode} while starting{log_excerpt(self.log_path)}"
                 )
             status = self.ping()
             if status in (200, 401):
                 return
             if time.monotonic() > deadline:
-                raise RegistryStartError(f"{self.binary} did not answer on {self.url} within {self.start_timeout:g}s{self._tail()}")
+                raise RegistryStartError(f"{self.binary} did not answer on {self.url} within {self.start_timeout:g}s{log_excerpt(self.log_path)}")
             time.sleep(0.05)
 
     def ping(self) -> int | None:
@@ -264,37 +256,12 @@ class DistributionRegistry:
             conn.close()
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def _tail(self) -> str:
-        tail = self.log_tail()
-        return f"\n--- registry.log (tail) ---\n{tail}" if tail else ""
+        return tail_of(self.log_path, lines)
 
     def _kill(self) -> None:
-        if self.proc is None:
-            return
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.proc.wait(timeout=10)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        try:  # anything left in the group goes too
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        self.proc = None
+        if self.proc is not None:
+            stop_daemon(self.proc)
+            self.proc = None
 
     def stop(self) -> None:
         self._kill()

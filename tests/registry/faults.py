@@ -160,14 +160,6 @@ class FaultProxy(Serving):
             self.max_in_flight = self.in_flight
 
     @property
-    def port(self) -> int:
-        return self._port(0)
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
     def url(self) -> str:
         return f"http://{self.host}{self.path_prefix}"
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -85,33 +86,34 @@ def require(*tools: str) -> None:
             pytest.skip(reason)
 
 
-def _start(reg: DistributionRegistry) -> DistributionRegistry:
+@contextmanager
+def _running(reg: DistributionRegistry) -> Iterator[DistributionRegistry]:
+    """REG started (the test skips when it cannot start; fails under CI=true), stopped on the
+    way out."""
     try:
-        return reg.start()
+        reg.start()
     except RegistryStartError as e:
         if in_ci():
             pytest.fail(f"docker-registry did not start: {e}", pytrace=False)
         pytest.skip(f"docker-registry did not start: {e}")
+    try:
+        yield reg
+    finally:
+        reg.stop()
 
 
 @pytest.fixture(scope="session")
 def plain_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DistributionRegistry]:
     require("docker-registry")
-    reg = _start(DistributionRegistry(tmp_path_factory.mktemp("reg-plain")))
-    try:
+    with _running(DistributionRegistry(tmp_path_factory.mktemp("reg-plain"))) as reg:
         yield reg
-    finally:
-        reg.stop()
 
 
 @pytest.fixture(scope="session")
 def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DistributionRegistry]:
     require("docker-registry", "htpasswd")
-    reg = _start(DistributionRegistry(tmp_path_factory.mktemp("reg-basic"), htpasswd=BASIC_USERS))
-    try:
+    with _running(DistributionRegistry(tmp_path_factory.mktemp("reg-basic"), htpasswd=BASIC_USERS)) as reg:
         yield reg
-    finally:
-        reg.stop()
 
 
 @pytest.fixture(scope="session")
@@ -123,11 +125,8 @@ def tls_pair(tmp_path_factory: pytest.TempPathFactory) -> CertPair:
 @pytest.fixture(scope="session")
 def tls_registry(tmp_path_factory: pytest.TempPathFactory, tls_pair: CertPair) -> Iterator[DistributionRegistry]:
     require("docker-registry", "openssl")
-    reg = _start(DistributionRegistry(tmp_path_factory.mktemp("reg-tls"), tls=tls_pair))
-    try:
+    with _running(DistributionRegistry(tmp_path_factory.mktemp("reg-tls"), tls=tls_pair)) as reg:
         yield reg
-    finally:
-        reg.stop()
 
 
 @pytest.fixture(scope="session")
@@ -149,15 +148,11 @@ def mtls_registry(
     tmp_path_factory: pytest.TempPathFactory, tls_pair: CertPair, client_ca: Path, client_pair: CertPair
 ) -> Iterator[DistributionRegistry]:
     require("docker-registry", "openssl")
-    reg = _start(
-        DistributionRegistry(
-            tmp_path_factory.mktemp("reg-mtls"), tls=tls_pair, client_ca=client_ca, client_cert=client_pair
-        )
+    mtls = DistributionRegistry(
+        tmp_path_factory.mktemp("reg-mtls"), tls=tls_pair, client_ca=client_ca, client_cert=client_pair
     )
-    try:
+    with _running(mtls) as reg:
         yield reg
-    finally:
-        reg.stop()
 
 
 @pytest.fixture(scope="session")
@@ -166,11 +161,8 @@ def token_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Token
     d = tmp_path_factory.mktemp("reg-token")
     ts = TokenServer(d / "tokens", users=TOKEN_USERS).start()
     try:
-        reg = _start(DistributionRegistry(d / "registry", token=ts.registry_auth()))
-        try:
+        with _running(DistributionRegistry(d / "registry", token=ts.registry_auth())) as reg:
             yield ts, reg
-        finally:
-            reg.stop()
     finally:
         ts.stop()
 

@@ -38,10 +38,6 @@ class ForwardProxy(Serving):
         self.requests: list[ProxyRecord] = []
         self._lock = threading.Lock()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._port()}"
-
     def _map(self, host: str) -> str | None:
         if host in self.names:
             return self.names[host]

@@ -2,7 +2,8 @@
 token server, forward proxy): one way to start, stop and quiet them.
 
 A helper subclasses :class:`Serving` and says what to serve in ``_listeners()`` (address
-and handler class per server); handlers subclass :class:`QuietHandler`.
+and handler class per server); handlers subclass :class:`QuietHandler`. ``port``, ``host``
+and ``url`` are the first server's.
 """
 
 from __future__ import annotations
@@ -57,6 +58,21 @@ class Serving:
         running = getattr(self, "servers", [])
         assert len(running) > index, f"{type(self).__name__} not started"
         return int(running[index].server_address[1])
+
+    @property
+    def port(self) -> int:
+        """The first server's port."""
+        return self._port()
+
+    @property
+    def host(self) -> str:
+        """``ADDRESS:PORT`` of the first server."""
+        port = self.port
+        return f"{self.servers[0].server_address[0]}:{port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
 
     def start(self) -> Self:
         self.servers = [QuietServer((bind, 0), handler) for bind, handler in self._listeners()]

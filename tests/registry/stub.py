@@ -45,14 +45,6 @@ class StubServer(Serving):
                 return Answer(404, {"Content-Type": "application/json"}, b'{"errors":[{"code":"NOT_FOUND","message":"unscripted"}]}')
             return q.pop(0) if len(q) > 1 else q[0]
 
-    @property
-    def host(self) -> str:
-        return f"{self.bind}:{self._port()}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
-
     def count(self, method: str | None = None, path: str | None = None) -> int:
         with self._lock:
             return sum(1 for r in self.requests if (method is None or r.method == method) and (path is None or r.path == path))

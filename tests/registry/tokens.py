@@ -128,12 +128,8 @@ class TokenServer(Serving):
     # -- where -----------------------------------------------------------------------------------
 
     @property
-    def port(self) -> int:
-        return self._port()
-
-    @property
     def realm(self) -> str:
-        return f"http://127.0.0.1:{self.port}/token"
+        return f"{self.url}/token"
 
     def registry_auth(self) -> TokenAuth:
         return TokenAuth(self.realm, self.service, self.issuer, self.pair.cert)

@@ -1,13 +1,15 @@
 """Layers that try to write outside the root (containerd TestBreakouts, umoci scoping tests).
 
-Every test applies a tar into ``tmp/root`` with ``tmp/outside/sentinel`` next to it and
-checks that nothing outside the root changed.
+Every test applies a tar into ``tmp/root`` with ``tmp/outside/sentinel`` next to it; after
+each one, ``nothing_outside_the_root_changes`` checks that nothing outside the root changed,
+whether the layer applied or was refused.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,12 @@ import pytest
 from ctrpy.errors import InvalidArchive, UnpackError
 from tests.builders import Tar, pad, raw_header
 from tests.helpers import Sandbox, raises_naming
+
+
+@pytest.fixture(autouse=True)
+def nothing_outside_the_root_changes(box: Sandbox) -> Iterator[None]:
+    yield
+    box.assert_outside_unchanged()
 
 
 def same_inode(a: Path, b: Path) -> bool:
@@ -34,20 +42,17 @@ def host_unique() -> str:
 def test_dotdot_names_are_clamped_to_the_root(box: Sandbox, name: str) -> None:
     box.apply(Tar().file(name, b"inside").build())
     assert (box.root / "escaped").read_bytes() == b"inside"
-    box.assert_outside_unchanged()
 
 
 def test_dotdot_prefix_to_an_outside_file_writes_inside_the_root(box: Sandbox) -> None:
     box.apply(Tar().file("../outside/sentinel", b"pwned").build())
     assert (box.root / "outside" / "sentinel").read_bytes() == b"pwned"
-    box.assert_outside_unchanged()
 
 
 def test_absolute_names_are_relative_to_the_root(box: Sandbox) -> None:
     box.apply(Tar().file(str(box.sentinel), b"pwned").file("/abs", b"x").build())
     assert (box.root / str(box.sentinel).lstrip("/")).read_bytes() == b"pwned"
     assert (box.root / "abs").read_bytes() == b"x"
-    box.assert_outside_unchanged()
 
 
 # -- symlinked parents -----------------------------------------------------------------
@@ -58,20 +63,17 @@ def test_symlink_parent_pointing_to_slash_is_clamped_to_root(box: Sandbox) -> No
     box.apply(Tar().symlink("rootlink", "/").file(f"rootlink/{unique}", b"x").build())
     assert (box.root / unique).read_bytes() == b"x"
     assert not Path("/", unique).exists()
-    box.assert_outside_unchanged()
 
 
 @pytest.mark.parametrize("target", ["../..", "../../..", "../../../../../../../../.."])
 def test_symlink_parent_pointing_above_the_root_is_clamped_to_root(box: Sandbox, target: str) -> None:
     box.apply(Tar().dir("d").symlink("d/up", target).file("d/up/outside/sentinel", b"pwned").build())
     assert (box.root / "outside" / "sentinel").read_bytes() == b"pwned"
-    box.assert_outside_unchanged()
 
 
 def test_symlink_parent_pointing_to_a_host_directory_resolves_inside_the_root(box: Sandbox) -> None:
     box.apply(Tar().symlink("hostdir", str(box.outside)).file("hostdir/sentinel", b"pwned").build())
     assert (box.root / str(box.outside).lstrip("/") / "sentinel").read_bytes() == b"pwned"
-    box.assert_outside_unchanged()
 
 
 @pytest.mark.parametrize(
@@ -80,45 +82,28 @@ def test_symlink_parent_pointing_to_a_host_directory_resolves_inside_the_root(bo
 def test_umoci_symlink_scoping_prefixes_stay_inside(box: Sandbox, target: str) -> None:
     box.apply(Tar().symlink("link", target).file("link/file", b"container").build())
     assert (box.root / "file").read_bytes() == b"container"
-    box.assert_outside_unchanged()
 
 
-def test_symlink_to_absolute_etc_writes_into_the_roots_etc(box: Sandbox) -> None:
-    box.apply(
-        Tar().dir("etc").symlink("localetc", "/etc").file("/localetc/unbroken", b"unbroken").build()
-    )
+@pytest.mark.parametrize(
+    "links",
+    [
+        pytest.param(lambda t: t.symlink("localetc", "/etc"), id="symlink-to-absolute-etc"),
+        pytest.param(lambda t: t.dir("dummy").symlink("localetc", "/dummy/../etc"), id="symlink-up-and-out"),
+        pytest.param(
+            lambda t: t.dir("dummy").symlink("/dummy/etc", "/etc").symlink("localetc", "/dummy/etc"),
+            id="chained-symlinks-absolute",
+        ),
+        pytest.param(
+            lambda t: t.dir("dummy").symlink("/dummy/etc", "/etc").symlink("localetc", "./dummy/etc"),
+            id="chained-symlinks-relative",
+        ),
+    ],
+)
+def test_file_written_through_symlinks_to_etc_lands_in_the_roots_etc(
+    box: Sandbox, links: Callable[[Tar], Tar]
+) -> None:
+    box.apply(links(Tar().dir("etc")).file("/localetc/unbroken", b"unbroken").build())
     assert (box.root / "etc" / "unbroken").read_bytes() == b"unbroken"
-    box.assert_outside_unchanged()
-
-
-def test_symlink_up_and_out_writes_into_the_roots_etc(box: Sandbox) -> None:
-    tar = (
-        Tar()
-        .dir("etc")
-        .dir("dummy")
-        .symlink("localetc", "/dummy/../etc")
-        .file("/localetc/unbroken", b"unbroken")
-        .build()
-    )
-    box.apply(tar)
-    assert (box.root / "etc" / "unbroken").read_bytes() == b"unbroken"
-    box.assert_outside_unchanged()
-
-
-@pytest.mark.parametrize("second_target", ["/dummy/etc", "./dummy/etc"], ids=["absolute", "relative"])
-def test_chained_symlinks_resolve_inside_the_root(box: Sandbox, second_target: str) -> None:
-    tar = (
-        Tar()
-        .dir("etc")
-        .dir("dummy")
-        .symlink("/dummy/etc", "/etc")
-        .symlink("localetc", second_target)
-        .file("/localetc/unbroken", b"unbroken")
-        .build()
-    )
-    box.apply(tar)
-    assert (box.root / "etc" / "unbroken").read_bytes() == b"unbroken"
-    box.assert_outside_unchanged()
 
 
 def test_file_written_through_a_symlinked_parent_replaces_the_real_file(box: Sandbox) -> None:
@@ -132,14 +117,12 @@ def test_file_written_through_a_symlinked_parent_replaces_the_real_file(box: San
     )
     box.apply(tar)
     assert (box.root / "etc" / "emptied").read_bytes() == b""
-    box.assert_outside_unchanged()
 
 
 def test_symlink_loop_in_a_parent_is_an_error_not_a_hang(box: Sandbox) -> None:
     tar = Tar().symlink("a", "b").symlink("b", "a").file("a/x", b"x").build()
     with pytest.raises(UnpackError, match='"a/x"'):
         box.apply(tar)
-    box.assert_outside_unchanged()
 
 
 def test_regular_file_parent_is_an_error_naming_the_entry(box: Sandbox) -> None:
@@ -168,7 +151,6 @@ def test_directory_replaced_by_symlink_to_outside_then_written_through_stays_ins
     assert (inside / "sentinel").read_bytes() == b"pwned"
     assert (inside / "new").read_bytes() == b"pwned"
     assert (box.root / "a").is_symlink()
-    box.assert_outside_unchanged()
 
 
 def test_nested_directory_replaced_by_relative_escaping_symlink_stays_inside(box: Sandbox) -> None:
@@ -187,14 +169,12 @@ def test_nested_directory_replaced_by_relative_escaping_symlink_stays_inside(box
     box.apply(tar)
     assert (box.root / "outside" / "c" / "evil").read_bytes() == b"pwned"
     assert (box.root / "outside" / "sentinel").read_bytes() == b"pwned"
-    box.assert_outside_unchanged()
 
 
 def test_directory_replaced_by_a_file_is_seen_by_the_next_entry(box: Sandbox) -> None:
     tar = Tar().dir("a").file("a/x", b"1").file("a", b"now a file").file("a/y", b"2").build()
     with pytest.raises(UnpackError, match='"a/y"'):
         box.apply(tar)
-    box.assert_outside_unchanged()
 
 
 def test_existing_symlink_replaced_by_a_directory_is_written_into(box: Sandbox) -> None:
@@ -202,7 +182,6 @@ def test_existing_symlink_replaced_by_a_directory_is_written_into(box: Sandbox) 
     box.apply(Tar().dir("d", mode=0o700).file("d/sentinel", b"inside").build())
     assert not (box.root / "d").is_symlink()
     assert (box.root / "d" / "sentinel").read_bytes() == b"inside"
-    box.assert_outside_unchanged()
 
 
 def test_hardlink_target_parent_replaced_by_a_symlink_is_resolved_again(box: Sandbox) -> None:
@@ -221,7 +200,6 @@ def test_hardlink_target_parent_replaced_by_a_symlink_is_resolved_again(box: San
     box.apply(tar)
     assert (box.root / "first").read_bytes() == b"old"
     assert same_inode(box.root / "second", box.root / "c" / "f")
-    box.assert_outside_unchanged()
 
 
 # -- the final component is never followed ---------------------------------------------
@@ -231,7 +209,6 @@ def test_regular_file_over_a_symlink_to_outside_replaces_the_symlink(box: Sandbo
     box.apply(Tar().symlink("f", str(box.sentinel)).file("f", b"pwned").build())
     assert not (box.root / "f").is_symlink()
     assert (box.root / "f").read_bytes() == b"pwned"
-    box.assert_outside_unchanged()
 
 
 def test_regular_file_over_a_preexisting_dangling_symlink_does_not_create_its_target(
@@ -240,13 +217,11 @@ def test_regular_file_over_a_preexisting_dangling_symlink_does_not_create_its_ta
     os.symlink(str(box.outside / "created"), box.root / "f")
     box.apply(Tar().file("f", b"x").build())
     assert not (box.outside / "created").exists()
-    box.assert_outside_unchanged()
 
 
 def test_symlink_entry_mode_is_never_applied_through_the_link(box: Sandbox) -> None:
     box.apply(Tar().symlink("s", str(box.sentinel), mode=0o777).build())
     assert (box.sentinel.stat().st_mode & 0o777) == 0o640
-    box.assert_outside_unchanged()
 
 
 def test_hardlink_to_a_symlink_to_outside_does_not_chmod_the_outside_file(box: Sandbox) -> None:
@@ -260,7 +235,6 @@ def test_hardlink_to_a_symlink_to_outside_does_not_chmod_the_outside_file(box: S
     box.apply(tar)
     assert (box.root / "sketchylink").is_symlink()
     assert (box.sentinel.stat().st_mode & 0o777) == 0o640
-    box.assert_outside_unchanged()
 
 
 def test_directory_over_a_symlink_to_outside_does_not_touch_the_outside_directory(
@@ -269,13 +243,11 @@ def test_directory_over_a_symlink_to_outside_does_not_touch_the_outside_director
     box.apply(Tar().symlink("d", str(box.outside / "subdir")).dir("d", mode=0o777).build())
     assert (box.root / "d").is_dir() and not (box.root / "d").is_symlink()
     assert ((box.outside / "subdir").stat().st_mode & 0o777) == 0o750
-    box.assert_outside_unchanged()
 
 
 def test_device_over_a_symlink_to_outside_does_not_follow_it(box: Sandbox) -> None:
     box.apply(Tar().symlink("n", str(box.sentinel)).fifo("n", mode=0o666).build())
     assert (box.root / "n").is_fifo()
-    box.assert_outside_unchanged()
 
 
 # -- hardlinks -------------------------------------------------------------------------
@@ -319,26 +291,22 @@ def test_hardlink_target_is_resolved_inside_the_root(box: Sandbox, extra, link) 
     name, target = link
     box.apply(extra(_passwd_base()).hardlink(name, target).build())
     assert same_inode(box.root / name, box.root / "etc" / "passwd")
-    box.assert_outside_unchanged()
 
 
 def test_hardlink_to_a_host_file_is_rejected_as_a_missing_target(box: Sandbox) -> None:
     with raises_naming(InvalidArchive, '"stolen"', str(box.sentinel)):
         box.apply(Tar().hardlink("stolen", str(box.sentinel)).build())
-    box.assert_outside_unchanged()
 
 
 def test_hardlink_to_a_host_file_through_a_symlink_is_rejected(box: Sandbox) -> None:
     tar = Tar().symlink("h", str(box.outside)).hardlink("stolen", "h/sentinel").build()
     with raises_naming(InvalidArchive, '"stolen"', "h/sentinel"):
         box.apply(tar)
-    box.assert_outside_unchanged()
 
 
 def test_hardlink_to_a_host_file_through_dotdot_is_rejected(box: Sandbox) -> None:
     with raises_naming(InvalidArchive, '"stolen"', "../outside/sentinel"):
         box.apply(Tar().hardlink("stolen", "../outside/sentinel").build())
-    box.assert_outside_unchanged()
 
 
 def test_hardlink_replacing_a_symlinked_directory_lands_in_a_real_directory(box: Sandbox) -> None:
@@ -349,7 +317,6 @@ def test_hardlink_replacing_a_symlinked_directory_lands_in_a_real_directory(box:
     box.apply(Tar().dir("/localetc/").hardlink("/localetc/localpasswd", "/etc/passwd").build())
     assert not (box.root / "localetc").is_symlink()
     assert same_inode(box.root / "localetc" / "localpasswd", box.root / "etc" / "passwd")
-    box.assert_outside_unchanged()
 
 
 def test_symlink_replacing_a_directory_redirects_later_hardlinks(box: Sandbox) -> None:
@@ -361,7 +328,6 @@ def test_symlink_replacing_a_directory_redirects_later_hardlinks(box: Sandbox) -
         Tar().symlink("localetc", "../../etc").hardlink("/localetc/localpasswd", "/etc/passwd").build()
     )
     assert same_inode(box.root / "etc" / "localpasswd", box.root / "etc" / "passwd")
-    box.assert_outside_unchanged()
 
 
 def test_file_replacing_a_hardlink_breaks_the_link(box: Sandbox) -> None:
@@ -373,7 +339,6 @@ def test_file_replacing_a_hardlink_breaks_the_link(box: Sandbox) -> None:
     box.apply(Tar().dir("/localetc/").file("/localetc/localpasswd", b"different").build())
     assert (box.root / "etc" / "passwd").read_bytes() == b"inside"
     assert (box.root / "localetc" / "localpasswd").read_bytes() == b"different"
-    box.assert_outside_unchanged()
 
 
 def test_symlink_named_through_a_dotdot_component_is_cleaned_first(box: Sandbox) -> None:
@@ -387,7 +352,6 @@ def test_symlink_named_through_a_dotdot_component_is_cleaned_first(box: Sandbox)
     box.apply(tar)
     assert (box.root / "localetc").is_symlink()
     assert same_inode(box.root / "etc" / "localpasswd", box.root / "etc" / "passwd")
-    box.assert_outside_unchanged()
 
 
 # -- the root itself -------------------------------------------------------------------
@@ -400,7 +364,6 @@ def test_symlink_entry_for_the_root_is_rejected(box: Sandbox, name: str) -> None
     with pytest.raises(InvalidArchive, match="root directory"):
         box.apply(_passwd_base().symlink(name, "/etc/").build())
     assert box.root.is_dir() and not box.root.is_symlink()
-    box.assert_outside_unchanged()
 
 
 @pytest.mark.parametrize("name", ["./", "/"])
@@ -409,13 +372,11 @@ def test_regular_file_entry_for_the_root_is_rejected(box: Sandbox, name: str) ->
     with pytest.raises(InvalidArchive, match="not a directory"):
         box.apply(pad(data))
     assert box.root.is_dir()
-    box.assert_outside_unchanged()
 
 
 def test_hardlink_to_the_root_is_rejected(box: Sandbox) -> None:
     with pytest.raises(InvalidArchive):
         box.apply(Tar().hardlink("x", "/").build())
-    box.assert_outside_unchanged()
 
 
 def test_hardlink_to_a_directory_is_rejected(box: Sandbox) -> None:
@@ -433,14 +394,12 @@ def test_whiteout_of_dot_or_dotdot_is_an_invalid_archive(box: Sandbox, name: str
     with raises_naming(InvalidArchive, f'"{name}"', "whiteout"):
         box.apply(Tar().file(name).build())
     assert (box.root / "etc" / "passwd").read_bytes() == b"inside"
-    box.assert_outside_unchanged()
 
 
 def test_whiteout_with_a_dotdot_prefix_removes_inside_the_root_only(box: Sandbox) -> None:
     (box.root / "outside").mkdir()
     box.apply(Tar().file("../.wh.outside").build())
     assert not (box.root / "outside").exists()
-    box.assert_outside_unchanged()
 
 
 def test_whiteout_through_an_escaping_symlink_parent_removes_inside_the_root_only(box: Sandbox) -> None:
@@ -449,13 +408,11 @@ def test_whiteout_through_an_escaping_symlink_parent_removes_inside_the_root_onl
     os.symlink("../..", box.root / "up")
     box.apply(Tar().file("up/outside/.wh.sentinel").build())
     assert not (box.root / "outside" / "sentinel").exists()
-    box.assert_outside_unchanged()
 
 
 def test_opaque_whiteout_through_a_symlink_to_outside_clears_inside_the_root_only(box: Sandbox) -> None:
     os.symlink(str(box.outside), box.root / "o")
     box.apply(Tar().opaque("o").build())
-    box.assert_outside_unchanged()
 
 
 def test_whiteout_of_a_symlink_removes_the_link_not_its_target(box: Sandbox) -> None:

@@ -6,12 +6,13 @@ import os
 import shutil
 import stat
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from ctrpy.errors import InvalidArchive, UnpackError
-from tests.builders import Tar, pad, raw_header
+from tests.builders import Entry, Tar, blockdev, chardev, pad, raw_header
 from tests.helpers import GNU_SPARSE_FORMATS, apply_bytes, gnu_tar_create, raises_naming, sparse_tree
 
 is_root = os.geteuid() == 0
@@ -226,20 +227,21 @@ def test_hardlink_to_a_file_of_a_lower_layer(rootfs: Path) -> None:
 
 
 @needs_root
-def test_character_device_is_created_with_its_numbers(rootfs: Path) -> None:
-    apply_bytes(rootfs, Tar().chardev("dev/null", 1, 3, mode=0o666).build())
-    st = (rootfs / "dev" / "null").lstat()
-    assert stat.S_ISCHR(st.st_mode)
-    assert (os.major(st.st_rdev), os.minor(st.st_rdev)) == (1, 3)
-    assert stat.S_IMODE(st.st_mode) == 0o666
-
-
-@needs_root
-def test_block_device_is_created_with_its_numbers(rootfs: Path) -> None:
-    apply_bytes(rootfs, Tar().blockdev("dev/loop9", 7, 9, mode=0o660).build())
-    st = (rootfs / "dev" / "loop9").lstat()
-    assert stat.S_ISBLK(st.st_mode)
-    assert (os.major(st.st_rdev), os.minor(st.st_rdev)) == (7, 9)
+@pytest.mark.parametrize(
+    ("device", "is_type", "numbers", "mode"),
+    [
+        pytest.param(chardev("dev/null", 1, 3, mode=0o666), stat.S_ISCHR, (1, 3), 0o666, id="character"),
+        pytest.param(blockdev("dev/loop9", 7, 9, mode=0o660), stat.S_ISBLK, (7, 9), 0o660, id="block"),
+    ],
+)
+def test_device_is_created_with_its_numbers_and_mode(
+    rootfs: Path, device: Entry, is_type: Callable[[int], bool], numbers: tuple[int, int], mode: int
+) -> None:
+    apply_bytes(rootfs, Tar().add(device).build())
+    st = (rootfs / device.name).lstat()
+    assert is_type(st.st_mode)
+    assert (os.major(st.st_rdev), os.minor(st.st_rdev)) == numbers
+    assert stat.S_IMODE(st.st_mode) == mode
 
 
 def test_devices_are_skipped_with_a_warning_when_not_applying_owners(rootfs: Path) -> None:

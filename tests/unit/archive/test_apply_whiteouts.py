@@ -208,10 +208,22 @@ def test_overlay_whiteout_device_is_owned_like_its_header(upper: Path) -> None:
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1234, 5678, 0)
 
 
-def test_overlay_opaque_marker_sets_the_opaque_xattr(upper: Path) -> None:
-    apply_bytes(upper, Tar().dir("dir").file("dir/x", b"x").opaque("dir").build(), whiteouts="overlay")
-    assert opaque_value(upper / "dir") == b"y"
-    assert names(upper / "dir") == ["x"]
+@pytest.mark.parametrize(
+    "layer",
+    [
+        pytest.param(Tar().dir("d").file("d/x", b"x").opaque("d"), id="opaque-marker"),
+        pytest.param(
+            Tar().dir("d").file("d/x", b"x").whiteout("d"), id="whiteout-of-a-directory-of-the-same-layer"
+        ),
+        pytest.param(Tar().whiteout("d").dir("d").file("d/x", b"x"), id="whiteout-then-directory", marks=needs_root),
+        pytest.param(Tar().whiteout("d").file("d/x", b"x"), id="whiteout-then-entry-below-it", marks=needs_root),
+    ],
+)
+def test_overlay_directory_hidden_below_but_written_by_the_layer_is_opaque(upper: Path, layer: Tar) -> None:
+    apply_bytes(upper, layer.build(), whiteouts="overlay")
+    assert opaque_value(upper / "d") == b"y"
+    assert names(upper / "d") == ["x"]
+    assert (upper / "d" / "x").read_bytes() == b"x"
 
 
 def test_overlay_opaque_marker_with_missing_parents_creates_them(upper: Path) -> None:
@@ -225,29 +237,9 @@ def test_overlay_whiteout_with_missing_parents_creates_them(upper: Path) -> None
     assert is_whiteout_device(upper / "a" / "b" / "c")
 
 
-@needs_root
-def test_overlay_whiteout_then_directory_gives_an_opaque_directory(upper: Path) -> None:
-    apply_bytes(upper, Tar().whiteout("d").dir("d").file("d/x", b"x").build(), whiteouts="overlay")
-    assert (upper / "d").is_dir()
-    assert opaque_value(upper / "d") == b"y"
-
-
-@needs_root
-def test_overlay_whiteout_then_entry_below_it_gives_an_opaque_directory(upper: Path) -> None:
-    apply_bytes(upper, Tar().whiteout("d").file("d/x", b"x").build(), whiteouts="overlay")
-    assert opaque_value(upper / "d") == b"y"
-    assert (upper / "d" / "x").read_bytes() == b"x"
-
-
 def test_overlay_whiteout_of_a_file_of_the_same_layer_keeps_the_file(upper: Path) -> None:
     apply_bytes(upper, Tar().file("f", b"f").whiteout("f").build(), whiteouts="overlay")
     assert (upper / "f").read_bytes() == b"f"
-
-
-def test_overlay_whiteout_of_a_directory_of_the_same_layer_makes_it_opaque(upper: Path) -> None:
-    apply_bytes(upper, Tar().dir("d").file("d/x", b"x").whiteout("d").build(), whiteouts="overlay")
-    assert opaque_value(upper / "d") == b"y"
-    assert names(upper / "d") == ["x"]
 
 
 def test_overlay_mode_never_writes_whiteout_files(upper: Path) -> None:

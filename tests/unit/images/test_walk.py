@@ -8,7 +8,7 @@ asks ``exists`` before reading, as it does over the real stores.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
@@ -174,13 +174,6 @@ def test_size_is_ctrs_the_first_platform_manifest_and_layers_as_often_as_listed(
     assert store.walker().size(d(ix), AMD64) == expected
 
 
-def test_size_needs_the_documents_on_the_way() -> None:
-    amd = img("amd64")
-    ix = index_of([amd])
-    with raises_naming(ContentNotFound, amd.manifest.digest):
-        Store([ix]).walker().size(d(ix), AMD64)
-
-
 def test_platforms_are_the_index_entries_and_skip_unknown_ones() -> None:
     amd, arm = img("amd64"), img("arm64")
     att, _blobs = artifact(b"{}")
@@ -243,11 +236,20 @@ def test_resolve_refuses_an_image_index_whose_only_match_is_an_artifact() -> Non
         Store([ix, art, *blobs, *arm.blobs()]).walker().resolve(d(ix), AMD64)
 
 
-def test_resolve_says_which_manifest_of_the_platform_is_absent() -> None:
+@pytest.mark.parametrize(
+    "needs",
+    [
+        pytest.param(lambda walker, ix: walker.size(ix, AMD64), id="size"),
+        pytest.param(lambda walker, ix: walker.resolve(ix, AMD64), id="resolve"),
+    ],
+)
+def test_size_and_resolve_say_which_manifest_of_the_platform_is_absent(
+    needs: Callable[[Walker, Descriptor], object],
+) -> None:
     amd = img("amd64")
     ix = index_of([amd])
     with raises_naming(ContentNotFound, amd.manifest.digest):
-        Store([ix]).walker().resolve(d(ix), AMD64)
+        needs(Store([ix]).walker(), d(ix))
 
 
 def test_offers_is_false_only_for_a_missing_platform() -> None:

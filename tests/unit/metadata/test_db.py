@@ -178,50 +178,48 @@ def test_reopening_a_current_database_does_not_migrate_again(tmp_path: Path) -> 
 
 
 # --------------------------------------------------------------------------- transactions
+def add_namespaces(conn: sqlite3.Connection, *names: str) -> None:
+    for name in names:
+        conn.execute("INSERT INTO namespaces (name, labels, created_at) VALUES (?, '{}', 't')", (name,))
+
+
+def namespaces(db: Database) -> list[str]:
+    return [r["name"] for r in db.query("SELECT name FROM namespaces ORDER BY name")]
+
+
+def raise_in_a_transaction(db: Database, error: BaseException, *names: str) -> None:
+    """Adds the namespaces NAMES in a transaction that then raises ERROR; ERROR comes out."""
+    with pytest.raises(type(error)):
+        with db.transaction() as conn:
+            add_namespaces(conn, *names)
+            raise error
+
+
 def test_transaction_commits_when_the_block_succeeds(db: Database) -> None:
     with db.transaction() as conn:
-        conn.execute("INSERT INTO namespaces (name, created_at) VALUES ('a', 't')")
-        conn.execute("INSERT INTO namespaces (name, created_at) VALUES ('b', 't')")
-    assert [r["name"] for r in db.query("SELECT name FROM namespaces ORDER BY name")] == ["a", "b"]
+        add_namespaces(conn, "a", "b")
+    assert namespaces(db) == ["a", "b"]
 
 
-def test_transaction_rolls_back_every_row_when_the_block_raises(db: Database) -> None:
-    class Boom(Exception):
-        pass
-
-    with pytest.raises(Boom):
-        with db.transaction() as conn:
-            conn.execute("INSERT INTO namespaces (name, created_at) VALUES ('a', 't')")
-            conn.execute("INSERT INTO namespaces (name, created_at) VALUES ('b', 't')")
-            raise Boom
-    assert db.query("SELECT name FROM namespaces") == []
-
-
-def test_transaction_rolls_back_on_keyboard_interrupt(db: Database) -> None:
-    with pytest.raises(KeyboardInterrupt):
-        with db.transaction() as conn:
-            conn.execute("INSERT INTO namespaces (name, created_at) VALUES ('a', 't')")
-            raise KeyboardInterrupt
-    assert db.query("SELECT name FROM namespaces") == []
+@pytest.mark.parametrize(
+    "error", [pytest.param(ValueError("boom"), id="exception"), pytest.param(KeyboardInterrupt(), id="keyboard-interrupt")]
+)
+def test_transaction_rolls_back_every_row_when_the_block_raises(db: Database, error: BaseException) -> None:
+    raise_in_a_transaction(db, error, "a", "b")
+    assert namespaces(db) == []
 
 
 def test_database_is_usable_after_a_rolled_back_transaction(db: Database) -> None:
-    with pytest.raises(ValueError):
-        with db.transaction() as conn:
-            conn.execute("INSERT INTO namespaces (name, created_at) VALUES ('a', 't')")
-            raise ValueError
+    raise_in_a_transaction(db, ValueError("boom"), "a")
     with db.transaction() as conn:
-        conn.execute("INSERT INTO namespaces (name, created_at) VALUES ('b', 't')")
-    assert [r["name"] for r in db.query("SELECT name FROM namespaces")] == ["b"]
+        add_namespaces(conn, "b")
+    assert namespaces(db) == ["b"]
 
 
 def test_rolled_back_rows_are_invisible_to_another_connection(db: Database, tmp_path: Path) -> None:
-    with pytest.raises(RuntimeError):
-        with db.transaction() as conn:
-            conn.execute("INSERT INTO namespaces (name, created_at) VALUES ('a', 't')")
-            raise RuntimeError
+    raise_in_a_transaction(db, RuntimeError("boom"), "a")
     other = Database(tmp_path / "metadata.db")
-    assert other.query("SELECT name FROM namespaces") == []
+    assert namespaces(other) == []
     other.close()
 
 
@@ -232,11 +230,11 @@ def test_bad_query_is_a_store_error(db: Database) -> None:
 
 def test_an_sqlite_error_inside_a_transaction_is_a_store_error_and_rolls_back(db: Database) -> None:
     with db.transaction() as conn:
-        conn.execute("INSERT INTO namespaces (name, labels, created_at) VALUES ('a', '{}', 't')")
+        add_namespaces(conn, "a")
     with pytest.raises(StoreError) as err, db.transaction() as conn:
-        conn.execute("INSERT INTO namespaces (name, labels, created_at) VALUES ('b', '{}', 't')")
-        conn.execute("INSERT INTO namespaces (name, labels, created_at) VALUES ('a', '{}', 't')")  # taken
+        add_namespaces(conn, "b", "a")  # "a" is taken
     assert "metadata database" in str(err.value) and "UNIQUE" in str(err.value)
-    assert [r["name"] for r in db.query("SELECT name FROM namespaces ORDER BY name")] == ["a"]
+    assert namespaces(db) == ["a"]
     with db.transaction() as conn:  # and the database takes the next transaction
-        conn.execute("INSERT INTO namespaces (name, labels, created_at) VALUES ('c', '{}', 't')")
+        add_namespaces(conn, "c")
+    assert namespaces(db) == ["a", "c"]

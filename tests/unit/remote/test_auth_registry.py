@@ -82,12 +82,15 @@ def test_basic_auth_wrong_password_names_the_user_not_the_password(
 
 
 @pytest.fixture
-def token_image(token_registry: DistributionRegistry, repo: str, push: Push) -> Pushed:
-    return push(small_image(repo), repo, registry=token_registry, creds=f"alice:{TOKEN_USERS['alice']}")
+def token_image(token_registry: DistributionRegistry, token_server: TokenServer, repo: str, push: Push) -> Pushed:
+    """An image pushed as alice; the token server is reset after the push (default settings,
+    an empty log), so that a test sees only its own token requests."""
+    pushed = push(small_image(repo), repo, registry=token_registry, creds=f"alice:{TOKEN_USERS['alice']}")
+    token_server.reset()
+    return pushed
 
 
 def test_token_anonymous_get(client: Client, token_server: TokenServer, token_image: Pushed, tmp_path: Path) -> None:
-    token_server.reset()
     token_server.settings.anonymous_actions = ("pull",)
     reg = client(token_image.ref)
     pull_all(reg, token_image, tmp_path)
@@ -98,7 +101,6 @@ def test_token_anonymous_get(client: Client, token_server: TokenServer, token_im
 
 
 def test_token_anonymous_without_rights_is_denied_clearly(client: Client, token_server: TokenServer, token_image: Pushed) -> None:
-    token_server.reset()
     reg = client(token_image.ref)
     with pytest.raises(AuthError) as e:
         reg.resolve()
@@ -111,7 +113,6 @@ def test_token_anonymous_without_rights_is_denied_clearly(client: Client, token_
 
 
 def test_token_post_with_password(client: Client, token_server: TokenServer, token_image: Pushed, tmp_path: Path) -> None:
-    token_server.reset()
     reg = client(token_image.ref, user="carol", password=TOKEN_USERS["carol"])
     pull_all(reg, token_image, tmp_path)
     [req] = token_server.requests
@@ -120,7 +121,6 @@ def test_token_post_with_password(client: Client, token_server: TokenServer, tok
 
 
 def test_token_post_with_an_identity_token(client: Client, token_server: TokenServer, token_image: Pushed, tmp_path: Path) -> None:
-    token_server.reset()
     token_server.settings.refresh_tokens["rt-for-carol"] = "carol"
     reg = client(token_image.ref, refresh_token="rt-for-carol")
     pull_all(reg, token_image, tmp_path)
@@ -132,7 +132,6 @@ def test_token_post_with_an_identity_token(client: Client, token_server: TokenSe
 def test_token_post_unsupported_falls_back_to_get_with_basic(
     client: Client, token_server: TokenServer, token_image: Pushed, tmp_path: Path, status: int
 ) -> None:
-    token_server.reset()
     token_server.settings.post_status = status
     reg = client(token_image.ref, user="alice", password=TOKEN_USERS["alice"])
     pull_all(reg, token_image, tmp_path)
@@ -142,7 +141,6 @@ def test_token_post_unsupported_falls_back_to_get_with_basic(
 
 
 def test_token_post_other_failure_is_an_error(client: Client, token_server: TokenServer, token_image: Pushed) -> None:
-    token_server.reset()
     token_server.settings.post_status = 500
     reg = client(token_image.ref, user="alice", password=TOKEN_USERS["alice"], max_retries=1)
     with pytest.raises(Exception) as e:
@@ -153,7 +151,6 @@ def test_token_post_other_failure_is_an_error(client: Client, token_server: Toke
 def test_token_wrong_password_is_refused_by_the_token_server(
     client: Client, token_server: TokenServer, token_image: Pushed
 ) -> None:
-    token_server.reset()
     reg = client(token_image.ref, user="alice", password="wrong-password-here")
     with pytest.raises(AuthError) as e:
         reg.resolve()
@@ -165,7 +162,6 @@ def test_token_wrong_password_is_refused_by_the_token_server(
 
 
 def test_token_is_cached_per_scope(client: Client, token_server: TokenServer, token_image: Pushed, tmp_path: Path) -> None:
-    token_server.reset()
     token_server.settings.anonymous_actions = ("pull",)
     reg = client(token_image.ref)
     pull_all(reg, token_image, tmp_path)
@@ -176,7 +172,6 @@ def test_token_is_cached_per_scope(client: Client, token_server: TokenServer, to
 def test_token_refreshed_when_expired_mid_sequence(
     client: Client, clock: FakeClock, token_server: TokenServer, token_image: Pushed, tmp_path: Path
 ) -> None:
-    token_server.reset()
     token_server.settings.anonymous_actions = ("pull",)
     token_server.settings.expires_in = 60
     reg = client(token_image.ref)
@@ -195,7 +190,6 @@ def test_token_refused_by_the_registry_is_fetched_again(
     client: Client, token_server: TokenServer, token_image: Pushed, tmp_path: Path
 ) -> None:
     """A cached token that the registry no longer takes (expired on its clock): one new token."""
-    token_server.reset()
     token_server.settings.anonymous_actions = ("pull",)
     reg = client(token_image.ref)
     desc = reg.resolve()
@@ -214,7 +208,6 @@ def test_token_refused_by_the_registry_is_fetched_again(
 def test_token_issued_expired_is_retried_once_then_works(
     client: Client, token_server: TokenServer, token_image: Pushed, tmp_path: Path
 ) -> None:
-    token_server.reset()
     token_server.settings.anonymous_actions = ("pull",)
     token_server.settings.expired_tokens = 1
     reg = client(token_image.ref)
@@ -229,7 +222,6 @@ def test_token_issued_expired_is_retried_once_then_works(
 def test_repeated_401_is_bounded_with_one_clear_error(
     client: Client, token_server: TokenServer, token_registry: DistributionRegistry, repo: str
 ) -> None:
-    token_server.reset()
     token_server.settings.user_actions = ("pull",)  # alice may not push
     reg = client(token_registry.ref(repo), user="alice", password=TOKEN_USERS["alice"])
     from ctrpy.oci import Descriptor
@@ -250,7 +242,6 @@ def test_repeated_401_is_bounded_with_one_clear_error(
 def test_parallel_requests_share_one_token_fetch(
     client: Client, token_server: TokenServer, token_image: Pushed, tmp_path: Path
 ) -> None:
-    token_server.reset()
     token_server.settings.anonymous_actions = ("pull",)
     reg = client(token_image.ref)
     reg.resolve()
@@ -281,7 +272,6 @@ def test_parallel_requests_share_one_token_fetch(
 def test_push_token_has_push_scope_and_mount_adds_the_source(
     client: Client, token_server: TokenServer, token_image: Pushed
 ) -> None:
-    token_server.reset()
     target = token_image.repo + "-copy"
     reg = client(f"{token_image.registry_host}/{target}:v1", user="alice", password=TOKEN_USERS["alice"])
     layer = token_image.layer_descriptors()[0]

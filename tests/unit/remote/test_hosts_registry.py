@@ -43,6 +43,18 @@ def fetch_first_layer(reg: Registry, image: Pushed, tmp_path: Path) -> Descripto
 
 
 @pytest.fixture
+def image_client(client: Client, pushed_image: Pushed, tmp_path: Path) -> Client:
+    """``image_client(hosts_toml, ref=pushed_image.ref, **options)``: a client for the pushed
+    image, with ``hosts_toml`` as the hosts.toml of its registry."""
+
+    def make(text: str, ref: str | None = None, **options: object) -> Registry:
+        d = hosts_dir(tmp_path, pushed_image.registry_host, text)
+        return client(ref or pushed_image.ref, hosts_dir=d, **options)
+
+    return make
+
+
+@pytest.fixture
 def server_proxy(plain_registry: DistributionRegistry) -> Iterator[FaultProxy]:
     """A pass-through proxy standing for the server, to count what reaches it."""
     with FaultProxy(plain_registry.host) as p:
@@ -50,12 +62,11 @@ def server_proxy(plain_registry: DistributionRegistry) -> Iterator[FaultProxy]:
 
 
 def test_mirror_is_tried_first_then_the_server(
-    client: Client, pushed_image: Pushed, fault_proxy: FaultProxy, server_proxy: FaultProxy, tmp_path: Path
+    image_client: Client, pushed_image: Pushed, fault_proxy: FaultProxy, server_proxy: FaultProxy
 ) -> None:
     fault_proxy.add(Rule(status=404, headers={"Content-Type": "application/json"},
                          body=b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"not in the mirror"}]}'))
-    d = hosts_dir(tmp_path, pushed_image.registry_host, mirrored(server_proxy, fault_proxy, '["pull", "resolve"]'))
-    reg = client(pushed_image.ref, hosts_dir=d)
+    reg = image_client(mirrored(server_proxy, fault_proxy, '["pull", "resolve"]'))
     desc = reg.resolve()
     assert desc.digest == pushed_image.digest
     first = fault_proxy.requests[0]
@@ -66,10 +77,9 @@ def test_mirror_is_tried_first_then_the_server(
 
 
 def test_a_working_mirror_serves_everything(
-    client: Client, pushed_image: Pushed, fault_proxy: FaultProxy, server_proxy: FaultProxy, tmp_path: Path
+    image_client: Client, pushed_image: Pushed, fault_proxy: FaultProxy, server_proxy: FaultProxy, tmp_path: Path
 ) -> None:
-    d = hosts_dir(tmp_path, pushed_image.registry_host, mirrored(server_proxy, fault_proxy))
-    reg = client(pushed_image.ref, hosts_dir=d)
+    reg = image_client(mirrored(server_proxy, fault_proxy))
     desc = reg.resolve()
     reg.fetch_manifest(desc)
     fetch_first_layer(reg, pushed_image, tmp_path)
@@ -78,10 +88,9 @@ def test_a_working_mirror_serves_everything(
 
 
 def test_a_pull_only_mirror_is_not_asked_to_resolve_a_tag(
-    client: Client, pushed_image: Pushed, fault_proxy: FaultProxy, server_proxy: FaultProxy, tmp_path: Path
+    image_client: Client, pushed_image: Pushed, fault_proxy: FaultProxy, server_proxy: FaultProxy, tmp_path: Path
 ) -> None:
-    d = hosts_dir(tmp_path, pushed_image.registry_host, mirrored(server_proxy, fault_proxy, '["pull"]'))
-    reg = client(pushed_image.ref, hosts_dir=d)
+    reg = image_client(mirrored(server_proxy, fault_proxy, '["pull"]'))
     desc = reg.resolve()
     assert fault_proxy.count(path="/manifests/v1") == 0
     assert server_proxy.count("HEAD", "/manifests/v1") == 1
@@ -94,10 +103,10 @@ def test_a_pull_only_mirror_is_not_asked_to_resolve_a_tag(
 
 
 def test_a_pull_only_mirror_resolves_a_digest(
-    client: Client, pushed_image: Pushed, fault_proxy: FaultProxy, server_proxy: FaultProxy, tmp_path: Path
+    image_client: Client, pushed_image: Pushed, fault_proxy: FaultProxy, server_proxy: FaultProxy
 ) -> None:
-    d = hosts_dir(tmp_path, pushed_image.registry_host, mirrored(server_proxy, fault_proxy, '["pull"]'))
-    reg = client(f"{pushed_image.registry_host}/{pushed_image.repo}@{pushed_image.digest}", hosts_dir=d)
+    by_digest = f"{pushed_image.registry_host}/{pushed_image.repo}@{pushed_image.digest}"
+    reg = image_client(mirrored(server_proxy, fault_proxy, '["pull"]'), by_digest)
     assert reg.resolve().digest == pushed_image.digest
     assert fault_proxy.count("HEAD", f"/manifests/{pushed_image.digest}") == 1
     assert server_proxy.count() == 0
@@ -120,30 +129,18 @@ def test_pushes_never_go_to_a_mirror_without_push(
     assert server_proxy.count("POST") == 1 and server_proxy.count("PUT") == 1
 
 
-def test_no_host_with_the_capability_is_a_clear_not_found(
-    client: Client, pushed_image: Pushed, fault_proxy: FaultProxy, tmp_path: Path
-) -> None:
-    d = hosts_dir(
-        tmp_path,
-        pushed_image.registry_host,
-        f'server = "http://{fault_proxy.host}"\ncapabilities = ["pull"]\n',
-    )
-    reg = client(pushed_image.ref, hosts_dir=d)
+def test_no_host_with_the_capability_is_a_clear_not_found(image_client: Client, fault_proxy: FaultProxy) -> None:
+    reg = image_client(f'server = "http://{fault_proxy.host}"\ncapabilities = ["pull"]\n')
     with pytest.raises(RemoteNotFound, match="may resolve"):
         reg.resolve()
     assert fault_proxy.count() == 0
 
 
 def test_override_path_puts_the_api_root_where_the_url_says(
-    client: Client, pushed_image: Pushed, plain_registry: DistributionRegistry, tmp_path: Path
+    image_client: Client, pushed_image: Pushed, plain_registry: DistributionRegistry
 ) -> None:
     with FaultProxy(plain_registry.host, path_prefix="/custom/api", upstream_prefix="/v2") as p:
-        d = hosts_dir(
-            tmp_path,
-            pushed_image.registry_host,
-            f'server = "http://{p.host}/custom/api"\noverride_path = true\n',
-        )
-        reg = client(pushed_image.ref, hosts_dir=d)
+        reg = image_client(f'server = "http://{p.host}/custom/api"\noverride_path = true\n')
         desc = reg.resolve()
         assert reg.fetch_manifest(desc) == pushed_image.manifest.data
         assert p.count() >= 1
@@ -151,25 +148,20 @@ def test_override_path_puts_the_api_root_where_the_url_says(
 
 
 def test_a_mirror_url_path_gets_v2_appended(
-    client: Client, pushed_image: Pushed, plain_registry: DistributionRegistry, tmp_path: Path
+    image_client: Client, pushed_image: Pushed, plain_registry: DistributionRegistry
 ) -> None:
     with FaultProxy(plain_registry.host, path_prefix="/mirror-root") as p:
-        d = hosts_dir(tmp_path, pushed_image.registry_host, f'[host."http://{p.host}/mirror-root"]\n')
-        reg = client(pushed_image.ref, hosts_dir=d)
+        reg = image_client(f'[host."http://{p.host}/mirror-root"]\n')
         assert reg.resolve().digest == pushed_image.digest
         assert p.count("HEAD", "/v2/.*/manifests/v1") == 1
         assert all(r.rule != "no-prefix" for r in p.requests)
 
 
 def test_headers_from_hosts_toml_and_options_are_sent(
-    client: Client, pushed_image: Pushed, fault_proxy: FaultProxy, tmp_path: Path
+    image_client: Client, pushed_image: Pushed, fault_proxy: FaultProxy
 ) -> None:
-    d = hosts_dir(
-        tmp_path,
-        pushed_image.registry_host,
-        f'server = "http://{fault_proxy.host}"\n[header]\n  x-from-file = "file-value"\n  x-list = ["a", "b"]\n',
-    )
-    reg = client(pushed_image.ref, hosts_dir=d, headers=(("X-From-Flag", "flag-value"),))
+    hosts_toml = f'server = "http://{fault_proxy.host}"\n[header]\n  x-from-file = "file-value"\n  x-list = ["a", "b"]\n'
+    reg = image_client(hosts_toml, headers=(("X-From-Flag", "flag-value"),))
     reg.resolve()
     r = fault_proxy.requests[0]
     assert r.header("x-from-file") == "file-value"

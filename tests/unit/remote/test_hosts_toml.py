@@ -134,16 +134,38 @@ server = "https://registry-1.docker.io"
     assert [h.mirror for h in hosts] == [True, True, False]
 
 
-def test_server_defaults_to_the_host_when_the_file_names_none(tmp_path: Path) -> None:
-    write(tmp_path, "r.example", '[host."https://m.example"]\n')
-    hosts = load_hosts("r.example", RemoteOptions(hosts_dir=str(tmp_path)))
-    assert [h.host for h in hosts] == ["m.example", "r.example"]
+def mirror(url: str) -> str:
+    """A hosts.toml naming one mirror."""
+    return f'[host."{url}"]\n'
 
 
-def test_docker_io_server_defaults_to_registry_1_with_a_file(tmp_path: Path) -> None:
-    write(tmp_path, "docker.io", '[host."https://m.example"]\n')
-    hosts = load_hosts("docker.io", RemoteOptions(hosts_dir=str(tmp_path)))
-    assert [(h.scheme, h.host) for h in hosts] == [("https", "m.example"), ("https", "registry-1.docker.io")]
+@pytest.mark.parametrize(
+    ("files", "host", "urls"),
+    [
+        pytest.param({"r.example": mirror("https://m")}, "r.example", ["https://m", "https://r.example"],
+                     id="server-defaults-to-the-host"),
+        pytest.param({"docker.io": mirror("https://m")}, "docker.io", ["https://m", "https://registry-1.docker.io"],
+                     id="docker-io-server-defaults-to-registry-1"),
+        pytest.param({"_default": mirror("https://everything")}, "r.example", ["https://everything", "https://r.example"],
+                     id="default-dir-when-the-host-has-none"),
+        pytest.param({"_default": mirror("https://default"), "r.example": mirror("https://own")}, "r.example",
+                     ["https://own", "https://r.example"], id="host-dir-wins-over-default"),
+        pytest.param({"r.example_5000_": mirror("https://m")}, "r.example:5000", ["https://m", "https://r.example:5000"],
+                     id="host-with-port-in-the-underscore-dir"),
+        pytest.param({}, "r.example", ["https://r.example"], id="no-dir-means-defaults"),
+    ],
+)
+def test_the_hosts_dir_gives_the_mirrors_then_the_server(
+    tmp_path: Path, files: dict[str, str], host: str, urls: list[str]
+) -> None:
+    for name, text in files.items():
+        write(tmp_path, name, text)
+    hosts = load_hosts(host, RemoteOptions(hosts_dir=str(tmp_path)))
+    assert [f"{h.scheme}://{h.host}" for h in hosts] == urls
+
+
+def test_a_host_with_a_port_is_looked_up_as_given_then_with_underscores_then_default(tmp_path: Path) -> None:
+    assert host_dirs(tmp_path, "r.example:5000") == [tmp_path / "r.example:5000", tmp_path / "r.example_5000_", tmp_path / "_default"]
 
 
 def test_v2_is_appended_unless_override_path(tmp_path: Path) -> None:
@@ -238,31 +260,6 @@ def test_headers_string_and_list(tmp_path: Path) -> None:
     m, s = load_hosts("r.example", RemoteOptions(hosts_dir=str(tmp_path), headers=(("X-Flag", "f"),)))
     assert m.headers == (("X-Flag", "f"), ("x-mirror", "m"))
     assert s.headers == (("X-Flag", "f"), ("x-one", "1"), ("x-many", "a"), ("x-many", "b"))
-
-
-def test_default_dir_is_used_when_the_host_has_none(tmp_path: Path) -> None:
-    write(tmp_path, "_default", '[host."https://everything-mirror.example"]\n  capabilities = ["pull"]\n')
-    hosts = load_hosts("r.example", RemoteOptions(hosts_dir=str(tmp_path)))
-    assert [h.host for h in hosts] == ["everything-mirror.example", "r.example"]
-
-
-def test_the_host_dir_wins_over_default(tmp_path: Path) -> None:
-    write(tmp_path, "_default", '[host."https://default-mirror.example"]\n')
-    write(tmp_path, "r.example", '[host."https://own-mirror.example"]\n')
-    hosts = load_hosts("r.example", RemoteOptions(hosts_dir=str(tmp_path)))
-    assert [h.host for h in hosts] == ["own-mirror.example", "r.example"]
-
-
-def test_host_with_port_dir_names(tmp_path: Path) -> None:
-    assert host_dirs(tmp_path, "r.example:5000") == [tmp_path / "r.example:5000", tmp_path / "r.example_5000_", tmp_path / "_default"]
-    write(tmp_path, "r.example_5000_", '[host."https://m.example"]\n')
-    hosts = load_hosts("r.example:5000", RemoteOptions(hosts_dir=str(tmp_path)))
-    assert [h.host for h in hosts] == ["m.example", "r.example:5000"]
-
-
-def test_no_hosts_dir_entry_means_defaults(tmp_path: Path) -> None:
-    [h] = load_hosts("r.example", RemoteOptions(hosts_dir=str(tmp_path)))
-    assert (h.scheme, h.host) == ("https", "r.example")
 
 
 def test_docker_style_cert_dir_without_hosts_toml(tmp_path: Path) -> None:

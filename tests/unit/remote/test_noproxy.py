@@ -52,6 +52,7 @@ def test_star_disables_every_proxy() -> None:
 @pytest.mark.parametrize(
     ("rule", "host", "bypass"),
     [
+        # domain names: the name and its subdomains; a leading "." or "*." only subdomains
         ("example.com", "example.com", True),
         ("example.com", "registry.example.com", True),
         ("example.com", "notexample.com", False),
@@ -62,22 +63,7 @@ def test_star_disables_every_proxy() -> None:
         ("EXAMPLE.COM", "registry.example.com", True),
         (" example.com ", "example.com", True),
         ("other.org", "example.com", False),
-    ],
-)
-def test_domain_rules(rule: str, host: str, bypass: bool) -> None:
-    assert NoProxy(rule).bypass(host, "443") is bypass
-
-
-def test_domain_rule_with_port_matches_only_that_port() -> None:
-    np = NoProxy("example.com:5000")
-    assert np.bypass("example.com", "5000")
-    assert not np.bypass("example.com", "443")
-    assert np.bypass("r.example.com", "5000")
-
-
-@pytest.mark.parametrize(
-    ("rule", "host", "bypass"),
-    [
+        # IP addresses and CIDR ranges
         ("10.0.0.0/8", "10.1.2.3", True),
         ("10.0.0.0/8", "11.1.2.3", False),
         ("192.168.1.0/24", "192.168.1.77", True),
@@ -88,8 +74,15 @@ def test_domain_rule_with_port_matches_only_that_port() -> None:
         ("[2001:db8::1]", "2001:db8::1", True),
     ],
 )
-def test_ip_and_cidr_rules(rule: str, host: str, bypass: bool) -> None:
+def test_rule_bypasses_exactly_the_hosts_it_matches(rule: str, host: str, bypass: bool) -> None:
     assert NoProxy(rule).bypass(host, "443") is bypass
+
+
+def test_domain_rule_with_port_matches_only_that_port() -> None:
+    np = NoProxy("example.com:5000")
+    assert np.bypass("example.com", "5000")
+    assert not np.bypass("example.com", "443")
+    assert np.bypass("r.example.com", "5000")
 
 
 def test_ip_rule_with_port() -> None:
