@@ -7,6 +7,7 @@ import click
 from ctrpy import filters
 from ctrpy.cli.context import App, pass_app
 from ctrpy.cli.group import aliased_group
+from ctrpy.cli.labelcmd import label_command
 from ctrpy.cli.options import filter_argument, list_options
 from ctrpy.cli.params import Duration, parse_labels, stdin_binary, stdout_binary
 from ctrpy.cli.render import age, go_human_size, human_size, labels_cell, listing
@@ -137,19 +138,10 @@ def verify(app: App, all_blobs: bool, fix: bool, digests: tuple[str, ...]) -> No
         raise click.exceptions.Exit(1)
 
 
-@content.command("label")
-@click.argument("digest")
-@click.argument("labels", nargs=-1)
-@pass_app
-def label(app: App, digest: str, labels: tuple[str, ...]) -> None:
-    """Set (k=v) or remove (k=) labels on a blob; prints the resulting labels.
-
-    \b
-    Example:
-      $ ctrpy content label sha256:... containerd.io/gc.root=keep
-    """
-    merged = app.client.content.set_labels(digest, parse_labels(labels, param="LABELS"))
-    click.echo(labels_cell(merged))
+content.add_command(label_command(
+    metavar="DIGEST", noun="a blob", example="ctrpy content label sha256:... containerd.io/gc.root=keep",
+    set_labels=lambda app, dgst, changes: app.client.content.set_labels(dgst, changes),
+))
 
 
 @content.command("prune")

@@ -11,6 +11,7 @@ from ctrpy import filters
 from ctrpy.cli.completion import complete_images, complete_import_formats
 from ctrpy.cli.context import App, pass_app
 from ctrpy.cli.group import aliased_group
+from ctrpy.cli.labelcmd import label_command
 from ctrpy.cli.options import filter_argument, list_options, platform_option, snapshotter_option
 from ctrpy.cli.params import open_input, parse_labels, stdout_binary
 from ctrpy.cli.render import human_size, labels_cell, listing
@@ -98,19 +99,10 @@ def rm(app: App, refs: tuple[str, ...], sync: bool) -> None:
     app.freed(freed)
 
 
-@images.command("label")
-@click.argument("ref", shell_complete=complete_images)
-@click.argument("labels", nargs=-1)
-@pass_app
-def label(app: App, ref: str, labels: tuple[str, ...]) -> None:
-    """Set (k=v) or remove (k=) labels on an image; prints the resulting labels.
-
-    \b
-    Example:
-      $ ctrpy images label busybox:latest team=infra
-    """
-    img = app.client.images.set_labels(ref, parse_labels(labels, param="LABELS"))
-    click.echo(labels_cell(img.labels))
+images.add_command(label_command(
+    metavar="REF", noun="an image", example="ctrpy images label busybox:latest team=infra",
+    set_labels=lambda app, ref, changes: app.client.images.set_labels(ref, changes).labels, complete=complete_images,
+))
 
 
 @images.command("inspect")

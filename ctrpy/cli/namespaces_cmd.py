@@ -7,6 +7,7 @@ import click
 from ctrpy.cli.completion import complete_namespaces
 from ctrpy.cli.context import App, pass_app
 from ctrpy.cli.group import aliased_group
+from ctrpy.cli.labelcmd import label_command
 from ctrpy.cli.options import list_options
 from ctrpy.cli.params import parse_labels
 from ctrpy.cli.render import labels_cell, listing
@@ -56,19 +57,10 @@ def create(app: App, name: str, labels: tuple[str, ...]) -> None:
     app.client.namespaces.create(name, parse_labels(labels, param="LABELS"))
 
 
-@namespaces.command("label")
-@click.argument("name", shell_complete=complete_namespaces)
-@click.argument("labels", nargs=-1)
-@pass_app
-def label(app: App, name: str, labels: tuple[str, ...]) -> None:
-    """Set (k=v) or remove (k=) labels on a namespace.
-
-    \b
-    Example:
-      $ ctrpy ns label ci team=
-    """
-    merged = app.client.namespaces.set_labels(name, parse_labels(labels, param="LABELS"))
-    click.echo(labels_cell(merged))
+namespaces.add_command(label_command(
+    metavar="NAME", noun="a namespace", example="ctrpy ns label ci team=",
+    set_labels=lambda app, name, changes: app.client.namespaces.set_labels(name, changes), complete=complete_namespaces,
+))
 
 
 @namespaces.command("rm", aliases=("remove", "delete", "del"))

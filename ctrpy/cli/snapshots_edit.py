@@ -9,8 +9,8 @@ from collections.abc import Callable
 import click
 
 from ctrpy.cli.context import App, pass_app
+from ctrpy.cli.labelcmd import label_command
 from ctrpy.cli.params import parse_labels
-from ctrpy.cli.render import labels_cell
 from ctrpy.handmade import DIFF_MEDIA_TYPES, HandSnapshots
 from ctrpy.oci import mediatypes
 from ctrpy.snapshots import Snapshot
@@ -101,18 +101,10 @@ def mounts(app: App, target: str, key: str) -> None:
     _print_mounts(_hand(app).mounts(key), target)
 
 
-@click.command("label")
-@click.argument("key")
-@click.argument("labels", nargs=-1)
-@pass_app
-def label(app: App, key: str, labels: tuple[str, ...]) -> None:
-    """Set (k=v) or remove (k=) labels on a snapshot; prints the resulting labels.
-
-    \b
-    Example:
-      $ ctrpy snapshots label work team=infra
-    """
-    click.echo(labels_cell(_hand(app).label(key, parse_labels(labels, param="LABELS"))))
+label = label_command(
+    metavar="KEY", noun="a snapshot", example="ctrpy snapshots label work team=infra",
+    set_labels=lambda app, key, changes: _hand(app).label(key, changes),
+)
 
 
 @click.command("diff")
