@@ -534,20 +534,24 @@ class _Applier(TreeOps):
 
 def apply_layer(
     root: str | os.PathLike[str],
-    tar_stream: BinaryIO,
+    tar_stream: BinaryIO | HashingReader,
     options: ApplyOptions | None = None,
 ) -> ApplyResult:
     """Apply the uncompressed layer tar ``tar_stream`` onto the directory ``root``.
 
     The stream is read once, forward only, to its very end (the diffID covers any
-    padding after the end-of-archive blocks).  Malformed or unsafe archives raise
+    padding after the end-of-archive blocks); a :class:`HashingReader` (such as
+    :class:`ctrpy.archive.pipeline.Prefetched`) is read directly, and its digest, which then
+    covers what it read before, is the diffID.  Malformed or unsafe archives raise
     :class:`InvalidArchive`; failures to write raise :class:`UnpackError`; both name
     the tar entry.  The tree under ``root`` is then partially applied: throw it away.
     """
     opts = options if options is not None else ApplyOptions()
     if opts.whiteouts not in ("delete", "overlay"):
         raise InvalidArgument(f"unknown whiteout mode {opts.whiteouts!r} (valid: delete, overlay)")
-    hashing = HashingReader(tar_stream)
+    # A stream that hashes itself already (a Prefetched one, decompressed and hashed on
+    # another thread) is read as it is.
+    hashing = tar_stream if isinstance(tar_stream, HashingReader) else HashingReader(tar_stream)
     try:
         root_fd = os.open(root, DIR_READ_FLAGS & ~os.O_NOFOLLOW)
     except OSError as exc:
