@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Final, Literal
 
 from ctrpy.archive.compression import HashingReader
+from ctrpy.archive.pathset import PathSet
 from ctrpy.archive.resolve import (
     DIR_PATH_FLAGS,
     DIR_READ_FLAGS,
@@ -119,7 +120,7 @@ class ApplyResult:
     """``sha256:<hex>`` of the whole uncompressed tar stream (the layer's diffID)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _DirFix:
     mode: int
     mtime_ns: int
@@ -144,7 +145,7 @@ class _Applier(TreeOps):
         self.resolver = Resolver(root_fd, on_nondir=self._whiteout_to_dir if self.overlay else None,
                                  on_denied=denied)
         self.link_resolver = Resolver(root_fd, on_denied=denied)
-        self.upper: set[bytes] = set()
+        self.upper = PathSet()  # what this layer wrote: 8 to 16 bytes per entry
         self.dirs: dict[bytes, _DirFix] = {}
         self.made_writable: dict[bytes, tuple[int, int, int]] = {}  # rel -> (mode, dev, ino)
         self.warned: set[str] = set()
@@ -159,9 +160,9 @@ class _Applier(TreeOps):
 
     # -- plumbing -----------------------------------------------------------------
     def mark_upper(self, rel: bytes) -> None:
-        upper = self.upper
-        while rel and rel not in upper:
-            upper.add(rel)
+        """Remember that this layer wrote ``rel`` (and so its parents)."""
+        add = self.upper.add
+        while rel and add(rel):
             cut = rel.rfind(b"/")
             if cut < 0:
                 break
