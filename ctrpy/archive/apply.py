@@ -78,6 +78,8 @@ _MAX_MINOR: Final = 1 << 20
 
 _FILE_CREATE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
+PROGRESS_EVERY: Final = 64
+
 _WH_PREFIX: Final = b".wh."
 _WH_META_PREFIX: Final = b".wh..wh."
 _WH_OPAQUE: Final = b".wh..wh..opq"
@@ -106,7 +108,9 @@ class ApplyOptions:
     """Called with (entry name, why) for a device node not created, instead of one
     ``on_warning`` line each: the caller says it once for a whole image."""
     on_progress: Callable[[int, int], None] | None = None
-    """Called after every entry with (entries done, uncompressed tar bytes done)."""
+    """Called with (entries done, uncompressed tar bytes done) after each of the first
+    ``PROGRESS_EVERY`` entries, then after every ``PROGRESS_EVERY``-th, and once after the
+    last entry: a sample for a progress display, not an event per entry."""
 
 
 @dataclass
@@ -579,8 +583,10 @@ def apply_layer(
             except (ValueError, OverflowError) as exc:  # a name or number os.* refuses
                 raise InvalidArchive(f"layer entry {quote(hdr.name)}: {exc}") from exc
             entries += 1
-            if on_progress is not None:
+            if on_progress is not None and (entries < PROGRESS_EVERY or not entries % PROGRESS_EVERY):
                 on_progress(entries, reader.offset)
+        if on_progress is not None and entries >= PROGRESS_EVERY and entries % PROGRESS_EVERY:
+            on_progress(entries, reader.offset)  # the last sample: the whole layer
         try:
             applier.finish()
         except OSError as exc:

@@ -304,6 +304,19 @@ def test_a_blob_with_an_unchanged_tar_but_a_changed_gzip_header_is_reported_as_c
         client.unpack(APP, snapshotter=snapshotter)
 
 
+def test_progress_is_sampled_and_its_last_sample_counts_the_whole_layer(
+    client: Client, tmp_path: Path, snapshotter: str, events: Events
+) -> None:
+    many = [directory("many")] + [file(f"many/f{i}", b"x") for i in range(300)]
+    img = host_image(BASE, many).build()
+    store(client, tmp_path, (img, APP))
+    client.unpack(APP, snapshotter=snapshotter)
+    samples = [e for e in events if isinstance(e, LayerProgress) and e.index == 1]
+    assert len(samples) < 301  # not an event per entry
+    assert samples[-1].entries == 301
+    assert samples[-1].compressed_done > 0
+
+
 # --------------------------------------------------------------------------- interruptions
 class Boom(Exception):
     pass
