@@ -150,6 +150,7 @@ class _Applier(TreeOps):
                                  on_denied=denied)
         self.link_resolver = Resolver(root_fd, on_denied=denied)
         self.upper = PathSet()  # what this layer wrote: 8 to 16 bytes per entry
+        self._marked_dir: bytes | None = None  # a directory known to be in upper (never removed from it)
         self.dirs: dict[bytes, _DirFix] = {}
         self.made_writable: dict[bytes, tuple[int, int, int]] = {}  # rel -> (mode, dev, ino)
         self.warned: set[str] = set()
@@ -249,14 +250,18 @@ class _Applier(TreeOps):
         direct = not (mode & 0o7000 or mode & self.umask) and not self.parent_acl()
         initial = mode if direct else 0o600
 
-        def create() -> int:
-            return os.open(base, _FILE_CREATE_FLAGS, initial, dir_fd=pfd)
+        try:  # the common case: a new name in a writable directory, one syscall
+            fd = os.open(base, _FILE_CREATE_FLAGS, initial, dir_fd=pfd)
+        except (FileExistsError, PermissionError):
 
-        try:
-            fd = self.create_in(pfd, prel, create)
-        except FileExistsError:
-            self.remove(pfd, base, prel)
-            fd = self.create_in(pfd, prel, create)
+            def create() -> int:
+                return os.open(base, _FILE_CREATE_FLAGS, initial, dir_fd=pfd)
+
+            try:
+                fd = self.create_in(pfd, prel, create)
+            except FileExistsError:
+                self.remove(pfd, base, prel)
+                fd = self.create_in(pfd, prel, create)
         try:
             if hdr.sparse is None:
                 if hdr.size:
@@ -269,7 +274,11 @@ class _Applier(TreeOps):
             self.meta_fd(fd, hdr, "file", fresh=True, mode_set=direct)
         finally:
             os.close(fd)
-        self.mark_upper(rel)
+        if prel == self._marked_dir:  # its directory is marked already (sorted layers)
+            self.upper.add(rel)
+        else:
+            self.mark_upper(rel)
+            self._marked_dir = prel
 
     def directory(self, comps: list[bytes], hdr: TarHeader) -> None:
         pfd, prel = self.parent(comps[:-1])
