@@ -109,7 +109,7 @@ def apply_blob(
         if progress is not None:
             report = progress
             options.on_progress = lambda entries, size: report(counted.n, entries, size)
-        _comp, stream = open_decompressed(counted)  # type: ignore[arg-type]
+        _comp, stream = open_decompressed(counted, buffered=False)  # type: ignore[arg-type]
 
         def verify() -> None:  # the compressed digest, to the last byte (on the reading thread)
             while raw.read(CHUNK):

@@ -149,7 +149,7 @@ class _Applier(TreeOps):
         self.resolver = Resolver(root_fd, on_nondir=self._whiteout_to_dir if self.overlay else None,
                                  on_denied=denied)
         self.link_resolver = Resolver(root_fd, on_denied=denied)
-        self.upper = PathSet()  # what this layer wrote: 8 to 16 bytes per entry
+        self.upper = PathSet()  # what this layer wrote: 11 to 21 bytes per entry
         self._marked_dir: bytes | None = None  # a directory known to be in upper (never removed from it)
         self.dirs: dict[bytes, _DirFix] = {}
         self.made_writable: dict[bytes, tuple[int, int, int]] = {}  # rel -> (mode, dev, ino)

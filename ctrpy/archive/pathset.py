@@ -7,8 +7,9 @@ object and its slot), and a layer of 200,000 files grew the process by 30 MiB.  
 path is a 64-bit fingerprint (Python's ``hash`` of the bytes: SipHash keyed with the
 process's random secret, so an image cannot pick colliding names; BLAKE2b with a random
 key when hash randomization is off) in an open-addressing
-table of unsigned 64-bit integers that is never more than half full: 8 to 16 bytes per
-path, so memory stays flat as layers grow.
+table of unsigned 64-bit integers that is never more than three quarters full: 11 to 21
+bytes per path (linear probing stays short at that load), so memory stays nearly flat as
+layers grow.
 
 A fingerprint can collide, with odds of about ``n / 2**64`` per lookup in a set of ``n``
 paths (one in 10**13 for a million entries).  What a collision would do is bounded: a
@@ -87,7 +88,7 @@ class PathSet:
             i = (i + 1) & mask
         slots[i] = fp
         self._count += 1
-        if 2 * self._count > mask:
+        if 4 * self._count > 3 * mask:  # at most three quarters full
             self._grow()
         return True
 
