@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -338,6 +339,23 @@ def test_an_unpack_interrupted_mid_layer_leaves_no_snapshot_for_that_layer(
     with pytest.raises(exc):
         client.unpack(APP, snapshotter=snapshotter)
     assert_nothing_from(client.snapshotter(snapshotter), chain_ids(img.diff_ids), 1)
+
+
+def test_an_interrupted_unpack_leaves_no_layer_reading_thread_behind(
+    client: Client, tmp_path: Path, snapshotter: str, events: Events
+) -> None:
+    many = [directory("many")] + [file(f"many/f{i}", b"x" * 4096) for i in range(200)]
+    img = host_image(BASE, many, TOP).build()
+    store(client, tmp_path, (img, APP))
+
+    def interrupt(event: Event) -> None:
+        if isinstance(event, LayerProgress) and event.index == 1 and event.entries == 3:
+            raise KeyboardInterrupt
+
+    events.fail = interrupt
+    with pytest.raises(KeyboardInterrupt):
+        client.unpack(APP, snapshotter=snapshotter)
+    assert [t for t in threading.enumerate() if t.name == "ctrpy-layer-reader"] == []
 
 
 def test_an_unpack_after_an_interrupted_one_completes_the_image(
