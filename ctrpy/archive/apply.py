@@ -27,10 +27,11 @@ import errno
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import BinaryIO, Final, Literal
+from dataclasses import dataclass
+from typing import BinaryIO, Final
 
 from ctrpy.archive.compression import HashingReader
+from ctrpy.archive.options import PROGRESS_EVERY, ApplyOptions, ApplyResult
 from ctrpy.archive.pathset import PathSet
 from ctrpy.archive.resolve import (
     DIR_PATH_FLAGS,
@@ -62,6 +63,7 @@ from ctrpy.archive.treeops import TreeOps
 from ctrpy.errors import InvalidArchive, InvalidArgument, UnpackError
 
 __all__ = [
+    "PROGRESS_EVERY",
     "ApplyOptions",
     "ApplyResult",
     "TarHeader",
@@ -78,8 +80,6 @@ _MAX_MINOR: Final = 1 << 20
 
 _FILE_CREATE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
-PROGRESS_EVERY: Final = 64
-
 _WH_PREFIX: Final = b".wh."
 _WH_META_PREFIX: Final = b".wh..wh."
 _WH_OPAQUE: Final = b".wh..wh..opq"
@@ -88,40 +88,6 @@ _WH_OPAQUE: Final = b".wh..wh..opq"
 
 # ---------------------------------------------------------------------------------
 # Applying
-
-
-@dataclass
-class ApplyOptions:
-    """How :func:`apply_layer` writes a layer."""
-
-    whiteouts: Literal["delete", "overlay"] = "delete"
-    """``delete``: the root holds the parent's full tree (native snapshotter) and
-    whiteouts remove things.  ``overlay``: the root is an empty overlayfs upper dir;
-    ``.wh.X`` becomes a 0:0 character device X and ``.wh..wh..opq`` sets the xattr
-    ``trusted.overlay.opaque=y`` (``user.overlay.opaque`` when not root) on its dir."""
-    same_owner: bool = field(default_factory=lambda: os.geteuid() == 0)
-    """Apply uid/gid from the tar; when False nothing is chowned and device nodes are
-    skipped with a warning."""
-    on_warning: Callable[[str], None] | None = None
-    """Called with a one-line message for everything skipped; default: logging."""
-    on_skipped_device: Callable[[str, str], None] | None = None
-    """Called with (entry name, why) for a device node not created, instead of one
-    ``on_warning`` line each: the caller says it once for a whole image."""
-    on_progress: Callable[[int, int], None] | None = None
-    """Called with (entries done, uncompressed tar bytes done) after each of the first
-    ``PROGRESS_EVERY`` entries, then after every ``PROGRESS_EVERY``-th, and once after the
-    last entry: a sample for a progress display, not an event per entry."""
-
-
-@dataclass
-class ApplyResult:
-    """What :func:`apply_layer` read."""
-
-    entries: int
-    size: int
-    """Bytes of the uncompressed tar stream, including padding after its end."""
-    diff_id: str
-    """``sha256:<hex>`` of the whole uncompressed tar stream (the layer's diffID)."""
 
 
 @dataclass(slots=True)
