@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol
 
 from ctrpy.archive.apply import ApplyOptions, ApplyResult, apply_layer
 from ctrpy.archive.compression import open_decompressed
+from ctrpy.archive.pipeline import Prefetched
 from ctrpy.errors import AlreadyExists, CtrpyError, DigestMismatch, UnpackError, UnsupportedFormat
 from ctrpy.images.walk import Config, Manifest, Walker
 from ctrpy.metadata.leases import Held
@@ -108,10 +109,15 @@ def apply_blob(
         if progress is not None:
             report = progress
             options.on_progress = lambda entries, size: report(counted.n, entries, size)
-        _comp, stream = open_decompressed(counted)  # type: ignore[arg-type]
-        result = apply_layer(target_dir, stream, options)
-        while raw.read(CHUNK):  # verify the compressed digest to the last byte
-            pass
+        _comp, stream = open_decompressed(counted, buffered=False)  # type: ignore[arg-type]
+
+        def verify() -> None:  # the compressed digest, to the last byte (on the reading thread)
+            while raw.read(CHUNK):
+                pass
+
+        # decompression and both digests on a second thread, entries on this one
+        with Prefetched(stream, finish=verify) as tar_stream:
+            result = apply_layer(target_dir, tar_stream, options)
     return result
 
 

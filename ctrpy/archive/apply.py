@@ -27,10 +27,12 @@ import errno
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import BinaryIO, Final, Literal
+from dataclasses import dataclass
+from typing import BinaryIO, Final
 
 from ctrpy.archive.compression import HashingReader
+from ctrpy.archive.options import PROGRESS_EVERY, ApplyOptions, ApplyResult
+from ctrpy.archive.pathset import PathSet
 from ctrpy.archive.resolve import (
     DIR_PATH_FLAGS,
     DIR_READ_FLAGS,
@@ -61,6 +63,7 @@ from ctrpy.archive.treeops import TreeOps
 from ctrpy.errors import InvalidArchive, InvalidArgument, UnpackError
 
 __all__ = [
+    "PROGRESS_EVERY",
     "ApplyOptions",
     "ApplyResult",
     "TarHeader",
@@ -87,39 +90,7 @@ _WH_OPAQUE: Final = b".wh..wh..opq"
 # Applying
 
 
-@dataclass
-class ApplyOptions:
-    """How :func:`apply_layer` writes a layer."""
-
-    whiteouts: Literal["delete", "overlay"] = "delete"
-    """``delete``: the root holds the parent's full tree (native snapshotter) and
-    whiteouts remove things.  ``overlay``: the root is an empty overlayfs upper dir;
-    ``.wh.X`` becomes a 0:0 character device X and ``.wh..wh..opq`` sets the xattr
-    ``trusted.overlay.opaque=y`` (``user.overlay.opaque`` when not root) on its dir."""
-    same_owner: bool = field(default_factory=lambda: os.geteuid() == 0)
-    """Apply uid/gid from the tar; when False nothing is chowned and device nodes are
-    skipped with a warning."""
-    on_warning: Callable[[str], None] | None = None
-    """Called with a one-line message for everything skipped; default: logging."""
-    on_skipped_device: Callable[[str, str], None] | None = None
-    """Called with (entry name, why) for a device node not created, instead of one
-    ``on_warning`` line each: the caller says it once for a whole image."""
-    on_progress: Callable[[int, int], None] | None = None
-    """Called after every entry with (entries done, uncompressed tar bytes done)."""
-
-
-@dataclass
-class ApplyResult:
-    """What :func:`apply_layer` read."""
-
-    entries: int
-    size: int
-    """Bytes of the uncompressed tar stream, including padding after its end."""
-    diff_id: str
-    """``sha256:<hex>`` of the whole uncompressed tar stream (the layer's diffID)."""
-
-
-@dataclass
+@dataclass(slots=True)
 class _DirFix:
     mode: int
     mtime_ns: int
@@ -144,7 +115,8 @@ class _Applier(TreeOps):
         self.resolver = Resolver(root_fd, on_nondir=self._whiteout_to_dir if self.overlay else None,
                                  on_denied=denied)
         self.link_resolver = Resolver(root_fd, on_denied=denied)
-        self.upper: set[bytes] = set()
+        self.upper = PathSet()  # what this layer wrote: 11 to 21 bytes per entry
+        self._marked_dir: bytes | None = None  # a directory known to be in upper (never removed from it)
         self.dirs: dict[bytes, _DirFix] = {}
         self.made_writable: dict[bytes, tuple[int, int, int]] = {}  # rel -> (mode, dev, ino)
         self.warned: set[str] = set()
@@ -159,9 +131,9 @@ class _Applier(TreeOps):
 
     # -- plumbing -----------------------------------------------------------------
     def mark_upper(self, rel: bytes) -> None:
-        upper = self.upper
-        while rel and rel not in upper:
-            upper.add(rel)
+        """Remember that this layer wrote ``rel`` (and so its parents)."""
+        add = self.upper.add
+        while rel and add(rel):
             cut = rel.rfind(b"/")
             if cut < 0:
                 break
@@ -244,14 +216,18 @@ class _Applier(TreeOps):
         direct = not (mode & 0o7000 or mode & self.umask) and not self.parent_acl()
         initial = mode if direct else 0o600
 
-        def create() -> int:
-            return os.open(base, _FILE_CREATE_FLAGS, initial, dir_fd=pfd)
+        try:  # the common case: a new name in a writable directory, one syscall
+            fd = os.open(base, _FILE_CREATE_FLAGS, initial, dir_fd=pfd)
+        except (FileExistsError, PermissionError):
 
-        try:
-            fd = self.create_in(pfd, prel, create)
-        except FileExistsError:
-            self.remove(pfd, base, prel)
-            fd = self.create_in(pfd, prel, create)
+            def create() -> int:
+                return os.open(base, _FILE_CREATE_FLAGS, initial, dir_fd=pfd)
+
+            try:
+                fd = self.create_in(pfd, prel, create)
+            except FileExistsError:
+                self.remove(pfd, base, prel)
+                fd = self.create_in(pfd, prel, create)
         try:
             if hdr.sparse is None:
                 if hdr.size:
@@ -264,7 +240,11 @@ class _Applier(TreeOps):
             self.meta_fd(fd, hdr, "file", fresh=True, mode_set=direct)
         finally:
             os.close(fd)
-        self.mark_upper(rel)
+        if prel == self._marked_dir:  # its directory is marked already (sorted layers)
+            self.upper.add(rel)
+        else:
+            self.mark_upper(rel)
+            self._marked_dir = prel
 
     def directory(self, comps: list[bytes], hdr: TarHeader) -> None:
         pfd, prel = self.parent(comps[:-1])
@@ -534,20 +514,24 @@ class _Applier(TreeOps):
 
 def apply_layer(
     root: str | os.PathLike[str],
-    tar_stream: BinaryIO,
+    tar_stream: BinaryIO | HashingReader,
     options: ApplyOptions | None = None,
 ) -> ApplyResult:
     """Apply the uncompressed layer tar ``tar_stream`` onto the directory ``root``.
 
     The stream is read once, forward only, to its very end (the diffID covers any
-    padding after the end-of-archive blocks).  Malformed or unsafe archives raise
+    padding after the end-of-archive blocks); a :class:`HashingReader` (such as
+    :class:`ctrpy.archive.pipeline.Prefetched`) is read directly, and its digest, which then
+    covers what it read before, is the diffID.  Malformed or unsafe archives raise
     :class:`InvalidArchive`; failures to write raise :class:`UnpackError`; both name
     the tar entry.  The tree under ``root`` is then partially applied: throw it away.
     """
     opts = options if options is not None else ApplyOptions()
     if opts.whiteouts not in ("delete", "overlay"):
         raise InvalidArgument(f"unknown whiteout mode {opts.whiteouts!r} (valid: delete, overlay)")
-    hashing = HashingReader(tar_stream)
+    # A stream that hashes itself already (a Prefetched one, decompressed and hashed on
+    # another thread) is read as it is.
+    hashing = tar_stream if isinstance(tar_stream, HashingReader) else HashingReader(tar_stream)
     try:
         root_fd = os.open(root, DIR_READ_FLAGS & ~os.O_NOFOLLOW)
     except OSError as exc:
@@ -574,8 +558,10 @@ def apply_layer(
             except (ValueError, OverflowError) as exc:  # a name or number os.* refuses
                 raise InvalidArchive(f"layer entry {quote(hdr.name)}: {exc}") from exc
             entries += 1
-            if on_progress is not None:
+            if on_progress is not None and (entries < PROGRESS_EVERY or not entries % PROGRESS_EVERY):
                 on_progress(entries, reader.offset)
+        if on_progress is not None and entries >= PROGRESS_EVERY and entries % PROGRESS_EVERY:
+            on_progress(entries, reader.offset)  # the last sample: the whole layer
         try:
             applier.finish()
         except OSError as exc:

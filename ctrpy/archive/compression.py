@@ -220,8 +220,11 @@ class _ZstdRaw(io.RawIOBase):
         return n
 
 
-def open_decompressed(stream: BinaryIO) -> tuple[Compression, BinaryIO]:
-    """Sniff ``stream`` (without seeking) and return a reader of its decompressed bytes."""
+def open_decompressed(stream: BinaryIO, *, buffered: bool = True) -> tuple[Compression, BinaryIO]:
+    """Sniff ``stream`` (without seeking) and return a reader of its decompressed bytes.
+
+    ``buffered=False`` returns the decompressor itself, for a reader that reads large
+    chunks anyway (a buffer would only copy each of them once more)."""
     head = read_exactly_or_eof(stream, _SNIFF_LEN)
     kind = sniff(head)
     raw = _PrefixedRaw(head, stream)
@@ -231,7 +234,7 @@ def open_decompressed(stream: BinaryIO) -> tuple[Compression, BinaryIO]:
         out = _ZstdRaw(raw)
     else:
         out = raw
-    return kind, cast(BinaryIO, io.BufferedReader(out, buffer_size=CHUNK))
+    return kind, cast(BinaryIO, io.BufferedReader(out, buffer_size=CHUNK) if buffered else out)
 
 
 class HashingReader(TapReader):

@@ -27,8 +27,11 @@ DIR_READ_FLAGS: Final = os.O_RDONLY | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOE
 
 def clean_components(name: bytes) -> list[bytes]:
     """Lexically clean a tar name into components; ``..`` never rises above the root."""
+    parts = name.split(b"/")
+    if b".." not in parts:  # the common case: only empty and "." components to drop
+        return [comp for comp in parts if comp and comp != b"."]
     out: list[bytes] = []
-    for comp in name.split(b"/"):
+    for comp in parts:
         if comp == b"" or comp == b".":
             continue
         if comp == b"..":

@@ -9,6 +9,7 @@ an end-of-archive block, truncation).  Entries' data is read with the ``read(n)`
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, Final, Protocol
 
@@ -104,6 +105,13 @@ def _num(field: bytes, what: str) -> int:
 
 
 _PLAIN_NUMBER_BYTES: Final = b"01234567 \0"
+
+
+def _byte_sum(block: bytes) -> int:
+    """The sum of a 512-byte block's bytes, in C: Adler-32's first half is 1 + the sum of the
+    bytes modulo 65521, exact for 256 bytes (at most 256 * 255 = 65280); four times faster
+    than ``sum(block)``, which a tar header checksum costs once per entry."""
+    return (zlib.adler32(block[:256]) & 0xFFFF) + (zlib.adler32(block[256:]) & 0xFFFF) - 2
 
 
 def _numbers(block: bytes) -> tuple[int, int, int, int, int]:
@@ -246,6 +254,11 @@ class TarReader:
             raise InvalidArchive(f"layer entry {quote(self._current)}: data overruns its size")
         self._data_left -= n
         self.offset += n
+        pos = self._pos
+        if n <= len(self._buf) - pos:  # all of it buffered (a small file): one write, usually
+            written = os.write(fd, memoryview(self._buf)[pos : pos + n])
+            self._pos = pos + written
+            n -= written
         while n:
             avail = len(self._buf) - self._pos
             if not avail:
@@ -283,11 +296,17 @@ class TarReader:
         first = self.offset
         while True:
             start = self.offset
-            if not self._fill(_BLOCK):
-                if len(self._buf) - self._pos == 0 and start == first:
-                    return None  # clean EOF on a block boundary (no end-of-archive marker)
-                raise self._truncated()
-            block = self._take(_BLOCK)
+            pos = self._pos
+            if len(self._buf) - pos >= _BLOCK:  # the common case: the header is buffered
+                block = self._buf[pos : pos + _BLOCK]
+                self._pos = pos + _BLOCK
+                self.offset = start + _BLOCK
+            else:
+                if not self._fill(_BLOCK):
+                    if len(self._buf) - self._pos == 0 and start == first:
+                        return None  # clean EOF on a block boundary (no end-of-archive marker)
+                    raise self._truncated()
+                block = self._take(_BLOCK)
             if block == _ZERO_BLOCK:
                 if start != first:
                     raise self._bad(start, "archive ends after an extended header")
@@ -342,7 +361,7 @@ class TarReader:
             want = int(field.strip(b" \0") or b"0", 8)
         except ValueError:
             raise self._bad(start, "invalid checksum field (not a tar archive?)") from None
-        unsigned = sum(block) - sum(block[148:156]) + 256
+        unsigned = _byte_sum(block) - sum(block[148:156]) + 256
         if want == unsigned:
             return
         signed = unsigned - 256 * sum(1 for b in block if b > 127)

@@ -14,6 +14,7 @@ import stat
 from collections.abc import Callable, Iterator
 from typing import Final
 
+from ctrpy.archive.pathset import PathSet
 from ctrpy.archive.resolve import DIR_PATH_FLAGS, DIR_READ_FLAGS, Resolver, fd_path, resolve_in_root
 from ctrpy.archive.tar import TarHeader, quote
 from ctrpy.errors import InvalidArchive, StoreError
@@ -49,7 +50,7 @@ class TreeOps:
     euid: int
     egid: int
     is_root: bool
-    upper: set[bytes]
+    upper: PathSet
     made_writable: dict[bytes, tuple[int, int, int]]
     warned: set[str]
     name: bytes
@@ -266,7 +267,7 @@ class _Remover(TreeOps):
     def __init__(self) -> None:
         self.euid = os.geteuid()
         self.is_root = self.euid == 0
-        self.upper = set()
+        self.upper = PathSet()
         self.made_writable = {}
 
 

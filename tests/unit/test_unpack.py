@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -304,6 +305,19 @@ def test_a_blob_with_an_unchanged_tar_but_a_changed_gzip_header_is_reported_as_c
         client.unpack(APP, snapshotter=snapshotter)
 
 
+def test_progress_is_sampled_and_its_last_sample_counts_the_whole_layer(
+    client: Client, tmp_path: Path, snapshotter: str, events: Events
+) -> None:
+    many = [directory("many")] + [file(f"many/f{i}", b"x") for i in range(300)]
+    img = host_image(BASE, many).build()
+    store(client, tmp_path, (img, APP))
+    client.unpack(APP, snapshotter=snapshotter)
+    samples = [e for e in events if isinstance(e, LayerProgress) and e.index == 1]
+    assert len(samples) < 301  # not an event per entry
+    assert samples[-1].entries == 301
+    assert samples[-1].compressed_done > 0
+
+
 # --------------------------------------------------------------------------- interruptions
 class Boom(Exception):
     pass
@@ -325,6 +339,23 @@ def test_an_unpack_interrupted_mid_layer_leaves_no_snapshot_for_that_layer(
     with pytest.raises(exc):
         client.unpack(APP, snapshotter=snapshotter)
     assert_nothing_from(client.snapshotter(snapshotter), chain_ids(img.diff_ids), 1)
+
+
+def test_an_interrupted_unpack_leaves_no_layer_reading_thread_behind(
+    client: Client, tmp_path: Path, snapshotter: str, events: Events
+) -> None:
+    many = [directory("many")] + [file(f"many/f{i}", b"x" * 4096) for i in range(200)]
+    img = host_image(BASE, many, TOP).build()
+    store(client, tmp_path, (img, APP))
+
+    def interrupt(event: Event) -> None:
+        if isinstance(event, LayerProgress) and event.index == 1 and event.entries == 3:
+            raise KeyboardInterrupt
+
+    events.fail = interrupt
+    with pytest.raises(KeyboardInterrupt):
+        client.unpack(APP, snapshotter=snapshotter)
+    assert [t for t in threading.enumerate() if t.name == "ctrpy-layer-reader"] == []
 
 
 def test_an_unpack_after_an_interrupted_one_completes_the_image(

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from ctrpy.archive import ApplyOptions, apply_layer
+from ctrpy.archive.apply import PROGRESS_EVERY
 from ctrpy.errors import InvalidArchive, InvalidArgument, UnpackError
 from tests.builders import Tar, sha256_digest
 from tests.helpers import PipeLike, apply_bytes, raises_naming
@@ -58,6 +59,27 @@ def test_progress_is_reported_after_every_entry(rootfs: Path) -> None:
     assert [n for n, _ in calls] == [1, 2, 3]
     sizes = [b for _, b in calls]
     assert sizes == sorted(sizes) and sizes[-1] <= len(data)
+
+
+def test_progress_is_sampled_past_the_first_entries_and_ends_with_the_whole_layer(rootfs: Path) -> None:
+    calls: list[tuple[int, int]] = []
+    tar = Tar()
+    for i in range(200):
+        tar.file(f"f{i:03d}", b"x")
+    data = tar.build()
+    result = apply_bytes(rootfs, data, on_progress=lambda n, b: calls.append((n, b)))
+    every = PROGRESS_EVERY
+    assert [n for n, _ in calls] == [*range(1, every), every, 2 * every, 3 * every, 200]
+    assert calls[-1][1] <= result.size
+
+
+def test_a_layer_of_a_multiple_of_the_sample_gets_no_repeated_last_sample(rootfs: Path) -> None:
+    calls: list[int] = []
+    tar = Tar()
+    for i in range(2 * PROGRESS_EVERY):
+        tar.file(f"f{i:03d}", b"x")
+    apply_bytes(rootfs, tar.build(), on_progress=lambda n, b: calls.append(n))
+    assert calls[-2:] == [PROGRESS_EVERY, 2 * PROGRESS_EVERY]
 
 
 def test_failure_names_the_entry_as_written_in_the_tar(rootfs: Path) -> None:
