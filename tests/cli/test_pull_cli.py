@@ -5,6 +5,7 @@ a pull killed with SIGKILL is resumed by the next one."""
 from __future__ import annotations
 
 import random
+import re
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -43,10 +44,18 @@ def chain_id(run: Cli, ref: str) -> str:
 
 
 def rejects_pull(run: Cli, *args: str, match: str | tuple[str, ...] = ()) -> str:
-    """The pull fails by the contract, changes nothing a user sees, and the store still works."""
+    """The pull fails by the contract, changes nothing a user sees, and the store still works.
+
+    Downloads it stopped stay as partial writes for a rerun to resume (named after its
+    lease, which is gone): the next collection removes them, and then the store is as it was."""
     before = run.state()
     r = run.fails("images", "pull", *args, match=match, stdout=None)  # an unpack may have begun
     assert "done" not in r.stdout
+    ingest = run.root / "content" / "ingest"
+    left = [p.name for p in ingest.iterdir()] if ingest.is_dir() else []
+    assert all(re.fullmatch(r"ctrpy-pull-[0-9a-f]{16}@pull-[0-9a-f]{64}", n) for n in left), left
+    if left:
+        run.ok("content", "prune")
     run.assert_unchanged(before)
     run.assert_store_works()
     return r.stderr
