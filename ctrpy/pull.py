@@ -295,7 +295,7 @@ def pull_image(
     with registry_factory(name, remote) as registry:
         progress(Transfer(name, "", "resolving"))
         target = registry.resolve()
-        progress(Transfer(name, target.digest, "resolved", target.size, target.size))
+        progress(Transfer(name, target.digest, "done", target.size, target.size))
         downloads = _Downloads(registry, blobs, lease, progress)
         graph = _Graph(downloads, options)
         graph.run(target)

@@ -260,3 +260,10 @@ def test_a_killed_pull_is_resumed_by_the_next(procs: Processes, root: Path, push
     assert list(ingest.iterdir()) == []
     check = procs.run("images", "check")
     assert "complete (2/2)" in check.stdout, str(check)
+
+
+def test_with_bars_stdout_carries_the_same_line(run: Cli, push: Push, repo: str) -> None:
+    pushed = pushed_host_image(push, repo)
+    r = run.ok("images", "pull", pushed.ref, env={"FORCE_COLOR": "1"})
+    assert r.stdout == f"unpacking {HOST.normalized()} {pushed.digest}...done\n"
+    assert f"layer-{pushed.layer_descriptors()[0].digest}"[:20] in r.stderr  # a bar per blob on stderr

@@ -442,3 +442,26 @@ def test_bad_options_are_refused_before_any_request(client: Client) -> None:
     with pytest.raises(InvalidArgument):
         client.pull("127.0.0.1:1/x:y", options=PullOptions(max_concurrent_downloads=0))
     assert not os.path.exists(client.root.path / "content")
+
+
+def test_a_tag_pulled_again_after_it_moved_points_at_the_new_image(client: Client, push: Push, repo: str) -> None:
+    first = host_pushed(push, repo)
+    client.pull(first.ref, options=PullOptions(labels={"kept": "yes"}))
+    moved = push(host_image([file("new.txt", repo.encode())]), repo, "v1")
+    image = client.pull(moved.ref).image
+    assert image.target.digest == moved.digest != first.digest
+    assert image.labels == {"kept": "yes"}  # labels merge, as import's do
+
+
+def test_transfer_events_follow_each_blob_from_waiting_to_done(client: Client, push: Push, repo: str) -> None:
+    pushed = host_pushed(push, repo)
+    events: list[Event] = []
+    Client(client.root, progress=events.append).pull(pushed.ref)
+    for layer in pushed.layer_descriptors():
+        states = [e.state for e in events if isinstance(e, Transfer) and e.ref == f"layer-{layer.digest}"]
+        assert states[0] == "waiting" and states[-1] == "done" and "downloading" in states
+    assert [e.state for e in events if isinstance(e, Transfer) and e.ref == pushed.ref] == ["resolving", "done"]
+    again: list[Event] = []
+    Client(client.root, progress=again.append).pull(pushed.ref)
+    layer = pushed.layer_descriptors()[0]
+    assert [e.state for e in again if isinstance(e, Transfer) and e.ref == f"layer-{layer.digest}"][-1] == "exists"
