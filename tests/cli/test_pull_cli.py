@@ -267,3 +267,17 @@ def test_with_bars_stdout_carries_the_same_line(run: Cli, push: Push, repo: str)
     r = run.ok("images", "pull", pushed.ref, env={"FORCE_COLOR": "1"})
     assert r.stdout == f"unpacking {HOST.normalized()} {pushed.digest}...done\n"
     assert f"layer-{pushed.layer_descriptors()[0].digest}"[:20] in r.stderr  # a bar per blob on stderr
+
+
+def test_two_pulls_of_one_image_at_once_both_succeed(procs: Processes, push: Push, repo: str,
+                                                      fault_proxy: FaultProxy) -> None:
+    pushed = pushed_host_image(push, repo, layers=2, size=500_000)
+    layers = "|".join(d.digest for d in pushed.layer_descriptors())
+    fault_proxy.add(Rule("GET", f"/blobs/({layers})", barrier=2, barrier_timeout=10))  # both download at once
+    ref = via(fault_proxy, pushed)
+    first, second = procs.start("images", "pull", "-q", ref), procs.start("images", "pull", "-q", ref)
+    for proc in (first, second):
+        done = procs.wait(proc)
+        assert (done.returncode, done.stdout) == (0, f"{ref}\n"), str(done)
+    check = procs.run("images", "check")
+    assert "complete (3/3)" in check.stdout, str(check)
