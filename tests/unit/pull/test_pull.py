@@ -14,7 +14,7 @@ import pytest
 
 from ctrpy.client import Client
 from ctrpy.content.ingest import partial_name
-from ctrpy.errors import DigestMismatch, ImageNotFound, PlatformNotFound
+from ctrpy.errors import DigestMismatch, ImageNotFound, PlatformNotFound, SizeMismatch
 from ctrpy.metadata.leases import Held
 from ctrpy.oci import Descriptor, Matcher, Platform
 from ctrpy.progress import Event, LayerDone, LayerProgress, Transfer, UnpackStarted
@@ -465,3 +465,15 @@ def test_transfer_events_follow_each_blob_from_waiting_to_done(client: Client, p
     Client(client.root, progress=again.append).pull(pushed.ref)
     layer = pushed.layer_descriptors()[0]
     assert [e.state for e in again if isinstance(e, Transfer) and e.ref == f"layer-{layer.digest}"][-1] == "exists"
+
+
+def test_more_bytes_than_the_descriptor_says_abort_the_blob_and_delete_its_partial(
+    client: Client, push: Push, repo: str, fault_proxy: FaultProxy
+) -> None:
+    pushed = host_pushed(push, repo, layers=1)
+    (layer,) = pushed.layer_descriptors()
+    fault_proxy.add(Rule("GET", f"/blobs/{layer.digest}", extra_bytes=b"more"))
+    with pytest.raises(SizeMismatch):
+        client.pull(via(fault_proxy, pushed))
+    assert partials(client) == []
+    assert_nothing_recorded(client)
