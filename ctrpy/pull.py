@@ -302,18 +302,18 @@ def pull_image(
         pulled = Pulled(name, target, graph.blobs, {}, [])
         try:
             _download_and_unpack(graph, downloads, target, name, options, snapshotter, progress, pulled)
+            pulled.downloaded, pulled.resumed = downloads.downloaded, downloads.resumed
+            for doc in graph.documents:
+                pulled.labels.setdefault(doc.digest, {}).update(graph.walker.reference_labels(doc))
+            for dgst, extra in _source_labels(content, graph.blobs, reference.domain, reference.path).items():
+                pulled.labels.setdefault(dgst, {}).update(extra)
+            if pulled.unpacker is not None:
+                for dgst, extra in pulled.unpacker.labels.items():
+                    pulled.labels.setdefault(dgst, {}).update(extra)
         except BaseException:
             downloads.stop.set()
             pulled.rollback()
             raise
-    pulled.downloaded, pulled.resumed = downloads.downloaded, downloads.resumed
-    for doc in graph.documents:
-        pulled.labels.setdefault(doc.digest, {}).update(graph.walker.reference_labels(doc))
-    for dgst, extra in _source_labels(content, graph.blobs, reference.domain, reference.path).items():
-        pulled.labels.setdefault(dgst, {}).update(extra)
-    if pulled.unpacker is not None:
-        for dgst, extra in pulled.unpacker.labels.items():
-            pulled.labels.setdefault(dgst, {}).update(extra)
     return pulled
 
 
