@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -43,6 +43,8 @@ from ctrpy.metadata import NamespaceStore, namespaces
 from ctrpy.metadata.leases import Held, LeaseStore, abandon, new_id, this_process
 from ctrpy.oci import Descriptor, Matcher, Platform, digest, mediatypes
 from ctrpy.progress import Sink, null_sink
+from ctrpy.pull import PullOptions, PullResult, pull_image
+from ctrpy.remote import RemoteOptions
 from ctrpy.root import Root
 from ctrpy.snapshots import Snapshotter
 from ctrpy.snapshots.base import Usage
@@ -382,6 +384,28 @@ class Client:
                 content.record(conn, [(dgst, size if size is not None else self.root.blobs.size(dgst))], extra)
             return [store.put(conn, Image(name, target, labels), merge=None if replace else labels)
                     for name, target in images]
+
+    # registries -----------------------------------------------------------------
+    def pull(self, ref: str, remote: RemoteOptions | None = None, options: PullOptions | None = None) -> PullResult:
+        """Pull ``ref`` from its registry: download what the platforms need (resuming what an
+        earlier pull left), unpack it on the way, record it -- all or nothing (see
+        :mod:`ctrpy.pull`).  The record gets ``options.labels``, merged as import does."""
+        opts = options or PullOptions()
+        with self.lease("pull") as held:
+            sn = self.snapshotter(opts.snapshotter) if opts.unpack and not opts.metadata_only else None
+            pulled = pull_image(ref, remote, opts, self.root.blobs, self.content, held, sn, self.progress)
+            try:
+                wanted = {k: v for k, v in opts.labels.items() if v}
+                validate_image(Image(pulled.name, pulled.target, wanted))
+                (image,) = self._record(pulled.blobs, pulled.labels, [(pulled.name, pulled.target)], wanted)
+            except BaseException:
+                pulled.rollback()
+                raise
+        return PullResult(image, pulled.unpacked, pulled.downloaded, pulled.resumed)
+
+    def fetch(self, ref: str, remote: RemoteOptions | None = None, options: PullOptions | None = None) -> Image:
+        """``content fetch``: :meth:`pull` without unpacking."""
+        return self.pull(ref, remote, replace(options or PullOptions(), unpack=False)).image
 
     # unpack, check -------------------------------------------------------------
     def unpack(self, image: ImageRef, matcher: Matcher | None = None, snapshotter: str | None = None) -> str:

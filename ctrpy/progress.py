@@ -27,6 +27,7 @@ class UnpackStarted:
     image: str
     digest: str
     layers: int
+    platform: str = ""  # of the manifest unpacked ("" for an artifact)
 
 
 @dataclass(frozen=True)

@@ -186,8 +186,10 @@ class Unpacker:
         snapshotter: Snapshotter,
         progress: Sink = null_sink,
         lease: Held | None = None,
+        wait: Callable[[Descriptor], None] | None = None,
     ):
         self.content = content
+        self.wait = wait  # called before a layer is read: a pull blocks there until it is stored
         self.sn = snapshotter
         self.progress = progress
         self.lease = lease  # holds the snapshots made, until an image record does
@@ -222,7 +224,7 @@ class Unpacker:
             return ""
         count = len(info.layers)
         self.devices = SkippedDevices(name)
-        self.progress(UnpackStarted(name, target.digest, count))
+        self.progress(UnpackStarted(name, target.digest, count, str(info.config.platform.normalized())))
         if self.lease is not None:  # the layers already unpacked are held before we look
             self.lease.snapshots(self.sn.name, info.chain_ids)
         todo = [i for i, cid in enumerate(info.chain_ids) if not self.sn.exists(cid)]
@@ -292,6 +294,8 @@ class Unpacker:
     def _apply_into(self, name: str, index: int, info: ImageLayers, fs: Path) -> None:
         """Apply layer ``index`` into an active snapshot's directory (no database use:
         this runs on worker threads)."""
+        if self.wait is not None:
+            self.wait(info.layers[index])
         apply_checked(self.content, name, info, index, fs, self.sn.whiteouts, self.progress, self.devices)
 
     def _commit(self, name: str, chain_id: str, key: str, parent: str) -> None:

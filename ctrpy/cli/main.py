@@ -35,7 +35,7 @@ from ctrpy.errors import (
     SnapshotterUnavailable,
 )
 from ctrpy.metadata import namespaces
-from ctrpy.remote.errors import RemoteError
+from ctrpy.remote.errors import AuthError, RemoteError
 
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process killed by SIGPIPE
 
@@ -74,6 +74,8 @@ def hint(e: CtrpyError) -> str:
         return "use --snapshotter native"
     if isinstance(e, RemoteError) and e.topic in REMOTE_HINTS:
         return REMOTE_HINTS[e.topic]
+    if isinstance(e, AuthError) and e.status == 401:
+        return "give credentials with -u USER[:PASSWORD], or log in with docker login or skopeo login"
     if isinstance(e, MountBusy):
         return f"remove it with `ctrpy snapshots rm {e.key}` or `ctrpy images unmount --rm {e.target}` first"
     return ""
@@ -273,6 +275,7 @@ def _register() -> None:
         images,
         leases,
         namespaces_cmd,
+        pull,
         rootfs,
         snapshots,
         snapshots_edit,
@@ -282,6 +285,8 @@ def _register() -> None:
     for cmd in rootfs.COMMANDS:
         images.images.add_command(cmd)
     images.images.add_command(convert.convert)
+    images.images.add_command(pull.pull)
+    content.content.add_command(pull.fetch)
     for cmd in snapshots_edit.COMMANDS:
         snapshots.snapshots.add_command(cmd)
     cli.add_command(images.images)

@@ -72,6 +72,14 @@ def warning_text(event: Warn) -> str:
     return message_line("ctrpy: warning: ", event.message + (f" ({hint})" if hint else ""))
 
 
+def unpack_head(event: UnpackStarted, pull: bool) -> str:
+    """ctr's line before an unpack: ``unpacking NAME (DIGEST)...`` (import), or for a pull
+    ``unpacking PLATFORM DIGEST...``."""
+    if pull and event.platform:
+        return f"unpacking {event.platform} {event.digest}..."
+    return f"unpacking {event.image} ({event.digest})..."
+
+
 def _warn(event: Warn) -> None:
     click.echo(warning_text(event), err=True)
 
@@ -92,16 +100,17 @@ class QuietRenderer:
 class PlainRenderer:
     """ctr's output: ``unpacking NAME (DIGEST)...done`` on stdout; warnings on stderr."""
 
-    def __init__(self, out: TextIO | None = None, *, unpack_lines: bool = True):
+    def __init__(self, out: TextIO | None = None, *, unpack_lines: bool = True, pull: bool = False):
         self.out = out
         self.unpack_lines = unpack_lines
+        self.pull = pull
 
     def __call__(self, event: Event) -> None:
         out = self.out or sys.stdout
         if isinstance(event, Warn):
             _warn(event)
         elif isinstance(event, UnpackStarted) and self.unpack_lines:
-            out.write(f"unpacking {event.image} ({event.digest})...")
+            out.write(unpack_head(event, self.pull))
             out.flush()
         elif isinstance(event, UnpackDone) and self.unpack_lines:
             out.write("done\n")
@@ -155,18 +164,22 @@ def choose_renderer(
     if mode == "auto" and wants_bars(env, err):
         # forced onto a log (FORCE_COLOR without a terminal): the bars as they end, no animation
         animate = is_terminal(err) and env.get("TERM", "").lower() not in ("dumb", "unknown")
-        return RichRenderer(err, unpack_lines=unpack_lines, no_color=_set(env, "NO_COLOR"), animate=animate)
-    return PlainRenderer(unpack_lines=unpack_lines)
+        return RichRenderer(err, unpack_lines=unpack_lines, no_color=_set(env, "NO_COLOR"), animate=animate,
+                            pull=operation == "pull")
+    return PlainRenderer(unpack_lines=unpack_lines, pull=operation == "pull")
 
 
 # --------------------------------------------------------------------------- rich
 class RichRenderer:
     """Live bars on stderr.  rich is imported here only, when a terminal is there to see it."""
 
-    def __init__(self, stderr: TextIO, *, unpack_lines: bool, no_color: bool = False, animate: bool = True):
+    def __init__(self, stderr: TextIO, *, unpack_lines: bool, no_color: bool = False, animate: bool = True,
+                 pull: bool = False):
         from rich.console import Console
 
         self.unpack_lines = unpack_lines
+        self.pull = pull
+        self._heads: dict[tuple[str, str], str] = {}
         self.animate = animate
         # the caller decided that stderr is a terminal (or FORCE_COLOR says to act as one)
         self.console: Console = Console(
@@ -181,12 +194,15 @@ class RichRenderer:
         return self._bars
 
     def __call__(self, event: Event) -> None:
+        if isinstance(event, UnpackStarted):
+            self._heads[(event.image, event.digest)] = unpack_head(event, self.pull)
         if isinstance(event, Warn):
             self._live().log(warning_text(event), style="yellow")
         elif isinstance(event, UnpackDone):
             if self.unpack_lines:
                 # the same line, at once, as the plain renderer writes in two parts
-                sys.stdout.write(f"unpacking {event.image} ({event.digest})...done\n")
+                head = self._heads.pop((event.image, event.digest), f"unpacking {event.image} ({event.digest})...")
+                sys.stdout.write(f"{head}done\n")
                 sys.stdout.flush()
         else:
             self._live().handle(event)
