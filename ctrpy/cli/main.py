@@ -273,6 +273,7 @@ def _register() -> None:
         images,
         leases,
         namespaces_cmd,
+        push,
         rootfs,
         snapshots,
         snapshots_edit,
@@ -282,6 +283,7 @@ def _register() -> None:
     for cmd in rootfs.COMMANDS:
         images.images.add_command(cmd)
     images.images.add_command(convert.convert)
+    images.images.add_command(push.push)
     for cmd in snapshots_edit.COMMANDS:
         snapshots.snapshots.add_command(cmd)
     cli.add_command(images.images)
