@@ -27,7 +27,7 @@ from ctrpy.errors import (
 from ctrpy.formats import ImportOptions
 from ctrpy.oci import Matcher, Platform, mediatypes
 from ctrpy.push import SOURCE_LABEL, PushOptions, mount_candidate, plan, ref_key, select
-from ctrpy.remote import AuthError, RemoteOptions, UploadError
+from ctrpy.remote import AuthError, ConnectionFailed, RemoteOptions, UploadError
 from tests.builders import BuiltImage, IndexBlob, Layer, OCILayout, file, index_of
 from tests.helpers import HOST, OTHER_ARCH, THIRD_ARCH, blob_path, host_image, named_archive, tamper
 from tests.peers import run
@@ -534,3 +534,14 @@ def test_push_with_a_token(client: Client, token_registry: DistributionRegistry,
     assert result.count("done") == 2 + len(img.layers)
     assert skopeo_digest(f"{token_registry.host}/{repo}:v1", "--tls-verify=false",
                          "--creds", f"{user}:{password}") == img.manifest.digest
+
+
+def test_plain_http_to_a_tls_registry_says_it_speaks_https(
+    client: Client, tls_registry: DistributionRegistry, repo: str
+) -> None:
+    imported(client, app_image(repo))
+    # loopback gets plain HTTP when no TLS is configured; the first request is a HEAD, whose
+    # 400 has no body: the registry client asks GET /v2/ why (ctrpy/remote/registry.py)
+    with pytest.raises(ConnectionFailed) as e:
+        client.push(f"{tls_registry.host}/{repo}:v1", APP)
+    assert e.value.topic == "https"
