@@ -240,7 +240,13 @@ class Pusher:
         with ThreadPoolExecutor(max_workers=min(self.options.max_concurrent, len(blobs)),
                                 thread_name_prefix="ctrpy-push") as pool:
             futures: dict[Future[str], Descriptor] = {pool.submit(self._push_blob, d): d for d in blobs}
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            try:
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            except BaseException:  # interrupted: what has not started does not start
+                self._stop.set()
+                for f in futures:
+                    f.cancel()
+                raise
             failed = [f for f in done if f.exception() is not None]
             if failed:
                 self._stop.set()  # what has not started yet does not start

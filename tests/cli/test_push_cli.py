@@ -277,3 +277,18 @@ def test_token_auth_with_a_wrong_password_is_one_line(run: Cli, token_registry: 
     run.imported(image(repo))
     user = next(iter(TOKEN_USERS))
     run.fails("images", "push", "-u", f"{user}:wrong", f"{token_registry.host}/{repo}:v1", APP, match=user)
+
+
+def test_bars_on_stderr_and_the_same_table_on_stdout(run: Cli, plain_registry: DistributionRegistry, repo: str) -> None:
+    img = run.imported(image(repo))
+    r = run.ok("images", "push", f"{plain_registry.host}/{repo}:v1", APP, env={"FORCE_COLOR": "1"})
+    assert rows(r.stdout) == table(img)
+    for b in img.layers:  # a bar per blob, named as ctr names it, ended in its state
+        assert f"layer-{b.digest}"[:20] in r.stderr
+    assert "done" in r.stderr
+
+
+def test_plain_progress_writes_nothing_but_the_table(run: Cli, plain_registry: DistributionRegistry, repo: str) -> None:
+    img = run.imported(image(repo))
+    r = run.ok("--progress", "plain", "images", "push", f"{plain_registry.host}/{repo}:v1", APP)
+    assert rows(r.stdout) == table(img) and r.stderr == ""
