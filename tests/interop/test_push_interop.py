@@ -151,3 +151,33 @@ def test_ctr_pulls_with_the_credentials_ctrpy_pushed_with(
     ctr("images", "pull", "--plain-http", "-u", f"{user}:{password}", ref)
     assert ctr_digest(ctr, ref) == img.manifest.digest
     assert sha(ctr("content", "get", img.manifest.digest, text=False).stdout) == img.manifest.digest
+
+
+def last_frame(output: str) -> list[tuple[str, str]]:
+    """ctr's last progress frame (into a pipe it appends a whole frame every 100 ms, each
+    ending with an ``elapsed:`` line): (ref, status) of each row."""
+    lines = output.splitlines()
+    ends = [i for i, line in enumerate(lines) if line.startswith("elapsed:")]
+    start = ends[-2] + 1 if len(ends) > 1 else 0
+    out = []
+    for line in lines[start:ends[-1]]:
+        ref, _, rest = line.partition(": ")
+        out.append((ref, rest.split()[0]))
+    return out
+
+
+def test_the_final_table_names_what_ctrs_last_frame_names(
+    ctr: Ctr, ctrpy: Ctrpy, tmp_path: Path, plain_registry: DistributionRegistry, repo: str
+) -> None:
+    """ctr 1.6 names the top manifest ``manifest-TAG@sha256:...`` and leaves finished layers
+    out of its last frame; ctrpy's table names every object as containerd's MakeRefKey does
+    (``manifest-sha256:...``), each once."""
+    img = host_image([file("etc/a", b"a" * 3000)], [file("etc/b", b"b" * 7000)]).build()
+    archive = imported(ctrpy, tmp_path, img)
+    ctr("images", "import", "--no-unpack", archive)
+    theirs = last_frame(ctr("images", "push", "--plain-http", f"{plain_registry.host}/{repo}-ctr:v1", NAME).stdout)
+    ours = [line.split(": ") for line in ctrpy("images", "push", f"{plain_registry.host}/{repo}:v1", NAME).stdout.splitlines()]
+    assert [r for r, _ in theirs][:2] == [f"manifest-v1@{img.manifest.digest}", f"config-{img.config.digest}"]
+    assert [r.strip() for r, _ in ours] == [f"manifest-{img.manifest.digest}", f"config-{img.config.digest}",
+                                            *[f"layer-{b.digest}" for b in img.layers]]
+    assert {s for _, s in theirs} == {s.strip() for _, s in ours} == {"done"}
