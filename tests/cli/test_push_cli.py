@@ -292,3 +292,32 @@ def test_plain_progress_writes_nothing_but_the_table(run: Cli, plain_registry: D
     img = run.imported(image(repo))
     r = run.ok("--progress", "plain", "images", "push", f"{plain_registry.host}/{repo}:v1", APP)
     assert rows(r.stdout) == table(img) and r.stderr == ""
+
+
+def test_hosts_dir_sends_the_push_to_the_server_it_names(
+    run: Cli, fault_proxy: FaultProxy, plain_registry: DistributionRegistry, repo: str, tmp_path: Path
+) -> None:
+    img = run.imported(image(repo))
+    d = tmp_path / "hosts.d" / "registry.test"
+    d.mkdir(parents=True)
+    (d / "hosts.toml").write_text(f'server = "http://{fault_proxy.host}"\n[header]\n  x-pushed-by = "ctrpy-test"\n')
+    run.ok("images", "push", "--hosts-dir", str(tmp_path / "hosts.d"), f"registry.test/{repo}:v1", APP)
+    assert manifest_at(plain_registry, repo, "v1") == img.manifest.data
+    assert {r.header("x-pushed-by") for r in fault_proxy.requests} == {"ctrpy-test"}
+
+
+def test_a_docker_image_is_pushed_with_its_media_types(
+    run: Cli, plain_registry: DistributionRegistry, repo: str
+) -> None:
+    img = run.imported(host_image([file("d", repo.encode())], media_types="docker").build())
+    r = run.ok("images", "push", f"{plain_registry.host}/{repo}:v1", APP)
+    assert rows(r.stdout) == table(img)
+    conn = plain_registry.connection()
+    try:
+        conn.request("GET", f"/v2/{repo}/manifests/v1",
+                     headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+        resp = conn.getresponse()
+        assert (resp.getheader("Content-Type"), resp.read()) == (
+            "application/vnd.docker.distribution.manifest.v2+json", img.manifest.data)
+    finally:
+        conn.close()
