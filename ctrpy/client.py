@@ -44,7 +44,8 @@ from ctrpy.metadata.leases import Held, LeaseStore, abandon, new_id, this_proces
 from ctrpy.oci import Descriptor, Matcher, Platform, digest, mediatypes
 from ctrpy.progress import Sink, null_sink
 from ctrpy.pull import PullOptions, PullResult, pull_image
-from ctrpy.remote import RemoteOptions
+from ctrpy.push import Pusher, PushOptions, PushResult, destination, plan, select
+from ctrpy.remote import Registry, RemoteOptions
 from ctrpy.root import Root
 from ctrpy.snapshots import Snapshotter
 from ctrpy.snapshots.base import Usage
@@ -566,6 +567,25 @@ class Client:
                 held.contents(item.descriptor.digest for item in walker.content(t.descriptor, opts.selected()))
             with _writable(out) as f:
                 exp.export(self.content, targets, f, opts, self.progress)
+
+
+    # registries ---------------------------------------------------------------
+    def push(self, remote: str, local: str | None = None, options: PushOptions | None = None,
+             remote_options: RemoteOptions | None = None, *, manifest: str | None = None,
+             manifest_type: str = mediatypes.OCI_MANIFEST) -> PushResult:
+        """``images push``: the image ``local`` (default: ``remote``), or the stored
+        ``manifest``, to the registry ``remote`` names (see :mod:`ctrpy.push`)."""
+        opts = options or PushOptions()
+        opts.check()
+        (target,) = self.export_targets([] if manifest else [local or remote], manifest, manifest_type)
+        name = target.name or target.descriptor.digest
+        walker = self.walker
+        selection = select(walker, target.descriptor, opts.platforms, name)
+        work = plan(walker, selection, name, allow_non_distributable=opts.allow_non_distributable)
+        where = destination(remote, selection.top)
+        with self.lease("push") as held, Registry.for_reference(remote, remote_options) as registry:
+            held.contents(d.digest for d in [*work.manifests, *work.blobs])  # kept while they are read
+            return Pusher(self.content, registry, opts, self.progress).push(selection, work, where)
 
 
 def _add_labels(into: dict[str, dict[str, str]], more: dict[str, dict[str, str]]) -> None:

@@ -276,6 +276,7 @@ def _register() -> None:
         leases,
         namespaces_cmd,
         pull,
+        push,
         rootfs,
         snapshots,
         snapshots_edit,
@@ -287,6 +288,7 @@ def _register() -> None:
     images.images.add_command(convert.convert)
     images.images.add_command(pull.pull)
     content.content.add_command(pull.fetch)
+    images.images.add_command(push.push)
     for cmd in snapshots_edit.COMMANDS:
         snapshots.snapshots.add_command(cmd)
     cli.add_command(images.images)

@@ -6,7 +6,8 @@ the README so far: ``busybox.tar`` (``docker.io/library/busybox:latest``, one la
 machine's platform), ``multi.tar`` (an index for linux/amd64 and linux/arm64) and
 ``app-oci.tar`` (an entry named by a bare tag) are there, built in code; the store
 (``CTRPY_ROOT``) already holds ``busybox.tar`` imported; ``HOME`` is a directory of its own;
-``ctrpy``, skopeo and jq are on ``PATH``.  A block may be marked in an HTML comment just
+``ctrpy``, skopeo and jq are on ``PATH``; a block that says ``$REGISTRY`` gets a
+registry of its own (``docker-registry`` on a free loopback port) there.  A block may be marked in an HTML comment just
 above its fence: ``readme-test: needs root`` runs only as root, ``readme-test: skip
 (REASON)`` never (for what the test cannot give: the network).  The marks are rare and
 each carries its reason; a test pins how many there are.
@@ -26,6 +27,7 @@ import pytest
 from tests.builders import ANNOTATION_REF_NAME, OCILayout, directory, file, index_of, symlink
 from tests.helpers import HOST, host_image, named_archive, require_peer
 from tests.peers import Ctrpy
+from tests.registry.fixtures import plain_registry  # noqa: F401  (a registry for the blocks that use $REGISTRY)
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 FENCE = re.compile(r"^```(\w*)\s*$")
@@ -116,12 +118,17 @@ def run_block(block: Block, work: Path, env: dict[str, str]) -> subprocess.Compl
 
 
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
-def test_the_readme_example_runs(block: Block, reader: tuple[Path, dict[str, str]]) -> None:
+def test_the_readme_example_runs(
+    block: Block, reader: tuple[Path, dict[str, str]], request: pytest.FixtureRequest
+) -> None:
     if block.mark.startswith("skip"):
         pytest.skip(f"{block.id}: {block.reason}")
     if block.mark == "needs root" and os.geteuid() != 0:
         pytest.skip(f"{block.id}: needs root")
-    proc = run_block(block, *reader)
+    work, env = reader
+    if "$REGISTRY" in block.text:  # a registry of its own (tests/registry), on a free loopback port
+        env = {**env, "REGISTRY": request.getfixturevalue("plain_registry").host}
+    proc = run_block(block, work, env)
     assert proc.returncode == 0, (
         f"the block at {block.id} exited {proc.returncode}:\n{block.text}\n--- stderr\n{proc.stderr[-3000:]}")
     assert "Traceback" not in proc.stderr
