@@ -54,6 +54,7 @@ REMOTE_HINTS = {
     "plain-http": "use --plain-http",
     "https": "drop --plain-http; for a loopback registry, give --tlscacert or -k so that TLS is used",
     "client-cert": "give a client certificate with --tlscert and --tlskey",
+    "password": "give it with -u USER:PASSWORD or --password-stdin (or type it on a terminal)",
 }
 
 

@@ -104,16 +104,18 @@ class PlainRenderer:
         self.out = out
         self.unpack_lines = unpack_lines
         self.pull = pull
+        self._heads: dict[tuple[str, str], str] = {}
 
     def __call__(self, event: Event) -> None:
         out = self.out or sys.stdout
         if isinstance(event, Warn):
             _warn(event)
         elif isinstance(event, UnpackStarted) and self.unpack_lines:
-            out.write(unpack_head(event, self.pull))
-            out.flush()
+            self._heads[(event.image, event.digest)] = unpack_head(event, self.pull)
         elif isinstance(event, UnpackDone) and self.unpack_lines:
-            out.write("done\n")
+            # the whole line once the unpack is done: a failed one leaves no half line on stdout
+            head = self._heads.pop((event.image, event.digest), f"unpacking {event.image} ({event.digest})...")
+            out.write(f"{head}done\n")
             out.flush()
 
     def close(self, failed: bool = False) -> None:
@@ -200,7 +202,7 @@ class RichRenderer:
             self._live().log(warning_text(event), style="yellow")
         elif isinstance(event, UnpackDone):
             if self.unpack_lines:
-                # the same line, at once, as the plain renderer writes in two parts
+                # the whole line at once, as the plain renderer writes it
                 head = self._heads.pop((event.image, event.digest), f"unpacking {event.image} ({event.digest})...")
                 sys.stdout.write(f"{head}done\n")
                 sys.stdout.flush()

@@ -345,11 +345,13 @@ class HostAuth:
         if basic is not None:
             creds = self.credentials()
             if creds is None or not creds.has_password:
+                needs = (f"a password for user {creds.username!r} (none was given)" if creds is not None and creds.username
+                         else "a user name and password")
                 raise AuthError(
-                    f"{what}: {self.host} requires a user name and password (give -u USER[:PASSWORD], "
-                    "or log in with docker login)" + (f" ({said})" if said else ""),
+                    f"{what}: {self.host} requires {needs}" + (f" ({said})" if said else ""),
                     host=self.host,
                     status=401,
+                    topic="password" if creds is not None and creds.username else "",
                 )
             if sent.header and sent.header.startswith("Basic "):
                 raise AuthError(
@@ -477,7 +479,7 @@ class HostAuth:
                     status=status,
                 )
             return AuthError(
-                f"{where} refused an anonymous token for {self.host}; give -u USER[:PASSWORD]"
+                f"{where} refused an anonymous token for {self.host}"
                 + (f" ({said})" if said else ""),
                 host=self.host,
                 status=status,

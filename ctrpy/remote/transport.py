@@ -32,6 +32,7 @@ from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
     LocationParseError,
+    NameResolutionError,
     NewConnectionError,
     ProtocolError,
     ProxyError,
@@ -65,6 +66,9 @@ class Readable(Protocol):
 BodySource = Callable[[], "Iterable[bytes] | BinaryIO | Readable"]
 Body = bytes | BodySource | None
 HeaderInput = Mapping[str, str] | Sequence[tuple[str, str]]
+
+
+REFUSED_RETRIES = 2  # a refused connection: retried twice (about 1.5 s), not max_retries times
 
 
 class BodyCut(ConnectionFailed):
@@ -351,10 +355,13 @@ class Transport:
         while True:
             failure: ConnectionFailed | None = None
             resp: Response | None = None
+            limit = o.max_retries
             try:
                 resp = self._follow(method, url, tls, headers, origin_headers, body, follow_redirects, what)
             except _Transient as e:
                 failure = ConnectionFailed(f"{what}: {e.reason}", host=urlsplit(url).netloc)
+                if e.max_retries is not None:
+                    limit = min(limit, e.max_retries)
             if resp is not None and (not retry or resp.status not in RETRY_STATUSES):
                 return resp
             if resp is not None and resp.status == 500 and last_status == 500:
@@ -376,7 +383,7 @@ class Transport:
             if wait is None:
                 wait = backoff_delay(attempt, o.backoff_base, o.backoff_max, self.jitter())
             spent = self.clock.monotonic() - start
-            if not retry or attempt > o.max_retries or spent + wait > o.max_retry_time:
+            if not retry or attempt > limit or spent + wait > o.max_retry_time:
                 if resp is not None:
                     return resp  # the caller turns the status into an error
                 assert failure is not None
@@ -467,8 +474,15 @@ class Transport:
                 ) from None
             topic = "client-cert" if "BAD_CERTIFICATE" in str(e) or "CERTIFICATE_REQUIRED" in str(e) else ""
             raise ConnectionFailed(f"{what}: TLS handshake with {host} failed: {reason}", host=host, topic=topic) from None
+        except NameResolutionError:
+            # a name that does not resolve now will not in a second either: no retries
+            host = urlsplit(url).hostname or urlsplit(url).netloc
+            raise ConnectionFailed(f"{what}: cannot resolve the host name {host}", host=urlsplit(url).netloc,
+                                   topic="dns") from None
         except (NewConnectionError, ConnectTimeoutError, ReadTimeoutError, ProtocolError, ProxyError) as e:
-            raise _Transient(_reason(e)) from None
+            reason = _reason(e)
+            # nothing listens there: worth one quick retry (a registry restarting), not a minute
+            raise _Transient(reason, max_retries=REFUSED_RETRIES if reason == "connection refused" else None) from None
         except LocationParseError:
             raise ConfigError(f"{what}: invalid URL") from None
         except HTTPError as e:
@@ -486,11 +500,12 @@ class Transport:
 
 
 class _Transient(Exception):
-    """A connection-level failure worth a retry."""
+    """A connection-level failure worth a retry (at most ``max_retries`` times, when set)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, max_retries: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.max_retries = max_retries
 
 
 def make_ssl_context(tls: TLSConfig) -> ssl.SSLContext:

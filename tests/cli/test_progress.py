@@ -356,3 +356,22 @@ LEAVES = [(path, cmd) for path, cmd in COMMAND_TREE if not isinstance(cmd, click
 @pytest.mark.parametrize(("path", "cmd"), LEAVES, ids=[" ".join(path) for path, _cmd in LEAVES])
 def test_every_command_takes_q(path: tuple[str, ...], cmd: click.Command) -> None:
     assert any("-q" in p.opts for p in cmd.params if isinstance(p, click.Option))
+
+
+@pytest.mark.parametrize("pull", [False, True], ids=["import", "pull"])
+def test_plain_writes_the_unpacking_line_whole_when_the_unpack_is_done(pull: bool) -> None:
+    out = io.StringIO()
+    renderer = PlainRenderer(out, pull=pull)
+    renderer(ev.UnpackStarted(IMG, "sha256:" + "c" * 64, 2, platform="linux/amd64"))
+    assert out.getvalue() == ""  # nothing yet: a failure now leaves no half line on stdout
+    renderer(ev.UnpackDone(IMG, "sha256:" + "c" * 64))
+    head = "unpacking linux/amd64 " if pull else f"unpacking {IMG} ("
+    assert out.getvalue().startswith(head) and out.getvalue().endswith("...done\n")
+
+
+def test_plain_writes_nothing_on_stdout_for_an_unpack_that_failed() -> None:
+    out = io.StringIO()
+    renderer = PlainRenderer(out, pull=True)
+    renderer(ev.UnpackStarted(IMG, "sha256:" + "c" * 64, 2, platform="linux/amd64"))
+    renderer.close(failed=True)
+    assert out.getvalue() == ""

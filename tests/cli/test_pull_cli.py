@@ -168,6 +168,23 @@ def test_wrong_credentials_fail_with_a_hint(populated: Cli, push: Push, repo: st
     assert "n0t-the-p4ss" not in err
 
 
+def test_no_credentials_for_a_registry_that_wants_them_give_the_hint_once(
+    populated: Cli, push: Push, repo: str, basic_registry: DistributionRegistry
+) -> None:
+    user, password = next(iter(BASIC_USERS.items()))
+    pushed = pushed_host_image(push, repo, registry=basic_registry, creds=f"{user}:{password}")
+    err = rejects_pull(populated, pushed.ref, match=(basic_registry.host, "user name and password", "-u USER"))
+    assert err.count("-u USER") == 1
+
+
+def test_a_user_without_a_password_off_a_terminal_is_told_how_to_give_it(
+    populated: Cli, push: Push, repo: str, basic_registry: DistributionRegistry
+) -> None:
+    user, password = next(iter(BASIC_USERS.items()))
+    pushed = pushed_host_image(push, repo, registry=basic_registry, creds=f"{user}:{password}")
+    rejects_pull(populated, "-u", user, pushed.ref, match=(f"a password for user {user!r}", "--password-stdin"))
+
+
 def test_a_tls_registry_on_loopback_needs_its_ca(populated: Cli, push: Push, repo: str,
                                                 tls_registry: DistributionRegistry) -> None:
     pushed = pushed_host_image(push, repo, registry=tls_registry)

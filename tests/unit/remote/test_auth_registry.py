@@ -56,14 +56,25 @@ def test_basic_auth_sends_credentials_after_the_first_challenge(
     assert reg.remote.auth(host, reg.path).authorize([]).header is not None  # Basic from now on
 
 
-def test_basic_auth_without_credentials_says_what_to_give(client: Client, basic_registry: DistributionRegistry) -> None:
+def test_basic_auth_without_credentials_says_what_is_needed(client: Client, basic_registry: DistributionRegistry) -> None:
     reg = client(basic_registry.ref("nothing-here"))
     with pytest.raises(AuthError) as e:
         reg.resolve()
     msg = str(e.value)
     assert basic_registry.host in msg
-    assert "-u USER[:PASSWORD]" in msg
+    assert "user name and password" in msg
+    assert "-u" not in msg  # the library names no flag: the CLI's hint does
     assert e.value.status == 401
+
+
+def test_basic_auth_with_a_user_and_no_password_names_the_missing_password(
+    client: Client, basic_registry: DistributionRegistry
+) -> None:
+    reg = client(basic_registry.ref("nothing-here"), user="alice")
+    with pytest.raises(AuthError) as e:
+        reg.resolve()
+    assert "a password for user 'alice'" in str(e.value)
+    assert e.value.topic == "password"
 
 
 def test_basic_auth_wrong_password_names_the_user_not_the_password(

@@ -12,6 +12,7 @@ import pytest
 
 from ctrpy.oci import Descriptor
 from ctrpy.remote import ConnectionFailed, RateLimited, Registry, RemoteError
+from ctrpy.remote.transport import REFUSED_RETRIES
 from tests.registry.distribution import DistributionRegistry
 from tests.registry.fakes import FakeClock, FileSink
 from tests.registry.faults import FaultProxy, Rule
@@ -97,18 +98,48 @@ def test_retry_of_a_blob_upload_reopens_the_source(
     assert fault_proxy.count("PUT") == 2
 
 
-def test_a_dead_registry_fails_after_bounded_attempts(client: Client, clock: FakeClock) -> None:
+def test_a_refused_connection_is_retried_twice_not_max_retries_times(client: Client, clock: FakeClock) -> None:
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    reg = client(f"127.0.0.1:{port}/app:v1", max_retries=3)
+    reg = client(f"127.0.0.1:{port}/app:v1", max_retries=5)
     with pytest.raises(ConnectionFailed) as e:
         reg.resolve()
     assert "connection refused" in str(e.value)
-    assert "gave up after 4 attempts" in str(e.value)
-    assert len(clock.sleeps) == 3
+    assert f"gave up after {REFUSED_RETRIES + 1} attempts" in str(e.value)
+    assert len(clock.sleeps) == REFUSED_RETRIES
+
+
+def test_a_refused_connection_gets_no_more_retries_than_max_retries(client: Client, clock: FakeClock) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ConnectionFailed, match="gave up after 2 attempts"):
+        client(f"127.0.0.1:{port}/app:v1", max_retries=1).resolve()
+    assert len(clock.sleeps) == 1
+
+
+def test_a_host_name_that_does_not_resolve_fails_at_once_naming_it(
+    client: Client, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: object, *args: object, **kw: object) -> object:
+        if host == "registry.nowhere.test":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    with pytest.raises(ConnectionFailed) as e:
+        client("registry.nowhere.test/app:v1", max_retries=5).resolve()
+    assert "registry.nowhere.test" in str(e.value) and e.value.topic == "dns"
+    assert clock.sleeps == []
 
 
 # -- redirects ---------------------------------------------------------------------------------
