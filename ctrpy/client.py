@@ -12,7 +12,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -39,6 +39,7 @@ from ctrpy.formats.rootfs import import_rootfs_tar
 from ctrpy.handmade import HandSnapshots
 from ctrpy.images import Image, ImageStore, Walker
 from ctrpy.images.store import validate as validate_image
+from ctrpy.images.summary import ImageCheck, ImageSummary
 from ctrpy.metadata import NamespaceStore, namespaces
 from ctrpy.metadata.leases import Held, LeaseStore, abandon, new_id, this_process
 from ctrpy.oci import Descriptor, Matcher, Platform, digest, mediatypes
@@ -58,47 +59,6 @@ from ctrpy.verify import verify as _verify
 
 ImageRef = str | Image
 Output = BinaryIO | str | os.PathLike[str]
-
-
-@dataclass
-class ImageSummary:
-    """What ``images ls`` shows of one image."""
-
-    image: Image
-    size: int | None  # None when content is missing
-    platforms: list[Platform]
-
-    def to_json(self) -> dict[str, Any]:
-        out = self.image.to_json()
-        out["size"] = self.size
-        out["platforms"] = [str(p) for p in self.platforms]
-        return {k: out[k] for k in ("name", "target", "size", "platforms", "labels", "createdAt", "updatedAt")}
-
-
-@dataclass
-class ImageCheck:
-    image: Image
-    present: int
-    required: int
-    size: int
-    required_size: int
-    unpacked: bool
-
-    @property
-    def complete(self) -> bool:
-        return self.present == self.required
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.image.name,
-            "target": self.image.target.to_json(),
-            "complete": self.complete,
-            "present": self.present,
-            "required": self.required,
-            "size": self.size,
-            "requiredSize": self.required_size,
-            "unpacked": self.unpacked,
-        }
 
 
 class Client:

@@ -15,8 +15,8 @@ from ctrpy.cli.labelcmd import label_command
 from ctrpy.cli.options import filter_argument, list_options, platform_option, snapshotter_option
 from ctrpy.cli.params import open_input, parse_labels, stdout_binary
 from ctrpy.cli.render import human_size, labels_cell, listing
-from ctrpy.client import ImageSummary
 from ctrpy.formats import ExportOptions, ImportOptions, registry
+from ctrpy.images.summary import ImageSummary
 from ctrpy.oci import Matcher, Platform, mediatypes
 
 

@@ -22,7 +22,7 @@ from ctrpy.cli.options import (
 )
 from ctrpy.cli.params import stdout_binary
 from ctrpy.cli.render import human_size, listing, table
-from ctrpy.client import ImageCheck
+from ctrpy.images.summary import ImageCheck
 from ctrpy.oci import Matcher
 
 

@@ -232,23 +232,11 @@ class Registry(Uploads):
     def _error(self, resp: Response, what: str, not_found: str | None = None) -> RemoteError:
         body = b"" if resp.method == "HEAD" else resp.error_body()
         resp.close()
-        if resp.method == "HEAD" and resp.status == 400 and resp.url.startswith("http://"):
-            body = self._plain_probe(resp.url)  # a HEAD's answer has no body to tell why
-        if resp.status == 400 and resp.url.startswith("http://") and b"HTTP request to an HTTPS server" in body:
+        if self.transport.plain_to_https(resp, body):
             return ConnectionFailed(
                 f"{what}: {resp.host} speaks HTTPS, not plain HTTP", host=resp.host, status=400, topic="https"
             )
         return error_from_response(what, resp.status, body, host=resp.host, not_found=not_found)
-
-    def _plain_probe(self, url: str) -> bytes:
-        """The body of a bare ``GET /v2/`` at ``url``'s origin when it answers 400 (an HTTPS
-        server answering plain HTTP says so there), else nothing."""
-        try:
-            probe = self.transport.request("GET", origin_of(url) + "/v2/", tls=TLSConfig(), retry=False)
-        except RemoteError:
-            return b""
-        with probe:
-            return probe.error_body() if probe.status == 400 else b""
 
     def _ref_name(self, obj: str) -> str:
         return f"{self.name}@{obj}" if obj.startswith("sha256:") or ":" in obj else f"{self.name}:{obj}"

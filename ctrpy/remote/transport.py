@@ -46,6 +46,7 @@ from ctrpy.remote.errors import (
     ConnectionFailed,
     InvalidResponse,
     RateLimited,
+    RemoteError,
     TLSVerifyError,
     one_line,
 )
@@ -323,6 +324,21 @@ class Transport:
             self._managers.clear()
         for m in managers:
             m.clear()
+
+    def plain_to_https(self, resp: Response, body: bytes) -> bool:
+        """Was ``resp`` (its error ``body`` read) a plain-HTTP request answered by an HTTPS
+        server (Go's 400 "HTTP request to an HTTPS server")?  A HEAD's answer has no body to
+        tell: then a bare ``GET /v2/`` at the same origin asks."""
+        if resp.status != 400 or not resp.url.startswith("http://"):
+            return False
+        if resp.method == "HEAD":
+            try:
+                probe = self.request("GET", origin_of(resp.url) + "/v2/", tls=TLSConfig(), retry=False)
+            except RemoteError:
+                return False
+            with probe:
+                body = probe.error_body() if probe.status == 400 else b""
+        return b"HTTP request to an HTTPS server" in body
 
     # -- requests -------------------------------------------------------------------------------
 
