@@ -17,16 +17,10 @@ ctrpy; everything here may.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
-import io
 import json
 import os
 import re
 import subprocess
-import sys
-import tempfile
-import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,13 +32,41 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from ctrpy.archive import ApplyOptions, ApplyResult, apply_layer
-from ctrpy.archive.treeops import remove_tree
 from ctrpy.cli.main import cli
 from ctrpy.cli.render import MESSAGE_LINE
 from ctrpy.oci import Platform
 from ctrpy.snapshots.mounts import is_mountpoint
 from ctrpy.snapshots.overlay import overlay_supported
+from tests.applying import (  # re-exported: tests import every shared helper from tests.helpers
+    DEEP_DIRS as DEEP_DIRS,
+)
+from tests.applying import (
+    GNU_SPARSE_FORMATS as GNU_SPARSE_FORMATS,
+)
+from tests.applying import (
+    PipeLike as PipeLike,
+)
+from tests.applying import (
+    Sandbox as Sandbox,
+)
+from tests.applying import (
+    apply_bytes as apply_bytes,
+)
+from tests.applying import (
+    gnu_tar_create as gnu_tar_create,
+)
+from tests.applying import (
+    removed_after as removed_after,
+)
+from tests.applying import (
+    scratch_dir as scratch_dir,
+)
+from tests.applying import (
+    sparse_tree as sparse_tree,
+)
+from tests.applying import (
+    tree_state as tree_state,
+)
 from tests.builders import (
     ANNOTATION_IMAGE_NAME,
     ANNOTATION_REF_NAME,
@@ -59,7 +81,28 @@ from tests.builders import (
     sha256_digest,
     whiteout,
 )
-from tests.peers import Ctrpy, have, in_ci
+from tests.peers import have, in_ci
+from tests.processes import (  # re-exported: tests import every shared helper from tests.helpers
+    Finished as Finished,
+)
+from tests.processes import (
+    Measured as Measured,
+)
+from tests.processes import (
+    Processes as Processes,
+)
+from tests.processes import (
+    StdoutGate as StdoutGate,
+)
+from tests.processes import (
+    killed_when_ready as killed_when_ready,
+)
+from tests.processes import (
+    run_measured as run_measured,
+)
+from tests.processes import (
+    wait_until as wait_until,
+)
 
 # --------------------------------------------------------------------------- platforms, archives
 HOST = Platform.host()
@@ -443,334 +486,6 @@ def parse_table(out: str) -> list[dict[str, str]]:
     starts = [header.index(n if i == 0 else f" {n} ") + (0 if i == 0 else 1) for i, n in enumerate(names)]
     bounds = [*starts[1:], None]
     return [{n: row[s:e].strip() for n, s, e in zip(names, starts, bounds, strict=True)} for row in rows]
-
-
-# --------------------------------------------------------------------------- ctrpy as real processes
-@dataclass(frozen=True)
-class Finished:
-    """A ctrpy process that ended: its arguments, exit code and output (text)."""
-
-    args: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def error_line(self) -> str:
-        """The one ``ctrpy: error:`` line of a failure (asserting there is exactly one, and
-        that it is a deliberate error, not an internal one)."""
-        lines = [line for line in self.stderr.splitlines() if not line.startswith("ctrpy: warning: ")]
-        assert len(lines) == 1 and lines[0].startswith("ctrpy: error: "), f"{self}: want one error line"
-        assert "internal error" not in lines[0] and "Traceback" not in self.stderr, str(self)
-        return lines[0]
-
-    def __str__(self) -> str:
-        return f"`ctrpy {' '.join(self.args)}` exited {self.returncode}; stdout {self.stdout!r}; stderr {self.stderr!r}"
-
-
-class StdoutGate:
-    """A stdout pipe with room for ``room`` more bytes: a process writing a line that does
-    not fit blocks in write(2) right there (a pipe write of less than PIPE_BUF bytes is all
-    or nothing), until :meth:`drain` reads the pipe. ctrpy's ``--progress plain`` lines
-    thus stop it between two steps of its work (see ``Processes.start_gated``)."""
-
-    F_SETPIPE_SZ, F_GETPIPE_SZ = 1031, 1032
-
-    def __init__(self, room: int) -> None:
-        self.read_end, self.write_end = os.pipe()
-        fcntl.fcntl(self.write_end, self.F_SETPIPE_SZ, 4096)
-        size = fcntl.fcntl(self.write_end, self.F_GETPIPE_SZ)
-        self._filler = size - room
-        os.write(self.write_end, b"#" * self._filler)
-        self._reader: threading.Thread | None = None
-        self.data = bytearray()  # what the process wrote, once drained with keep=True
-
-    @staticmethod
-    def until_unpacked(name: str, digest: str) -> int:
-        """The room that stops ``ctrpy --progress plain images import|unpack`` of image
-        ``name`` (manifest ``digest``) once every layer is committed: its ``unpacking NAME
-        (DIGEST)...`` fits, the ``done`` after it does not (an import has not recorded
-        its images yet)."""
-        return len(f"unpacking {name} ({digest})...") + 2
-
-    @staticmethod
-    def blocked(proc: subprocess.Popen[bytes]) -> bool:
-        """Is ``proc`` asleep in a pipe write?"""
-        try:
-            with open(f"/proc/{proc.pid}/wchan") as f:
-                return "pipe_write" in f.read()
-        except OSError:
-            return False
-
-    def drain(self, keep: bool = False) -> None:
-        """Read the pipe to its end in the background, so the process can go on
-        (``keep``: what the process wrote is kept in :attr:`data`, after :meth:`close`)."""
-        if self._reader is not None:
-            return
-
-        def reader() -> None:
-            skip = self._filler
-            while chunk := os.read(self.read_end, 65536):
-                if keep:
-                    self.data += chunk[skip:]
-                skip = max(0, skip - len(chunk))
-            os.close(self.read_end)
-
-        self._reader = threading.Thread(target=reader, daemon=True)
-        self._reader.start()
-
-    def close(self) -> None:
-        self.drain()
-        assert self._reader is not None
-        self._reader.join(timeout=60)
-
-
-class Processes:
-    """``ctrpy --root ROOT ARGS`` as real processes (``tests.peers.Ctrpy``), started without
-    waiting; :meth:`close` (the ``procs`` fixture's teardown) kills and reaps any still running."""
-
-    def __init__(self, root: Path) -> None:
-        self.ctrpy = Ctrpy(root)
-        self.started: list[tuple[tuple[str, ...], subprocess.Popen[bytes]]] = []
-        self.gates: list[StdoutGate] = []
-
-    def start(
-        self, *args: str, namespace: str = "default", root: Path | None = None, **popen: Any
-    ) -> subprocess.Popen[bytes]:
-        """``ctrpy --root ROOT -n NAMESPACE ARGS`` (another ``root`` if given); ``popen``:
-        :class:`subprocess.Popen`'s keywords (stdout and stderr are pipes unless given)."""
-        popen.setdefault("stdout", subprocess.PIPE)
-        popen.setdefault("stderr", subprocess.PIPE)
-        popen.setdefault("stdin", subprocess.DEVNULL)
-        cmd = Ctrpy(root or self.ctrpy.root, namespace).command(*args)
-        proc = subprocess.Popen(cmd, env=self.ctrpy.env(), **popen)
-        self.started.append((args, proc))
-        return proc
-
-    def start_gated(self, room: int, *args: str, **kw: Any) -> tuple[subprocess.Popen[bytes], StdoutGate]:
-        """Start with a :class:`StdoutGate` of ``room`` bytes for stdout."""
-        gate = StdoutGate(room)
-        self.gates.append(gate)
-        try:
-            proc = self.start(*args, stdout=gate.write_end, **kw)
-        finally:
-            os.close(gate.write_end)
-        return proc, gate
-
-    def args_of(self, proc: subprocess.Popen[bytes]) -> tuple[str, ...]:
-        return next(a for a, p in self.started if p is proc)
-
-    def wait(self, proc: subprocess.Popen[bytes], timeout: float = 300) -> Finished:
-        """Wait (bounded) for ``proc`` to end; a process that does not is killed and fails the test."""
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-            pytest.fail(f"`ctrpy {' '.join(self.args_of(proc))}` still ran after {timeout}s: {err.decode()[-2000:]}")
-        return Finished(self.args_of(proc), proc.returncode, (out or b"").decode(), (err or b"").decode())
-
-    def run(self, *args: str, timeout: float = 300, **kw: Any) -> Finished:
-        return self.wait(self.start(*args, **kw), timeout)
-
-    def close(self) -> None:
-        for _args, proc in self.started:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(timeout=60)
-            for stream in (proc.stdout, proc.stderr):
-                if stream is not None:
-                    stream.close()
-        for gate in self.gates:
-            gate.close()
-
-
-def wait_until(
-    condition: Callable[[], object], what: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 120
-) -> Any:
-    """Poll ``condition`` until it returns something true (which is returned); fails the
-    test naming ``what`` after ``timeout`` seconds, or when ``proc`` ends first."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = condition()
-        if found:
-            return found
-        if proc is not None and proc.poll() is not None:
-            pytest.fail(f"the process exited {proc.returncode} before {what}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: not after {timeout}s")
-        time.sleep(0.01)
-
-
-def killed_when_ready(code: str, ready: Path) -> str:
-    """Run ``code`` in a Python process of its own; ``code`` writes what it has to say to
-    the file named ``READY`` (set for it to ``ready``) and then blocks. Once that is
-    written the process is killed -9; returns what it wrote."""
-    proc = subprocess.Popen([sys.executable, "-c", f"READY = {str(ready)!r}\n{code}"])
-    try:
-        wait_until(lambda: ready.exists() and ready.read_text(), f"{ready} written", proc)
-    finally:
-        proc.kill()
-        proc.wait(timeout=60)
-    return ready.read_text()
-@dataclass(frozen=True)
-class Measured:
-    """A finished child process: its exit code, its stderr, and its peak resident memory."""
-
-    exit_code: int
-    stderr: str
-    peak_rss: int  # bytes
-
-
-def run_measured(argv: list[str], env: Mapping[str, str], cwd: Path) -> Measured:
-    """Run ``argv`` to its end and measure its own peak RSS (``wait4``'s rusage of that one
-    child, not the maximum over every child this process ever had)."""
-    with (cwd / "measured.stderr").open("w+b") as err:
-        proc = subprocess.Popen(argv, env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=err)
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        return Measured(proc.returncode, err.read().decode(errors="replace"), usage.ru_maxrss * 1024)
-
-
-# --------------------------------------------------------------------------- applying layers
-def apply_bytes(root: Path, data: bytes, **options: Any) -> ApplyResult:
-    """Apply a tar given as bytes to ``root`` (created if missing) with ctrpy's apply_layer."""
-    root.mkdir(exist_ok=True)
-    return apply_layer(root, io.BytesIO(data), ApplyOptions(**options))
-
-
-def tree_state(base: Path, exclude: Path) -> dict[str, tuple[Any, ...]]:
-    """Everything under ``base`` except ``exclude``: path -> (mode, uid, gid, size, mtime, content)."""
-    result: dict[str, tuple[Any, ...]] = {}
-    for dirpath, dirnames, filenames in os.walk(base):
-        if Path(dirpath) == exclude:
-            dirnames[:] = []
-            continue
-        for name in dirnames + filenames:
-            path = Path(dirpath, name)
-            if path == exclude:
-                continue
-            st = path.lstat()
-            if path.is_symlink():
-                content: Any = os.readlink(path)
-            elif path.is_file():
-                content = path.read_bytes()
-            else:
-                content = None
-            result[str(path.relative_to(base))] = (
-                st.st_mode,
-                st.st_uid,
-                st.st_gid,
-                st.st_size if not path.is_dir() else 0,
-                st.st_mtime_ns if not path.is_dir() else 0,
-                content,
-            )
-        st = Path(dirpath).lstat()
-        result[str(Path(dirpath).relative_to(base)) + "/"] = (st.st_mode, st.st_uid, st.st_gid)
-    return result
-
-
-DEEP_DIRS = "/".join(["d"] * 2100)  # a 4 KB path of 2,100 directories: more than PATH_MAX and the stack
-
-
-@contextmanager
-def removed_after(path: Path) -> Iterator[Path]:
-    """``path``, removed at the end with ctrpy's iterative ``remove_tree``: Python 3.11's
-    shutil.rmtree (and so pytest's clean-up of tmp_path) recurses, and dies on a tree
-    thousands of levels deep."""
-    try:
-        yield path
-    finally:
-        remove_tree(path, best_effort=True)
-
-
-@contextmanager
-def scratch_dir() -> Iterator[Path]:
-    """A new temporary directory, removed (whatever depth it reached) at the end."""
-    with removed_after(Path(tempfile.mkdtemp(prefix="ctrpy-test-"))) as path:
-        yield path
-
-
-class Sandbox:
-    """``tmp/root`` to apply layers into, next to ``tmp/outside`` holding a sentinel.
-
-    ``assert_outside_unchanged()`` checks that nothing under ``tmp`` but the root was
-    created, removed or modified since the sandbox was made.
-    """
-
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.root = tmp / "root"
-        self.root.mkdir()
-        self.outside = tmp / "outside"
-        self.outside.mkdir()
-        self.sentinel = self.outside / "sentinel"
-        self.sentinel.write_bytes(b"host data")
-        self.sentinel.chmod(0o640)
-        (self.outside / "subdir").mkdir(mode=0o750)
-        self._before = tree_state(tmp, exclude=self.root)
-
-    def apply(self, data: bytes, **options: Any) -> ApplyResult:
-        return apply_bytes(self.root, data, **options)
-
-    def assert_outside_unchanged(self) -> None:
-        assert tree_state(self.tmp, exclude=self.root) == self._before
-        assert self.sentinel.stat().st_nlink == 1
-
-
-# GNU tar's sparse formats: old GNU, and pax 0.0, 0.1 and 1.0
-GNU_SPARSE_FORMATS = [
-    pytest.param(["--format=gnu"], id="gnu"),
-    pytest.param(["--format=posix", "--sparse-version=0.0"], id="pax-0.0"),
-    pytest.param(["--format=posix", "--sparse-version=0.1"], id="pax-0.1"),
-    pytest.param(["--format=posix", "--sparse-version=1.0"], id="pax-1.0"),
-]
-
-
-def sparse_tree(src: Path) -> Path:
-    """``src/sparse`` (data, hole, data, ... and a trailing hole: 20 * 64 KiB) and
-    ``src/plain`` after it; returns ``src``."""
-    src.mkdir()
-    with open(src / "sparse", "wb") as f:
-        for i in range(6):
-            f.seek(i * 3 * 65536)
-            f.write(bytes([65 + i]) * 5000)
-        f.truncate(20 * 65536)
-    (src / "plain").write_bytes(b"after the sparse file")
-    return src
-
-
-def gnu_tar_create(src: Path, *args: str, names: tuple[str, ...] = (".",)) -> bytes:
-    """``tar -C SRC -c ARGS NAMES`` (GNU tar, UTC, numeric owners) to bytes."""
-    return subprocess.run(
-        ["tar", "-C", str(src), "-cf", "-", "--numeric-owner", *args, *names],
-        capture_output=True, env={**os.environ, "TZ": "UTC", "LC_ALL": "C"}, check=True,
-    ).stdout
-
-
-class PipeLike(io.RawIOBase):
-    """A non-seekable stream returning short reads, like a pipe."""
-
-    def __init__(self, data: bytes, step: int = 7777) -> None:
-        self._data = data
-        self._pos = 0
-        self._step = step
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def seek(self, *args: object) -> int:
-        raise io.UnsupportedOperation("pipe")
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        n = min(len(buffer), self._step, len(self._data) - self._pos)
-        buffer[:n] = self._data[self._pos : self._pos + n]
-        self._pos += n
-        return n
 
 
 # --------------------------------------------------------------------------- snapshotters, mounts

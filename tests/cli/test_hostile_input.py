@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import sys
 import tarfile
 import zlib
 from pathlib import Path
@@ -149,6 +151,16 @@ def test_a_gzip_bomb_with_a_wrong_diff_id_fails_in_bounded_memory_and_leaves_no_
     assert not blob_path(populated.root, layer).exists()  # ... and the collection takes them
     assert populated.state().files == before.files
     populated.assert_store_works()
+
+
+def test_the_memory_measure_counts_the_measured_process_not_the_test_process(tmp_path: Path) -> None:
+    ballast = bytearray(RSS_LIMIT + (64 << 20))  # the test process holds more than the limit
+    for i in range(0, len(ballast), 4096):
+        ballast[i] = 1  # touched: resident
+    result = run_measured([sys.executable, "-S", "-c", "pass"], dict(os.environ), tmp_path)
+    assert result.exit_code == 0, result.stderr
+    assert result.peak_rss < RSS_LIMIT // 2, f"peak RSS {result.peak_rss >> 20} MiB"
+    del ballast
 
 
 def test_a_gzip_bomb_with_an_honest_diff_id_imports_in_bounded_memory(run: Cli, tmp_path: Path) -> None:
