@@ -47,6 +47,23 @@ from tests.helpers import (
     usable,
 )
 from tests.peers import Containerd, ContainerdStartError, Ctr, Ctrpy, mounts_under, short_tmpdir
+from tests.registry.fixtures import (  # noqa: F401  the registry fixtures for every test (not `client`: see below)
+    basic_registry,
+    client_ca,
+    client_pair,
+    env,
+    fault_proxy,
+    mtls_registry,
+    plain_registry,
+    push,
+    pushed_image,
+    repo,
+    tls_pair,
+    tls_registry,
+    token_pair,
+    token_registry,
+    token_server,
+)
 
 _INTEROP = Path(__file__).parent / "interop"
 T = TypeVar("T")

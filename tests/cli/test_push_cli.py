@@ -14,24 +14,7 @@ from tests.helpers import APP, OTHER_ARCH, Cli, host_image
 from tests.peers import run as run_tool
 from tests.registry.distribution import DistributionRegistry
 from tests.registry.faults import FaultProxy, Rule
-from tests.registry.fixtures import (
-    BASIC_USERS,
-    TOKEN_USERS,
-    basic_registry,
-    fault_proxy,
-    plain_registry,
-    repo,
-    require,
-    tls_pair,
-    tls_registry,
-    token_pair,
-    token_registry,
-    token_server,
-)
-
-# the registry fixtures this file uses
-FIXTURES = (basic_registry, fault_proxy, plain_registry, repo, tls_pair, tls_registry, token_pair, token_registry,
-            token_server)
+from tests.registry.fixtures import BASIC_USERS, TOKEN_USERS, require
 
 pytestmark = pytest.mark.interop
 

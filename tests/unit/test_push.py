@@ -33,24 +33,7 @@ from tests.helpers import HOST, OTHER_ARCH, THIRD_ARCH, blob_path, host_image, n
 from tests.peers import run
 from tests.registry.distribution import DistributionRegistry
 from tests.registry.faults import FaultProxy, Rule
-from tests.registry.fixtures import (
-    BASIC_USERS,
-    TOKEN_USERS,
-    basic_registry,
-    fault_proxy,
-    plain_registry,
-    repo,
-    require,
-    tls_pair,
-    tls_registry,
-    token_pair,
-    token_registry,
-    token_server,
-)
-
-# the registry fixtures this file uses (not tests/registry's `client`: here that is ctrpy's Client)
-FIXTURES = (basic_registry, fault_proxy, plain_registry, repo, tls_pair, tls_registry, token_pair, token_registry,
-            token_server)
+from tests.registry.fixtures import BASIC_USERS, TOKEN_USERS, require
 
 pytestmark = pytest.mark.interop
 
