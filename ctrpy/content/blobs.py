@@ -25,6 +25,28 @@ class Readable(Protocol):
     def read(self, n: int = -1, /) -> bytes: ...
 
 
+def publish(fd: int, partial: str | Path, target: Path, dgst: str) -> bool:
+    """Make a verified partial write the blob ``target``: read-only, fsynced, closed, then
+    renamed into place (the durability rule), or dropped when the blob is there already
+    (existing blobs are never rewritten).  Returns whether it was there already."""
+    try:
+        os.fchmod(fd, 0o444)
+        os.fsync(fd)
+    except OSError as e:
+        os.close(fd)
+        raise StoreError(f"cannot commit blob {dgst}: {e.strerror}") from e
+    try:
+        os.close(fd)
+        if target.exists():
+            os.unlink(partial)
+            return True
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(partial, target)
+        return False
+    except OSError as e:
+        raise StoreError(f"cannot commit blob {dgst}: {e.strerror}") from e
+
+
 class BlobWriter:
     """Write one blob.  Use as a context manager; call :meth:`commit` to keep it.
 
@@ -103,21 +125,9 @@ class BlobWriter:
         if self.expected is None and self.lease is not None:
             self.lease.content(dgst)  # before the rename makes it visible
         if self._fd is not None and self._tmp is not None:
-            target = self.blobs.path(dgst)
-            try:
-                os.fchmod(self._fd, 0o444)
-                os.fsync(self._fd)
-                os.close(self._fd)
-                self._fd = None
-                if target.exists():
-                    self.existed = True
-                    os.unlink(self._tmp)
-                else:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.rename(self._tmp, target)
-                self._tmp = None
-            except OSError as e:
-                raise StoreError(f"cannot commit blob {dgst}: {e.strerror}") from e
+            fd, self._fd = self._fd, None
+            self.existed = publish(fd, self._tmp, self.blobs.path(dgst), dgst)
+            self._tmp = None
         return dgst, self.size
 
     def abort(self) -> None:

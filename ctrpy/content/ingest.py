@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from ctrpy.content.blobs import BlobStore
+from ctrpy.content.blobs import BlobStore, publish
 from ctrpy.errors import DigestMismatch, SizeMismatch, StoreError
 from ctrpy.metadata.db import loads_map
 from ctrpy.metadata.leases import Held, Lease
@@ -165,19 +165,8 @@ class ResumableWriter:
             raise
         self._open()  # an empty blob has no first byte
         assert self._fd is not None
-        target = self.blobs.path(self.expected)
-        try:
-            os.fchmod(self._fd, 0o444)
-            os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = None
-            if target.exists():
-                os.unlink(self.path)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.rename(self.path, target)
-        except OSError as e:
-            raise StoreError(f"cannot commit blob {self.expected}: {e.strerror}") from e
+        fd, self._fd = self._fd, None
+        publish(fd, self.path, self.blobs.path(self.expected), self.expected)
 
     def close(self) -> None:
         """Stop writing and keep the partial file (a later writer may resume it)."""
