@@ -54,6 +54,7 @@ from tests.registry.fixtures import (  # noqa: F401  the registry fixtures for e
     env,
     fault_proxy,
     mtls_registry,
+    no_user_credentials,
     plain_registry,
     push,
     pushed_image,

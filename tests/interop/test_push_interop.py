@@ -52,6 +52,15 @@ def skopeo(*args: str) -> bytes:
     return out
 
 
+def pushed(ctrpy: Ctrpy, tmp_path: Path, item: BuiltImage | IndexBlob, registry: DistributionRegistry, repo: str,
+           tag: str = "v1") -> str:
+    """``item`` imported, then pushed by ctrpy to ``registry``/``repo``:``tag``; the reference."""
+    imported(ctrpy, tmp_path, item)
+    ref = f"{registry.host}/{repo}:{tag}"
+    ctrpy("images", "push", ref, NAME)
+    return ref
+
+
 def sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -60,9 +69,7 @@ def test_skopeo_inspect_sees_the_digest_ctrpy_pushed(
     ctrpy: Ctrpy, tmp_path: Path, plain_registry: DistributionRegistry, repo: str
 ) -> None:
     img = features()
-    imported(ctrpy, tmp_path, img)
-    ref = f"{plain_registry.host}/{repo}:v1"
-    ctrpy("images", "push", ref, NAME)
+    ref = pushed(ctrpy, tmp_path, img, plain_registry, repo)
     info = json.loads(skopeo("inspect", "--tls-verify=false", f"docker://{ref}"))
     assert info["Digest"] == img.manifest.digest
     assert info["Layers"] == [b.digest for b in img.layers]
@@ -73,9 +80,7 @@ def test_skopeo_copy_brings_back_the_same_blobs_and_tree(
     ctrpy: Ctrpy, tmp_path: Path, plain_registry: DistributionRegistry, repo: str
 ) -> None:
     img = features()
-    imported(ctrpy, tmp_path, img)
-    ref = f"{plain_registry.host}/{repo}:v1"
-    ctrpy("images", "push", ref, NAME)
+    ref = pushed(ctrpy, tmp_path, img, plain_registry, repo)
     back = tmp_path / "back"
     skopeo("copy", "--src-tls-verify=false", f"docker://{ref}", f"oci:{back}:v1")
     for b in (img.manifest, img.config, *img.layers):
@@ -94,9 +99,7 @@ def test_an_index_pushed_is_the_index_skopeo_copies_all_of(
     images = [host_image([file("a", b"host")]).build(),
               host_image([file("a", b"other")], architecture=OTHER_ARCH, variant=None).build()]
     index = index_of(images)
-    imported(ctrpy, tmp_path, index)
-    ref = f"{plain_registry.host}/{repo}:multi"
-    ctrpy("images", "push", ref, NAME)
+    ref = pushed(ctrpy, tmp_path, index, plain_registry, repo, "multi")
     assert skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{ref}") == index.data
     back = tmp_path / "back"
     skopeo("copy", "--all", "--src-tls-verify=false", f"docker://{ref}", f"oci:{back}:v1")
@@ -119,9 +122,7 @@ def test_ctr_pulls_what_ctrpy_pushed_with_the_same_digest(
     ctr: Ctr, ctrpy: Ctrpy, tmp_path: Path, plain_registry: DistributionRegistry, repo: str
 ) -> None:
     img = host_image([file("etc/hello", b"hello ctr\n")], [file("bin/x", b"x" * 5000)]).build()
-    imported(ctrpy, tmp_path, img)
-    ref = f"{plain_registry.host}/{repo}:v1"
-    ctrpy("images", "push", ref, NAME)
+    ref = pushed(ctrpy, tmp_path, img, plain_registry, repo)
     ctr("images", "pull", "--plain-http", ref)
     assert ctr_digest(ctr, ref) == img.manifest.digest
     for b in (img.config, *img.layers):

@@ -60,6 +60,7 @@ __all__ = [
     "env",
     "fault_proxy",
     "mtls_registry",
+    "no_user_credentials",
     "plain_registry",
     "push",
     "pushed_image",
@@ -259,3 +260,15 @@ def small_image(seed: str = "x", *, layers: int = 2, size: int = 20_000) -> Imag
 @pytest.fixture
 def pushed_image(plain_registry: DistributionRegistry, repo: str, push: Callable[..., Pushed]) -> Pushed:
     return push(small_image(repo), repo, "v1")
+
+
+@pytest.fixture
+def no_user_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No credentials, proxies or docker config of the machine's user reach ctrpy."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    for name in ("DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+                 "http_proxy", "https_proxy", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
