@@ -33,6 +33,10 @@ _POLL: Final = 0.05  # seconds a blocked producer waits before looking at the st
 _Item = bytes | BaseException | None  # data, the producer's failure, or the end
 
 
+def _ignore(data: bytes) -> None:
+    pass
+
+
 class Prefetched(HashingReader):
     """Reads ``stream`` to its end on a second thread, hashing every byte (like
     :class:`HashingReader`, whose ``digest``, ``size`` and ``drain`` it keeps), and returns
@@ -50,8 +54,10 @@ class Prefetched(HashingReader):
         finish: Callable[[], None] | None = None,
         chunk: int = CHUNK,
         depth: int = DEPTH,
+        hashing: bool = True,
     ) -> None:
         super().__init__(stream)
+        self._hashing = hashing  # False: the stream verifies itself (a store blob's reader)
         self._finish = finish
         self._chunk = chunk
         self._queue: queue.Queue[_Item] = queue.Queue(depth)
@@ -67,7 +73,7 @@ class Prefetched(HashingReader):
     def _produce(self) -> None:
         last: _Item = None
         try:
-            read, update = self._stream.read, self._hash.update
+            read, update = self._stream.read, (self._hash.update if self._hashing else _ignore)
             while True:
                 if self._stop.is_set():
                     return

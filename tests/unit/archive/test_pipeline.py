@@ -148,3 +148,17 @@ def test_a_corrupt_gzip_layer_fails_as_invalid_archive_and_leaves_no_thread(root
         apply_layer(rootfs, p, ApplyOptions())
     assert not p._thread.is_alive()
     assert reader_threads() == []
+
+
+def test_without_hashing_the_bytes_pass_through_and_the_stream_verifies_itself() -> None:
+    from ctrpy.content.store import VerifyingReader
+    from ctrpy.errors import DigestMismatch
+
+    data = bytes(range(256)) * 5000
+    good = VerifyingReader(io.BytesIO(data), sha256_digest(data), len(data))  # type: ignore[arg-type]
+    with Prefetched(good, hashing=False) as ahead:  # type: ignore[arg-type]
+        assert ahead.read() == data
+        assert ahead.digest == "sha256:" + hashlib.sha256(b"").hexdigest()  # it hashed nothing itself
+    bad = VerifyingReader(io.BytesIO(data[:-1] + b"x"), sha256_digest(data), len(data))  # type: ignore[arg-type]
+    with Prefetched(bad, hashing=False) as ahead, pytest.raises(DigestMismatch):  # type: ignore[arg-type]
+        ahead.read()
