@@ -323,38 +323,36 @@ class Boom(Exception):
     pass
 
 
-@pytest.mark.parametrize("exc", [Boom, KeyboardInterrupt])
-def test_an_unpack_interrupted_mid_layer_leaves_no_snapshot_for_that_layer(
-    client: Client, tmp_path: Path, snapshotter: str, events: Events, exc: type[BaseException]
-) -> None:
-    many = [directory("many")] + [file(f"many/f{i}", b"x") for i in range(20)]
+def interrupted_unpack(client: Client, tmp_path: Path, snapshotter: str, events: Events, exc: type[BaseException],
+                       *, files: int, size: int, at: int) -> BuiltImage:
+    """An image whose second layer has ``files`` files of ``size`` bytes, stored, then
+    unpacked with ``exc`` raised when that layer's progress reaches ``at`` entries."""
+    many = [directory("many")] + [file(f"many/f{i}", b"x" * size) for i in range(files)]
     img = host_image(BASE, many, TOP).build()
     store(client, tmp_path, (img, APP))
 
     def interrupt(event: Event) -> None:
-        if isinstance(event, LayerProgress) and event.index == 1 and event.entries == 5:
+        if isinstance(event, LayerProgress) and event.index == 1 and event.entries == at:
             raise exc
 
     events.fail = interrupt
     with pytest.raises(exc):
         client.unpack(APP, snapshotter=snapshotter)
+    return img
+
+
+@pytest.mark.parametrize("exc", [Boom, KeyboardInterrupt])
+def test_an_unpack_interrupted_mid_layer_leaves_no_snapshot_for_that_layer(
+    client: Client, tmp_path: Path, snapshotter: str, events: Events, exc: type[BaseException]
+) -> None:
+    img = interrupted_unpack(client, tmp_path, snapshotter, events, exc, files=20, size=1, at=5)
     assert_nothing_from(client.snapshotter(snapshotter), chain_ids(img.diff_ids), 1)
 
 
 def test_an_interrupted_unpack_leaves_no_layer_reading_thread_behind(
     client: Client, tmp_path: Path, snapshotter: str, events: Events
 ) -> None:
-    many = [directory("many")] + [file(f"many/f{i}", b"x" * 4096) for i in range(200)]
-    img = host_image(BASE, many, TOP).build()
-    store(client, tmp_path, (img, APP))
-
-    def interrupt(event: Event) -> None:
-        if isinstance(event, LayerProgress) and event.index == 1 and event.entries == 3:
-            raise KeyboardInterrupt
-
-    events.fail = interrupt
-    with pytest.raises(KeyboardInterrupt):
-        client.unpack(APP, snapshotter=snapshotter)
+    interrupted_unpack(client, tmp_path, snapshotter, events, KeyboardInterrupt, files=200, size=4096, at=3)
     assert [t for t in threading.enumerate() if t.name == "ctrpy-layer-reader"] == []
 
 
