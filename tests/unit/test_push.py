@@ -466,12 +466,18 @@ def skopeo_digest(ref: str, *args: str) -> str:
     return sha(out.stdout)
 
 
-def test_push_with_basic_auth(client: Client, basic_registry: DistributionRegistry, repo: str) -> None:
+@pytest.mark.parametrize(("registry", "users"), [("basic_registry", BASIC_USERS), ("token_registry", TOKEN_USERS)],
+                         ids=["basic-auth", "token"])
+def test_push_with_credentials(
+    client: Client, request: pytest.FixtureRequest, registry: str, users: dict[str, str], repo: str
+) -> None:
+    reg: DistributionRegistry = request.getfixturevalue(registry)
     img = app_image(repo)
     imported(client, img)
-    user, password = next(iter(BASIC_USERS.items()))
-    client.push(f"{basic_registry.host}/{repo}:v1", APP, remote_options=RemoteOptions(user=user, password=password))
-    assert skopeo_digest(f"{basic_registry.host}/{repo}:v1", "--tls-verify=false",
+    user, password = next(iter(users.items()))
+    result = client.push(f"{reg.host}/{repo}:v1", APP, remote_options=RemoteOptions(user=user, password=password))
+    assert result.count("done") == 2 + len(img.layers)
+    assert skopeo_digest(f"{reg.host}/{repo}:v1", "--tls-verify=false",
                          "--creds", f"{user}:{password}") == img.manifest.digest
 
 
@@ -494,17 +500,6 @@ def test_push_over_tls_with_the_registry_ca(
     certs.mkdir()
     (certs / "ca.crt").write_bytes(cert.read_bytes())
     assert skopeo_digest(f"{tls_registry.host}/{repo}:v1", "--cert-dir", str(certs)) == img.manifest.digest
-
-
-def test_push_with_a_token(client: Client, token_registry: DistributionRegistry, repo: str) -> None:
-    img = app_image(repo)
-    imported(client, img)
-    user, password = next(iter(TOKEN_USERS.items()))
-    result = client.push(f"{token_registry.host}/{repo}:v1", APP,
-                         remote_options=RemoteOptions(user=user, password=password))
-    assert result.count("done") == 2 + len(img.layers)
-    assert skopeo_digest(f"{token_registry.host}/{repo}:v1", "--tls-verify=false",
-                         "--creds", f"{user}:{password}") == img.manifest.digest
 
 
 def test_plain_http_to_a_tls_registry_says_it_speaks_https(
