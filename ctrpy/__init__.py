@@ -8,7 +8,11 @@ The library is usable without the CLI::
         images = client.import_archive(f)
 """
 
-from ctrpy.client import Client
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+from ctrpy import lazy as _lazy
 from ctrpy.errors import (
     AlreadyExists,
     CtrpyError,
@@ -24,7 +28,11 @@ from ctrpy.errors import (
     UnsupportedFormat,
 )
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from ctrpy.client import Client
+
+# the client brings every subsystem with it: loaded when it is first named
+__getattr__, __dir__ = _lazy.exports(__name__, {"ctrpy.client": ("Client",)})
 
 __all__ = [
     "AlreadyExists",

@@ -14,29 +14,10 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from ctrpy import gc
-from ctrpy import snapshots as _snapshots
-from ctrpy.archive.tree import write_tree_tar
-from ctrpy.archive.treeops import empty_tree, remove_tree
 from ctrpy.content import ContentStore, Info, RawContent
-from ctrpy.convert import Converter, ConvertOptions
 from ctrpy.errors import CtrpyError, FailedPrecondition, ImageNotFound, InvalidArgument, NotFound
-from ctrpy.formats import (
-    Exporter,
-    ExportOptions,
-    ExportTarget,
-    ImportContext,
-    Importer,
-    ImportOptions,
-    ImportResult,
-    get_exporter,
-    get_importer,
-)
-from ctrpy.formats.layout_dir import import_layout_dir
-from ctrpy.formats.rootfs import import_rootfs_tar
-from ctrpy.handmade import HandSnapshots
 from ctrpy.images import Image, ImageStore, Walker
 from ctrpy.images.store import validate as validate_image
 from ctrpy.images.summary import ImageCheck, ImageSummary
@@ -44,18 +25,32 @@ from ctrpy.metadata import NamespaceStore, namespaces
 from ctrpy.metadata.leases import Held, LeaseStore, abandon, new_id, this_process
 from ctrpy.oci import Descriptor, Matcher, Platform, digest, mediatypes
 from ctrpy.progress import Sink, null_sink
-from ctrpy.pull import PullOptions, PullResult, pull_image
-from ctrpy.push import Pusher, PushOptions, PushResult, destination, plan, select
-from ctrpy.remote import Registry, RemoteOptions
 from ctrpy.root import Root
-from ctrpy.snapshots import Snapshotter
-from ctrpy.snapshots.base import Usage
-from ctrpy.snapshots.mounts import mount_key, mount_snapshot, require_root, unmount_snapshot
-from ctrpy.unpack import ImageLayers, Unpacker, require_layers
-from ctrpy.unpack import extract as extract_layers
 from ctrpy.util import output_file
-from ctrpy.verify import VerifyReport
-from ctrpy.verify import verify as _verify
+
+# Each subsystem is imported by the methods that use it, not here: a command loads only the
+# code it runs (`images push` needs neither the archive formats nor the snapshotters), which
+# is most of how fast it starts.  See DESIGN.md, "Start-up".
+if TYPE_CHECKING:
+    from ctrpy.convert import ConvertOptions
+    from ctrpy.formats import (
+        Exporter,
+        ExportOptions,
+        ExportTarget,
+        ImportContext,
+        Importer,
+        ImportOptions,
+        ImportResult,
+    )
+    from ctrpy.gc import Collected
+    from ctrpy.handmade import HandSnapshots
+    from ctrpy.pull import PullOptions, PullResult
+    from ctrpy.push import PushOptions, PushResult
+    from ctrpy.remote import RemoteOptions
+    from ctrpy.snapshots import Snapshotter
+    from ctrpy.snapshots.base import Usage
+    from ctrpy.unpack import ImageLayers, Unpacker
+    from ctrpy.verify import VerifyReport
 
 ImageRef = str | Image
 Output = BinaryIO | str | os.PathLike[str]
@@ -91,6 +86,8 @@ class Client:
         return Walker(content.read_json, content.exists)
 
     def snapshotter(self, name: str | None = None) -> Snapshotter:
+        from ctrpy import snapshots as _snapshots
+
         base = self.root.path / "snapshots"
         self.root.ensure()
         return _snapshots.get(name or _snapshots.default_name(base), base, self.root.db, self.namespace)
@@ -118,15 +115,19 @@ class Client:
             except CtrpyError:  # the next collection drops it (this process's as well)
                 abandon(lease.id)
 
-    def collect(self, grace: float = 0.0) -> gc.Collected:
+    def collect(self, grace: float = 0.0) -> Collected:
         """Garbage-collect the whole root (every namespace); see :mod:`ctrpy.gc`."""
-        return gc.collect(self.root, grace=grace)
+        from ctrpy.gc import collect
+
+        return collect(self.root, grace=grace)
 
     def snapshots_by_hand(self, snapshotter: str | None = None) -> HandSnapshots:
         """``snapshots prepare/view/commit/mounts/label/diff`` (see :mod:`ctrpy.handmade`)."""
+        from ctrpy.handmade import HandSnapshots
+
         return HandSnapshots(self.snapshotter(snapshotter), self.root.blobs, self.content, self.lease)
 
-    def remove_images(self, names: Iterable[str]) -> tuple[list[Image], list[ImageNotFound], gc.Collected]:
+    def remove_images(self, names: Iterable[str]) -> tuple[list[Image], list[ImageNotFound], Collected]:
         """Remove image records (a name that is not there is reported, not an error: its
         ImageNotFound, with suggestions), then collect what they held: (removed, missing, freed)."""
         removed: list[Image] = []
@@ -138,7 +139,7 @@ class Client:
                 missing.append(e)
         return removed, missing, self.collect()
 
-    def remove_content(self, digests: Iterable[str]) -> gc.Collected:
+    def remove_content(self, digests: Iterable[str]) -> Collected:
         """Hide blobs in this namespace (all must exist), then collect."""
         wanted = [digest.validate(d) for d in digests]
         content = self.content
@@ -148,24 +149,26 @@ class Client:
             content.delete(d)
         return self.collect()
 
-    def remove_snapshots(self, keys: Iterable[str], snapshotter: str | None = None) -> gc.Collected:
+    def remove_snapshots(self, keys: Iterable[str], snapshotter: str | None = None) -> Collected:
         sn = self.snapshotter(snapshotter)
         for key in keys:
             sn.remove(key)
         return self.collect()
 
-    def remove_namespace(self, name: str) -> gc.Collected:
+    def remove_namespace(self, name: str) -> Collected:
         """Remove an empty namespace (its content rows go with it), then collect."""
         self.namespaces.remove(name)
         return self.collect()
 
-    def remove_lease(self, lease_id: str) -> gc.Collected:
+    def remove_lease(self, lease_id: str) -> Collected:
         self.leases.delete(lease_id)
         return self.collect()
 
     def verify(self, digests: Iterable[str] | None = None, *, fix: bool = False) -> VerifyReport:
         """Re-hash stored blobs and look for vanished snapshot trees (see :func:`ctrpy.verify.verify`)."""
-        return _verify(self.root, digests, fix=fix)
+        from ctrpy.verify import verify
+
+        return verify(self.root, digests, fix=fix)
 
     def ingest(
         self,
@@ -178,7 +181,9 @@ class Client:
         what is ingested by hand, so it is labelled ``containerd.io/gc.root`` (its time)
         unless ``labels`` set that label themselves (``containerd.io/gc.root=`` leaves it
         collectable): a later collection keeps it."""
-        wanted = {**gc.root_label(), **(labels or {})}
+        from ctrpy.gc import root_label
+
+        wanted = {**root_label(), **(labels or {})}
         with self.lease("ingest") as held:
             return self.content.ingest(stream, expected, expected_size, wanted, held)
 
@@ -231,6 +236,8 @@ class Client:
         stored and verified (and, with ``unpack``, after every image is unpacked); an
         existing image keeps its created_at and labels, with ``labels`` merged in.
         """
+        from ctrpy.formats import get_importer
+
         imp = get_importer(importer) if isinstance(importer, str) else importer
         return self._import(lambda ctx: imp.import_stream(stream, ctx), options, labels, unpack, snapshotter)
 
@@ -244,6 +251,8 @@ class Client:
     ) -> list[Image]:
         """:meth:`import_archive` of an OCI image-layout directory (skopeo's ``oci:DIR``):
         only the blobs the selected platforms need are copied, each verified."""
+        from ctrpy.formats.layout_dir import import_layout_dir
+
         return self._import(lambda ctx: import_layout_dir(Path(path), ctx), options, labels, unpack, snapshotter)
 
     def import_rootfs(
@@ -257,6 +266,9 @@ class Client:
     ) -> list[Image]:
         """Make the one-layer image ``name`` from a root filesystem tar (plain, gzip or
         zstd), as ``docker import`` does; see :mod:`ctrpy.formats.rootfs`."""
+        from ctrpy.formats import ImportOptions
+        from ctrpy.formats.rootfs import import_rootfs_tar
+
         opts = ImportOptions(matcher=Matcher([platform or Platform.host()]))
         return self._import(lambda ctx: import_rootfs_tar(stream, name, ctx), opts, labels, unpack, snapshotter)
 
@@ -268,6 +280,9 @@ class Client:
         unpack: bool,
         snapshotter: str | None,
     ) -> list[Image]:
+        from ctrpy.formats import ImportContext, ImportOptions
+        from ctrpy.unpack import Unpacker
+
         opts = options or ImportOptions()
         if opts.base_name is not None and not opts.base_name.strip():
             raise InvalidArgument("the base name must not be empty")
@@ -301,6 +316,8 @@ class Client:
         """``images convert``: record ``target`` as ``source`` converted (see
         :mod:`ctrpy.convert`), with ``source``'s labels, replacing an image of that name as
         ctr does.  All or nothing: the record is written once every blob is stored."""
+        from ctrpy.convert import Converter, ConvertOptions
+
         img = self.image(source)
         opts = options or ConvertOptions()
         opts.check()
@@ -351,6 +368,8 @@ class Client:
         """Pull ``ref`` from its registry: download what the platforms need (resuming what an
         earlier pull left), unpack it on the way, record it -- all or nothing (see
         :mod:`ctrpy.pull`).  The record gets ``options.labels``, merged as import does."""
+        from ctrpy.pull import PullOptions, PullResult, pull_image
+
         opts = options or PullOptions()
         with self.lease("pull") as held:
             sn = self.snapshotter(opts.snapshotter) if opts.unpack and not opts.metadata_only else None
@@ -366,11 +385,15 @@ class Client:
 
     def fetch(self, ref: str, remote: RemoteOptions | None = None, options: PullOptions | None = None) -> Image:
         """``content fetch``: :meth:`pull` without unpacking."""
+        from ctrpy.pull import PullOptions
+
         return self.pull(ref, remote, replace(options or PullOptions(), unpack=False)).image
 
     # unpack, check -------------------------------------------------------------
     def unpack(self, image: ImageRef, matcher: Matcher | None = None, snapshotter: str | None = None) -> str:
         """Unpack an image into snapshots; returns the top chainID ("" for an artifact)."""
+        from ctrpy.unpack import Unpacker
+
         img = self.image(image)
         m = matcher or Matcher.default()
         with self.lease("unpack") as held:
@@ -386,6 +409,8 @@ class Client:
         return top
 
     def layers(self, image: ImageRef, matcher: Matcher | None = None) -> ImageLayers:
+        from ctrpy.unpack import require_layers
+
         img = self.image(image)
         return require_layers(self.content, img.name, img.target, matcher or Matcher.default())
 
@@ -393,6 +418,8 @@ class Client:
         """ctr's ``images check``: are the platform manifest's config and layers present
         (containerd's ``images.Check``), and is the image unpacked?  An unresolvable
         manifest counts as the target itself missing (``incomplete (0/1)``)."""
+        from ctrpy.unpack import Unpacker
+
         img = self.image(image)
         m = matcher or Matcher.default()
         content = self.content
@@ -421,6 +448,9 @@ class Client:
     # root filesystems -------------------------------------------------------------
     def extract(self, image: ImageRef, dest: str | os.PathLike[str], matcher: Matcher | None = None) -> ImageLayers:
         """Write the image's flattened root filesystem into ``dest`` (new or empty)."""
+        from ctrpy.archive.treeops import empty_tree, remove_tree
+        from ctrpy.unpack import extract as extract_layers
+
         img = self.image(image)
         path = Path(dest)
         existed = path.exists()
@@ -442,6 +472,11 @@ class Client:
         directory under ``ROOT/tmp``, which is then written as a deterministic tar and
         removed: the tar is exactly the tree ``extract`` makes, so it can never name a path
         through a symlink or a hardlink outside itself."""
+        from ctrpy.archive.tree import write_tree_tar
+        from ctrpy.archive.treeops import remove_tree
+        from ctrpy.unpack import extract as extract_layers
+        from ctrpy.unpack import require_layers
+
         img = self.image(image)
         require_layers(self.content, img.name, img.target, matcher or Matcher.default())
         self.root.ensure()
@@ -466,6 +501,9 @@ class Client:
         snapshotter: str | None = None,
     ) -> str:
         """Mount the image's root filesystem on ``target`` (unpacking first if needed)."""
+        from ctrpy.snapshots.mounts import mount_snapshot, require_root
+        from ctrpy.unpack import require_layers
+
         require_root("mounting")
         where = Path(os.path.abspath(target))  # the mount runs from another directory
         if not where.is_dir():
@@ -478,6 +516,9 @@ class Client:
         return str(target)
 
     def unmount(self, target: str | os.PathLike[str], *, remove: bool = False, snapshotter: str | None = None) -> None:
+        from ctrpy import snapshots as _snapshots
+        from ctrpy.snapshots.mounts import mount_key, require_root, unmount_snapshot
+
         require_root("unmounting")
         where = Path(os.path.abspath(target))
         key = mount_key(where)
@@ -499,17 +540,23 @@ class Client:
         manifest_type: str = mediatypes.OCI_MANIFEST,
         ref_name: str | None = None,
     ) -> list[ExportTarget]:
+        from ctrpy.formats import ExportTarget
+
+        return [ExportTarget(desc, name, ref_name) for desc, name in self._targets(names, manifest, manifest_type)]
+
+    def _targets(self, names: Iterable[str], manifest: str | None, manifest_type: str,
+                 ) -> list[tuple[Descriptor, str | None]]:
+        """What export and push send: the named images, or the stored ``manifest`` (under
+        each name given, else under none)."""
         names = list(names)
         if manifest is not None:
             digest.validate(manifest)
             info = self.content.info(manifest)
             desc = Descriptor(manifest_type, manifest, info.size)
-            if not names:
-                return [ExportTarget(desc, None, ref_name)]
-            return [ExportTarget(desc, n, ref_name) for n in names]
+            return [(desc, n) for n in names] if names else [(desc, None)]
         if not names:
             raise InvalidArgument("name at least one image to export")
-        return [ExportTarget(img.target, img.name, ref_name) for img in map(self.image, names)]
+        return [(img.target, img.name) for img in map(self.image, names)]
 
     def export(
         self,
@@ -519,6 +566,8 @@ class Client:
         options: ExportOptions | None = None,
     ) -> None:
         """Export to a stream, or to a path atomically (a failed export leaves no file)."""
+        from ctrpy.formats import ExportOptions, get_exporter
+
         exp = get_exporter(exporter) if isinstance(exporter, str) else exporter
         opts = options or ExportOptions()
         walker = self.walker
@@ -535,12 +584,15 @@ class Client:
              manifest_type: str = mediatypes.OCI_MANIFEST) -> PushResult:
         """``images push``: the image ``local`` (default: ``remote``), or the stored
         ``manifest``, to the registry ``remote`` names (see :mod:`ctrpy.push`)."""
+        from ctrpy.push import Pusher, PushOptions, destination, plan, select
+        from ctrpy.remote import Registry
+
         opts = options or PushOptions()
         opts.check()
-        (target,) = self.export_targets([] if manifest else [local or remote], manifest, manifest_type)
-        name = target.name or target.descriptor.digest
+        ((desc, named),) = self._targets([] if manifest else [local or remote], manifest, manifest_type)
+        name = named or desc.digest
         walker = self.walker
-        selection = select(walker, target.descriptor, opts.platforms, name)
+        selection = select(walker, desc, opts.platforms, name)
         work = plan(walker, selection, name, allow_non_distributable=opts.allow_non_distributable)
         where = destination(remote, selection.top)
         with self.lease("push") as held, Registry.for_reference(remote, remote_options) as registry:

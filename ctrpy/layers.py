@@ -25,7 +25,6 @@ import zstandard
 from ctrpy.archive.compression import (
     GZIP_LEVELS,
     Compression,
-    HashingReader,
     compress_stream,
     open_decompressed,
     sniff,
@@ -34,7 +33,7 @@ from ctrpy.content.blobs import BlobStore
 from ctrpy.errors import CtrpyError, DigestMismatch, InvalidArgument
 from ctrpy.metadata.leases import Held
 from ctrpy.oci import mediatypes
-from ctrpy.streams import CHUNK
+from ctrpy.streams import CHUNK, HashingReader
 
 __all__ = [
     "LayerBlob",

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from ctrpy.archive.pipeline import Prefetched
 from ctrpy.content import ContentStore
@@ -32,8 +32,10 @@ from ctrpy.images import Walker
 from ctrpy.oci import Descriptor, Matcher, Platform, digest, mediatypes
 from ctrpy.oci.reference import parse as parse_reference
 from ctrpy.progress import Sink, Transfer
-from ctrpy.remote import Registry
 from ctrpy.streams import json_bytes
+
+if TYPE_CHECKING:
+    from ctrpy.remote import Registry  # the HTTP client loads when a push runs
 
 SOURCE_LABEL = "containerd.io/distribution.source."
 DEFAULT_CONCURRENCY = 3  # ctr's --max-concurrent-uploaded-layers

@@ -6,6 +6,7 @@ Nothing here knows about stores, archives or images.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -50,6 +51,27 @@ class TapReader(RawReader):
             self._tap(data)
             self.size += len(data)
         return data
+
+
+class HashingReader(TapReader):
+    """Passes reads through, hashing and counting every byte that goes by."""
+
+    def __init__(self, stream: BinaryIO, algo: str = "sha256") -> None:
+        self.algo = algo
+        self._hash = hashlib.new(algo)
+        super().__init__(stream, self._hash.update)
+
+    def drain(self) -> int:
+        """Read (and hash) everything left; return how many bytes that was."""
+        before = self.size
+        while self.read(CHUNK):
+            pass
+        return self.size - before
+
+    @property
+    def digest(self) -> str:
+        """``<algo>:<hex>`` of everything read so far."""
+        return f"{self.algo}:{self._hash.hexdigest()}"
 
 
 def read_exactly_or_eof(stream: Any, n: int) -> bytes:

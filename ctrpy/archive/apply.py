@@ -30,7 +30,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO, Final
 
-from ctrpy.archive.compression import HashingReader
 from ctrpy.archive.options import PROGRESS_EVERY, ApplyOptions, ApplyResult
 from ctrpy.archive.pathset import PathSet
 from ctrpy.archive.resolve import (
@@ -61,6 +60,7 @@ from ctrpy.archive.tar import (
 )
 from ctrpy.archive.treeops import TreeOps
 from ctrpy.errors import InvalidArchive, InvalidArgument, UnpackError
+from ctrpy.streams import HashingReader
 
 __all__ = [
     "PROGRESS_EVERY",

@@ -8,7 +8,6 @@ garbage after the last gzip member / zstd frame is an :class:`InvalidArchive`.
 from __future__ import annotations
 
 import enum
-import hashlib
 import io
 import shutil
 import zlib
@@ -18,11 +17,10 @@ import zstandard
 from isal import igzip, isal_zlib
 
 from ctrpy.errors import InvalidArchive, InvalidArgument
-from ctrpy.streams import CHUNK, RawReader, TapReader, read_exactly_or_eof
+from ctrpy.streams import CHUNK, RawReader, read_exactly_or_eof
 
 __all__ = [
     "Compression",
-    "HashingReader",
     "compress_stream",
     "open_decompressed",
     "sniff",
@@ -235,27 +233,6 @@ def open_decompressed(stream: BinaryIO, *, buffered: bool = True) -> tuple[Compr
     else:
         out = raw
     return kind, cast(BinaryIO, io.BufferedReader(out, buffer_size=CHUNK) if buffered else out)
-
-
-class HashingReader(TapReader):
-    """Passes reads through, hashing and counting every byte that goes by."""
-
-    def __init__(self, stream: BinaryIO, algo: str = "sha256") -> None:
-        self.algo = algo
-        self._hash = hashlib.new(algo)
-        super().__init__(stream, self._hash.update)
-
-    def drain(self) -> int:
-        """Read (and hash) everything left; return how many bytes that was."""
-        before = self.size
-        while self.read(CHUNK):
-            pass
-        return self.size - before
-
-    @property
-    def digest(self) -> str:
-        """``<algo>:<hex>`` of everything read so far."""
-        return f"{self.algo}:{self._hash.hexdigest()}"
 
 
 def compress_stream(src: BinaryIO, dst: Any, kind: Compression, *, level: int | None = None) -> None:

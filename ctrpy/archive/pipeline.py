@@ -20,8 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import BinaryIO, Final
 
-from ctrpy.archive.compression import HashingReader
-from ctrpy.streams import CHUNK
+from ctrpy.streams import CHUNK, HashingReader
 
 DEPTH: Final = 8
 """Chunks the producer may be ahead of the applier (8 MiB with the default chunk): it fills

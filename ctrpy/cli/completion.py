@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
 from click.shell_completion import (
@@ -25,9 +26,11 @@ from click.shell_completion import (
     split_arg_string,
 )
 
-from ctrpy.client import Client
 from ctrpy.metadata import namespaces as ns_rules
 from ctrpy.root import Root
+
+if TYPE_CHECKING:
+    from ctrpy.client import Client
 
 PROG_NAME = "ctrpy"
 COMPLETE_VAR = "_CTRPY_COMPLETE"
@@ -151,6 +154,8 @@ def _existing_store(ctx: click.Context) -> Iterator[Client | None]:
     The root group's callback does not run while completing, so the global options are
     read from the parsed parameters (``--root``/``CTRPY_ROOT``, ``-n``/``CTRPY_NAMESPACE``).
     """
+    from ctrpy.client import Client
+
     params = ctx.find_root().params
     client: Client | None = None
     try:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import click
 
 from ctrpy.cli.progress import QuietRenderer, Renderer, choose_renderer, exit_failed
 from ctrpy.cli.render import human_size
-from ctrpy.client import Client
-from ctrpy.gc import Collected
 from ctrpy.progress import Event
+
+if TYPE_CHECKING:
+    from ctrpy.client import Client
+    from ctrpy.gc import Collected
 
 
 @dataclass
@@ -29,6 +32,8 @@ class App:
     @property
     def client(self) -> Client:
         if self._client is None:
+            from ctrpy.client import Client  # the store's code loads for the commands that open it
+
             self._client = Client(self.root, self.namespace, progress=self._emit)
         return self._client
 

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import click
 
-from ctrpy.archive.compression import Compression
 from ctrpy.cli.completion import complete_images
 from ctrpy.cli.context import App, pass_app
 from ctrpy.cli.options import platform_option
-from ctrpy.convert import ConvertOptions
 from ctrpy.errors import InvalidArgument
-from ctrpy.layers import check_level
 from ctrpy.oci import Matcher
 
 
@@ -50,6 +47,10 @@ def convert(
       $ ctrpy images convert --oci --uncompress docker.io/library/busybox:latest busybox:oci
       $ ctrpy images convert --zstd --level 9 --all-platforms app:v1 app:v1-zstd
     """
+    from ctrpy.archive.compression import Compression
+    from ctrpy.convert import ConvertOptions
+    from ctrpy.layers import check_level
+
     if sum((uncompress, gzip_, zstd)) > 1:
         raise click.UsageError("choose one of --uncompress, --gzip and --zstd")
     compression = Compression.GZIP if gzip_ else Compression.ZSTD if zstd else None

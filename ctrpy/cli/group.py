@@ -1,9 +1,12 @@
-"""A click Group whose commands have ctr's aliases (``ls|list``, ``rm|remove|delete|del``)."""
+"""A click Group whose commands have ctr's aliases (``ls|list``, ``rm|remove|delete|del``),
+and may be registered by where they live: imported when first named (``ctrpy images push``
+loads neither the snapshot commands nor the archive formats; see DESIGN.md, "Start-up")."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import importlib
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import click
 
@@ -14,6 +17,17 @@ class AliasedGroup(click.Group):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._aliases: dict[str, str] = {}
+        self._lazy: dict[str, _Lazy] = {}
+        self.on_load: Callable[[click.Command], None] | None = None  # given each command loaded
+
+    def add_lazy(self, name: str, where: str, aliases: tuple[str, ...] = (), more: Sequence[str] = ()) -> None:
+        """Register the command ``name`` as ``"module:attribute"``, with ``aliases``; ``more``
+        (``"module:attribute"``, a command or a tuple of them) are added to it when it loads."""
+        self._lazy[name] = _Lazy(where, aliases, tuple(more))
+        self._aliases.update(dict.fromkeys(aliases, name))
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self._lazy})
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         super().add_command(cmd, name)
@@ -21,7 +35,24 @@ class AliasedGroup(click.Group):
             self._aliases[alias] = name or cmd.name or ""
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return super().get_command(ctx, self._aliases.get(cmd_name, cmd_name))
+        name = self._aliases.get(cmd_name, cmd_name)
+        if name not in self.commands and name in self._lazy:
+            self._load(name)
+        return super().get_command(ctx, name)
+
+    def _load(self, name: str) -> None:
+        lazy = self._lazy.pop(name)
+        (cmd,) = _located(lazy.where)
+        if cmd.name != name:
+            raise RuntimeError(f"{lazy.where} is the command {cmd.name!r}, registered as {name!r}")
+        cmd.aliases = lazy.aliases  # type: ignore[attr-defined]
+        if isinstance(cmd, click.Group):
+            for where in lazy.more:
+                for sub in _located(where):
+                    cmd.add_command(sub)
+        self.add_command(cmd)
+        if self.on_load is not None:
+            self.on_load(cmd)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
@@ -64,12 +95,20 @@ class AliasedGroup(click.Group):
         return self._named(super().group(*args, **kwargs), aliases)
 
 
-def aliased_group(name: str, *aliases: str) -> Callable[[Callable[..., Any]], AliasedGroup]:
-    """A top-level command group with ctr's aliases (``images``: ``image``, ``i``)."""
+def aliased_group(name: str) -> Callable[[Callable[..., Any]], AliasedGroup]:
+    """A top-level command group; its own aliases (``images``: ``image``, ``i``) are given
+    where it is registered (:meth:`AliasedGroup.add_lazy`)."""
+    return click.group(name, cls=AliasedGroup)  # type: ignore[return-value]
 
-    def wrap(f: Callable[..., Any]) -> AliasedGroup:
-        grp = click.group(name, cls=AliasedGroup)(f)
-        grp.aliases = aliases  # type: ignore[attr-defined]
-        return grp  # type: ignore[return-value]
 
-    return wrap
+class _Lazy(NamedTuple):
+    where: str
+    aliases: tuple[str, ...]
+    more: tuple[str, ...]
+
+
+def _located(where: str) -> tuple[click.Command, ...]:
+    """The command(s) at ``"module:attribute"``."""
+    module, _, attribute = where.partition(":")
+    found = getattr(importlib.import_module(module), attribute)
+    return tuple(found) if isinstance(found, (tuple, list)) else (found,)

@@ -15,12 +15,11 @@ from ctrpy.cli.labelcmd import label_command
 from ctrpy.cli.options import filter_argument, list_options, platform_option, snapshotter_option
 from ctrpy.cli.params import open_input, parse_labels, stdout_binary
 from ctrpy.cli.render import human_size, labels_cell, listing
-from ctrpy.formats import ExportOptions, ImportOptions, registry
 from ctrpy.images.summary import ImageSummary
 from ctrpy.oci import Matcher, Platform, mediatypes
 
 
-@aliased_group("images", "image", "i")
+@aliased_group("images")
 def images() -> None:
     """Manage images: list, import, export, tag, label and remove them.
 
@@ -181,6 +180,8 @@ def import_cmd(
         _check_rootfs(fmt, base_name, digests, index_name, all_platforms, compress_blobs, platforms, layout)
     elif layout and fmt not in ("auto", "oci.v1"):
         raise click.BadParameter(f"a directory is read as an OCI image layout, not {fmt}", param_hint="--format")
+    from ctrpy.formats import ImportOptions, registry  # the formats load for the commands that read them
+
     importer = registry.get_importer(fmt)
     opts = ImportOptions(
         base_name=base_name,
@@ -263,6 +264,8 @@ def export_cmd(
       $ ctrpy images export busybox.tar docker.io/library/busybox:latest
       $ ctrpy images export - busybox:latest | gzip > busybox.tar.gz
     """
+    from ctrpy.formats import ExportOptions
+
     if not names and manifest is None:
         raise click.UsageError("name at least one IMAGE to export")
     client = app.client

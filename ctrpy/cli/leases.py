@@ -14,7 +14,7 @@ from ctrpy.cli.render import labels_cell, listing
 from ctrpy.metadata.leases import LABEL_EXPIRE, Lease, expiry_label
 
 
-@aliased_group("leases", "lease")
+@aliased_group("leases")
 def leases() -> None:
     """Manage leases: content and snapshots held without an image (for a while).
 

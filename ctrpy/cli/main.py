@@ -267,42 +267,30 @@ def _leaves(cmd: click.Command) -> list[click.Command]:
     return [leaf for sub in cmd.commands.values() for leaf in _leaves(sub)]
 
 
-def _register() -> None:
-    """Every command group, added here and only here; and -q on every command."""
-    from ctrpy.cli import (
-        completion,
-        content,
-        convert,
-        images,
-        leases,
-        namespaces_cmd,
-        pull,
-        push,
-        rootfs,
-        snapshots,
-        snapshots_edit,
-    )
+def _with_quiet(cmd: click.Command) -> None:
+    """docker load -q, podman load -q: every command takes -q where ctrpy takes it, as the
+    global one (the list commands have their own: only the names)."""
     from ctrpy.cli.options import quiet_option
 
-    for cmd in rootfs.COMMANDS:
-        images.images.add_command(cmd)
-    images.images.add_command(convert.convert)
-    images.images.add_command(pull.pull)
-    content.content.add_command(pull.fetch)
-    images.images.add_command(push.push)
-    for cmd in snapshots_edit.COMMANDS:
-        snapshots.snapshots.add_command(cmd)
-    cli.add_command(images.images)
-    cli.add_command(content.content)
-    cli.add_command(leases.leases)
-    cli.add_command(namespaces_cmd.namespaces)
-    cli.add_command(snapshots.snapshots)
-    cli.add_command(completion.completion)
-    # docker load -q, podman load -q: every command takes -q where ctrpy takes it, as the
-    # global one (the list commands have their own: only the names)
-    for leaf in _leaves(cli):
+    for leaf in _leaves(cmd):
         if not any("-q" in p.opts for p in leaf.params if isinstance(p, click.Option)):
             quiet_option(leaf)
+
+
+def _register() -> None:
+    """Every command group, registered here and only here, by where it lives: a group's
+    module is imported when the group is first named (see DESIGN.md, "Start-up")."""
+    cli.on_load = _with_quiet
+    cli.add_lazy("images", "ctrpy.cli.images:images", aliases=("image", "i"), more=(
+        "ctrpy.cli.rootfs:COMMANDS", "ctrpy.cli.convert:convert", "ctrpy.cli.pull:pull", "ctrpy.cli.push:push"))
+    cli.add_lazy("content", "ctrpy.cli.content:content", more=("ctrpy.cli.pull:fetch",))
+    cli.add_lazy("leases", "ctrpy.cli.leases:leases", aliases=("lease",))
+    cli.add_lazy("namespaces", "ctrpy.cli.namespaces_cmd:namespaces", aliases=("namespace", "ns"))
+    cli.add_lazy("snapshots", "ctrpy.cli.snapshots:snapshots", aliases=("snapshot",),
+                 more=("ctrpy.cli.snapshots_edit:COMMANDS",))
+    cli.add_lazy("completion", "ctrpy.cli.completion:completion")
+    for cmd in (version_cmd, help_cmd):
+        _with_quiet(cmd)
 
 
 _register()

@@ -14,7 +14,7 @@ from ctrpy.cli.render import labels_cell, listing
 from ctrpy.metadata import namespaces as ns_rules
 
 
-@aliased_group("namespaces", "namespace", "ns")
+@aliased_group("namespaces")
 def namespaces() -> None:
     """Manage namespaces (images and content are kept per namespace).
 

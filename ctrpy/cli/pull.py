@@ -9,7 +9,6 @@ from ctrpy.cli.options import PLATFORM_HELP, snapshotter_option
 from ctrpy.cli.params import parse_labels
 from ctrpy.cli.registry_flags import registry_options
 from ctrpy.oci import Matcher
-from ctrpy.pull import PullOptions
 from ctrpy.remote import RemoteOptions
 
 platforms_option = click.option("--platform", "platforms", multiple=True, help=PLATFORM_HELP)
@@ -66,6 +65,8 @@ def pull(
       $ ctrpy images pull 127.0.0.1:5000/app:1
       $ ctrpy images pull --platform linux/arm64 --print-chainid registry.example/app:1
     """
+    from ctrpy.pull import PullOptions
+
     del local  # there is no daemon to pull for us
     opts = PullOptions(
         matcher=_matcher(platforms, all_platforms),
@@ -112,6 +113,8 @@ def fetch(
     Example:
       $ ctrpy content fetch --all-platforms 127.0.0.1:5000/app:1
     """
+    from ctrpy.pull import PullOptions
+
     opts = PullOptions(
         matcher=_matcher(platforms, all_platforms),
         all_metadata=all_metadata,

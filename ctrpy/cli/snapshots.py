@@ -14,7 +14,7 @@ from ctrpy.cli.render import human_size, listing, table
 from ctrpy.snapshots import Snapshot, Snapshotter
 
 
-@aliased_group("snapshots", "snapshot")
+@aliased_group("snapshots")
 @snapshotter_option
 @pass_app
 def snapshots(app: App, snapshotter: str | None) -> None:

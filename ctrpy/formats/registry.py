@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
 from typing import Any
 
 from ctrpy.errors import AlreadyExists, CtrpyError, InvalidArgument
@@ -53,6 +52,8 @@ def _load_entry_points() -> None:
         return
     if isinstance(_loaded_entry_points, CtrpyError):
         raise _loaded_entry_points
+    from importlib.metadata import entry_points  # scanning the installed packages: only when looked up
+
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             cls = ep.load()

@@ -4,16 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ctrpy import __version__
 from ctrpy.errors import InvalidArgument
 
-try:  # the package version, for the User-Agent
-    from importlib.metadata import version as _version
-
-    _VERSION = _version("ctrpy")
-except Exception:  # pragma: no cover - not installed (running from a source tree)
-    _VERSION = "0"
-
-DEFAULT_USER_AGENT = f"ctrpy/{_VERSION}"
+DEFAULT_USER_AGENT = f"ctrpy/{__version__}"
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,8 @@
-"""Compression sniffing, strict streaming decompression, hashing, compressing."""
+"""Compression sniffing, strict streaming decompression, compressing."""
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import os
 import zlib
@@ -11,7 +10,7 @@ import zlib
 import pytest
 import zstandard
 
-from ctrpy.archive import Compression, HashingReader, compress_stream, open_decompressed, sniff
+from ctrpy.archive import Compression, compress_stream, open_decompressed, sniff
 from ctrpy.errors import InvalidArchive
 from tests.helpers import PipeLike
 
@@ -179,37 +178,6 @@ def test_decompressed_reader_supports_readinto() -> None:
     buf = bytearray(4)
     assert reader.readinto(buf) == 4  # type: ignore[attr-defined]
     assert bytes(buf) == b"abcd"
-
-
-# -- hashing ---------------------------------------------------------------------------
-
-
-def test_hashing_reader_hashes_and_counts_what_is_read() -> None:
-    reader = HashingReader(io.BytesIO(b"hello world"))
-    assert reader.read(5) == b"hello"
-    assert reader.size == 5
-    assert reader.digest == "sha256:" + hashlib.sha256(b"hello").hexdigest()
-
-
-def test_hashing_reader_drain_reads_to_the_end() -> None:
-    reader = HashingReader(io.BytesIO(PAYLOAD))
-    reader.read(10)
-    assert reader.drain() == len(PAYLOAD) - 10
-    assert reader.size == len(PAYLOAD)
-    assert reader.digest == "sha256:" + hashlib.sha256(PAYLOAD).hexdigest()
-
-
-def test_hashing_reader_readinto_is_hashed_too() -> None:
-    reader = HashingReader(io.BytesIO(b"abc"))
-    buf = bytearray(8)
-    assert reader.readinto(buf) == 3
-    assert reader.digest == "sha256:" + hashlib.sha256(b"abc").hexdigest()
-
-
-def test_hashing_reader_supports_other_algorithms() -> None:
-    reader = HashingReader(io.BytesIO(b"abc"), algo="sha512")
-    reader.drain()
-    assert reader.digest == "sha512:" + hashlib.sha512(b"abc").hexdigest()
 
 
 # -- compress_stream -------------------------------------------------------------------

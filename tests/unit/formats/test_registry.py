@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Callable
 from importlib.metadata import EntryPoint
 from typing import Any, BinaryIO, ClassVar
@@ -69,7 +70,7 @@ def fake_entry_points(monkeypatch: pytest.MonkeyPatch, eps: list[EntryPoint]) ->
         asked.append(group)
         return [ep for ep in eps if ep.group == group]
 
-    monkeypatch.setattr(registry, "entry_points", entry_points)
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)  # the registry imports it when it looks
     monkeypatch.setattr(registry, "_loaded_entry_points", False)
     return asked
 

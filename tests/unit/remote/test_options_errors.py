@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+import ctrpy
 from ctrpy.errors import CtrpyError, DigestMismatch, InvalidArchive, InvalidArgument, NotFound, SizeMismatch
 from ctrpy.remote import errors as E
 from ctrpy.remote.errors import error_from_response, parse_registry_errors
@@ -73,8 +74,8 @@ def test_options_tls_configured() -> None:
     assert RemoteOptions(tls_cert="/c").tls_configured
 
 
-def test_default_user_agent_names_ctrpy() -> None:
-    assert RemoteOptions().user_agent.startswith("ctrpy/")
+def test_default_user_agent_names_ctrpy_and_its_version() -> None:
+    assert RemoteOptions().user_agent == f"ctrpy/{ctrpy.__version__}"
 
 
 # -- error classes ----------------------------------------------------------------------------

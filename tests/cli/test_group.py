@@ -1,0 +1,110 @@
+"""Command groups (``ctrpy.cli.group``): ctr's aliases, and commands registered by where they
+live, imported when first named."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from ctrpy.cli.group import AliasedGroup
+
+MODULE = """
+import click
+
+from ctrpy.cli.group import AliasedGroup
+
+
+@click.command("hello")
+def hello() -> None:
+    click.echo("hello")
+
+
+@click.group("tools", cls=AliasedGroup)
+def tools() -> None:
+    pass
+
+
+@click.command("extra")
+def extra() -> None:
+    click.echo("extra")
+
+
+PAIR = (extra,)
+"""
+
+
+@pytest.fixture
+def module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The module ``lazy_cmds`` (not imported yet) with the commands ``hello``, ``tools``
+    and ``extra``."""
+    (tmp_path / "lazy_cmds.py").write_text(MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("lazy_cmds", None)
+    yield "lazy_cmds"
+    sys.modules.pop("lazy_cmds", None)
+
+
+def root() -> AliasedGroup:
+    @click.group(cls=AliasedGroup)
+    def cli() -> None:
+        pass
+
+    return cli  # type: ignore[return-value]
+
+
+def test_a_lazy_command_is_imported_when_first_named_and_only_then(module: str) -> None:
+    cli = root()
+    cli.add_lazy("hello", "lazy_cmds:hello")
+    assert module not in sys.modules
+    r = CliRunner().invoke(cli, ["hello"])
+    assert (r.exit_code, r.output) == (0, "hello\n")
+    assert module in sys.modules
+
+
+def test_a_lazy_command_answers_to_its_aliases(module: str) -> None:
+    cli = root()
+    cli.add_lazy("hello", "lazy_cmds:hello", aliases=("hi", "h"))
+    assert CliRunner().invoke(cli, ["h"]).output == "hello\n"
+    assert cli.get_command(click.Context(cli), "hi") is cli.commands["hello"]
+
+
+def test_help_lists_a_lazy_command_with_its_aliases(module: str) -> None:
+    cli = root()
+    cli.add_lazy("hello", "lazy_cmds:hello", aliases=("hi",))
+    assert "hello, hi" in CliRunner().invoke(cli, ["--help"]).output
+
+
+def test_listing_the_commands_imports_nothing(module: str) -> None:
+    cli = root()
+    cli.add_lazy("hello", "lazy_cmds:hello")
+    assert cli.list_commands(click.Context(cli)) == ["hello"]
+    assert module not in sys.modules
+
+
+def test_more_commands_join_a_lazy_group_when_it_loads(module: str) -> None:
+    cli = root()
+    cli.add_lazy("tools", "lazy_cmds:tools", more=("lazy_cmds:PAIR",))
+    assert CliRunner().invoke(cli, ["tools", "extra"]).output == "extra\n"
+
+
+def test_on_load_is_given_each_command_as_it_loads(module: str) -> None:
+    cli = root()
+    seen: list[str | None] = []
+    cli.on_load = lambda cmd: seen.append(cmd.name)
+    cli.add_lazy("hello", "lazy_cmds:hello")
+    cli.add_lazy("tools", "lazy_cmds:tools")
+    CliRunner().invoke(cli, ["hello"])
+    CliRunner().invoke(cli, ["hello"])
+    assert seen == ["hello"]
+
+
+def test_a_lazy_command_registered_under_another_name_is_an_error(module: str) -> None:
+    cli = root()
+    cli.add_lazy("greet", "lazy_cmds:hello")
+    with pytest.raises(RuntimeError, match=r"lazy_cmds:hello is the command 'hello', registered as 'greet'"):
+        cli.get_command(click.Context(cli), "greet")

@@ -1,0 +1,67 @@
+"""Start-up: a command loads the code it runs, not the whole program (see DESIGN.md,
+"Start-up"); ``images push`` needs neither the archive formats nor the snapshotters."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.builders import file
+from tests.helpers import APP, CLEAN_ENV, Cli, host_image, named_archive
+from tests.registry.distribution import DistributionRegistry
+
+PROBE = """
+import atexit, json, sys
+atexit.register(lambda: open(sys.argv[1], "w").write(json.dumps(sorted(sys.modules))))
+from ctrpy.cli.main import main
+main(sys.argv[2:])
+"""
+
+# what only importing, exporting, unpacking, converting or collecting needs
+STORE_WORK = {"ctrpy.formats", "ctrpy.snapshots", "ctrpy.unpack", "ctrpy.archive.apply", "ctrpy.convert",
+              "ctrpy.layers", "zstandard", "isal"}
+HTTP = {"urllib3", "ctrpy.remote.registry", "ctrpy.remote.transport"}
+
+
+def loaded_by(tmp_path: Path, *args: str) -> set[str]:
+    """The modules a ``ctrpy ARGS`` process held when it exited (it must succeed)."""
+    out = tmp_path / "modules.json"
+    env = {k: v for k, v in {**os.environ, **CLEAN_ENV}.items() if v is not None}
+    proc = subprocess.run([sys.executable, "-c", PROBE, str(out), *args], capture_output=True, text=True, env=env,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    return set(json.loads(out.read_text()))
+
+
+@pytest.mark.interop
+@pytest.mark.usefixtures("no_user_credentials")
+def test_a_push_loads_no_archive_format_snapshotter_or_unpacker(
+    run: Cli, tmp_path: Path, plain_registry: DistributionRegistry, repo: str
+) -> None:
+    run.imported(host_image([file("a.txt", b"pushed")]).build())
+    loaded = loaded_by(tmp_path, "--root", str(run.root), "images", "push", f"{plain_registry.host}/{repo}:v1", APP)
+    assert "ctrpy.push" in loaded
+    assert not STORE_WORK & loaded
+
+
+def test_listing_images_loads_no_http_client_and_no_archive_format(tmp_path: Path) -> None:
+    loaded = loaded_by(tmp_path, "--root", str(tmp_path / "root"), "images", "ls")
+    assert not HTTP & loaded
+    assert "ctrpy.formats" not in loaded
+
+
+def test_the_version_loads_no_command_group_and_no_client(tmp_path: Path) -> None:
+    loaded = loaded_by(tmp_path, "--version")
+    assert not {"ctrpy.cli.images", "ctrpy.cli.snapshots", "ctrpy.client", *HTTP} & loaded
+
+
+def test_an_import_loads_the_formats_it_reads_with(tmp_path: Path, run: Cli) -> None:
+    archive = run.write(named_archive((host_image([file("a.txt", b"imported")]), APP)))
+    loaded = loaded_by(tmp_path, "--root", str(run.root), "images", "import", "--no-unpack", archive)
+    assert {"ctrpy.formats", "ctrpy.formats.oci"} <= loaded
+    assert not HTTP & loaded
