@@ -64,31 +64,18 @@ class PathSet:
         if not isinstance(path, bytes):
             return False
         fp = _fingerprint(path)
-        slots, mask = self._slots, self._mask
-        i = fp & mask
-        while True:
-            have = slots[i]
-            if have == fp:
-                return True
-            if have == _EMPTY:
-                return False
-            i = (i + 1) & mask
+        return self._slots[_probe(self._slots, self._mask, fp)] == fp
 
     def add(self, path: bytes) -> bool:
         """Add ``path``; False when it was there already."""
         fp = _fingerprint(path)
-        slots, mask = self._slots, self._mask
-        i = fp & mask
-        while True:
-            have = slots[i]
-            if have == fp:
-                return False
-            if have == _EMPTY:
-                break
-            i = (i + 1) & mask
+        slots = self._slots
+        i = _probe(slots, self._mask, fp)
+        if slots[i] == fp:
+            return False
         slots[i] = fp
         self._count += 1
-        if 4 * self._count > 3 * mask:  # at most three quarters full
+        if 4 * self._count > 3 * self._mask:  # at most three quarters full
             self._grow()
         return True
 
@@ -99,8 +86,15 @@ class PathSet:
         mask = size - 1
         for fp in old:
             if fp != _EMPTY:
-                i = fp & mask
-                while slots[i] != _EMPTY:
-                    i = (i + 1) & mask
-                slots[i] = fp
+                slots[_probe(slots, mask, fp)] = fp
         self._slots, self._mask = slots, mask
+
+
+def _probe(slots: array[int], mask: int, fp: int) -> int:
+    """Linear probing: the index of ``fp``'s slot, or of the empty slot where it would go."""
+    i = fp & mask
+    while True:
+        have = slots[i]
+        if have in (fp, _EMPTY):
+            return i
+        i = (i + 1) & mask

@@ -222,7 +222,9 @@ class TarReader:
         self.offset += n
         return data
 
-    def _skip(self, n: int) -> None:
+    def _spans(self, n: int) -> Iterator[memoryview]:
+        """The next n bytes, as views of the buffer (refilled as needed); each is consumed
+        once the next is asked for."""
         while n:
             avail = len(self._buf) - self._pos
             if not avail:
@@ -230,9 +232,14 @@ class TarReader:
                     raise self._truncated()
                 continue
             step = min(avail, n)
+            yield memoryview(self._buf)[self._pos : self._pos + step]
             self._pos += step
             self.offset += step
             n -= step
+
+    def _skip(self, n: int) -> None:
+        for _ in self._spans(n):
+            pass
 
     def _truncated(self) -> InvalidArchive:
         if self._current:
@@ -253,25 +260,15 @@ class TarReader:
         if n > self._data_left:
             raise InvalidArchive(f"layer entry {quote(self._current)}: data overruns its size")
         self._data_left -= n
-        self.offset += n
         pos = self._pos
         if n <= len(self._buf) - pos:  # all of it buffered (a small file): one write, usually
             written = os.write(fd, memoryview(self._buf)[pos : pos + n])
             self._pos = pos + written
+            self.offset += written
             n -= written
-        while n:
-            avail = len(self._buf) - self._pos
-            if not avail:
-                if not self._fill(1):
-                    raise self._truncated()
-                continue
-            step = min(avail, n)
-            view = memoryview(self._buf)[self._pos : self._pos + step]
+        for view in self._spans(n):
             while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            self._pos += step
-            n -= step
+                view = view[os.write(fd, view) :]
 
     def read_data(self, n: int) -> bytes:
         if n > self._data_left:

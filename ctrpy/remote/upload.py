@@ -168,20 +168,8 @@ class Uploads:
                 if not data:
                     raise RemoteSizeMismatch(f"{what}: the source ended after {offset} of {desc.size} bytes")
                 end = offset + len(data) - 1
-                resp = self._call(
-                    host,
-                    "PATCH",
-                    location,
-                    scopes=self._push_scopes(),
-                    what=what,
-                    headers=[
-                        ("Content-Type", "application/octet-stream"),
-                        ("Content-Range", f"{offset}-{end}"),
-                        ("Content-Length", str(len(data))),
-                    ],
-                    body=data,
-                    retry=False,
-                )
+                resp = self._send_bytes(host, "PATCH", location, what, data, len(data),
+                                        [("Content-Range", f"{offset}-{end}")], retry=False)
                 with resp:
                     if resp.status != 202:
                         raise _as_upload_error(self._error(resp, what))
@@ -195,9 +183,7 @@ class Uploads:
             if src.read(1):
                 raise RemoteSizeMismatch(f"{what}: the source has more than the {desc.size} bytes announced")
         finally:
-            close = getattr(src, "close", None)
-            if callable(close):
-                close()
+            _close(src)
         return location
 
     def _finish(
@@ -211,21 +197,19 @@ class Uploads:
         size: int = 0,
     ) -> None:
         url = location + ("&" if urlsplit(location).query else "?") + urlencode([("digest", dgst)])
-        resp = self._call(
-            host,
-            "PUT",
-            url,
-            scopes=self._push_scopes(),
-            what=what,
-            headers=[("Content-Type", "application/octet-stream"), ("Content-Length", str(size))],
-            body=body,
-        )
+        resp = self._send_bytes(host, "PUT", url, what, body, size)
         with resp:
             if resp.status >= 300 or resp.status == 202:
                 raise _as_upload_error(self._error(resp, what))
             announced = (resp.header("Docker-Content-Digest") or "").strip()
         if announced and announced != dgst:
             raise RemoteDigestMismatch(f"{what}: the registry stored the blob as {announced}", host=host.host)
+
+    def _send_bytes(self, host: RegistryHost, method: str, url: str, what: str, body: bytes | Callable[[], Any],
+                    size: int, headers: Sequence[tuple[str, str]] = (), *, retry: bool = True) -> Response:
+        """A request carrying ``size`` bytes of a blob into an upload session."""
+        return self._call(host, method, url, scopes=self._push_scopes(), what=what, retry=retry, body=body,
+                          headers=[("Content-Type", "application/octet-stream"), *headers, ("Content-Length", str(size))])
 
     def _cancel(self, session: UploadSession) -> None:
         """Best effort: ``DELETE`` the upload session."""
@@ -271,9 +255,7 @@ def _source_size(open_source: SourceOpener) -> int | None:
             return int(src.seek(0, io.SEEK_END))  # type: ignore[union-attr,attr-defined]
         return None
     finally:
-        close = getattr(src, "close", None)
-        if callable(close):
-            close()
+        _close(src)
 
 
 def _read_exactly(src: Any, n: int) -> bytes:
@@ -284,6 +266,13 @@ def _read_exactly(src: Any, n: int) -> bytes:
             break
         out += b
     return bytes(out)
+
+
+def _close(src: object) -> None:
+    """Close what a source opener gave, if it can be closed."""
+    close = getattr(src, "close", None)
+    if callable(close):
+        close()
 
 
 def _counted(open_source: SourceOpener, size: int, what: str) -> Callable[[], Iterator[bytes]]:
@@ -304,8 +293,6 @@ def _counted(open_source: SourceOpener, size: int, what: str) -> Callable[[], It
             if sent != size:
                 raise RemoteSizeMismatch(f"{what}: the source ended after {sent} of {size} bytes")
         finally:
-            close = getattr(src, "close", None)
-            if callable(close):
-                close()
+            _close(src)
 
     return body
