@@ -280,13 +280,14 @@ def _push_step(ctx: Context, repo: str, tag: str, command: Callable[[str], list[
     return step
 
 
-@case("push", "push to a loopback registry (realistic image)", ("ctr", "skopeo"),
+@case("push", "push to a loopback registry (realistic image)", ("ctr", "skopeo", "curl"),
       goals=[GoalSpec("ctr", 0.7, source="issue 11"), GoalSpec("skopeo", 0.7, source="issue 11")],
-      needs=REGISTRY_NEEDS)
+      needs=(*REGISTRY_NEEDS, "curl"))
 def push_case(ctx: Context, res: CaseResult) -> None:
     """`ctrpy images push --plain-http R NAME` vs `ctr images push --plain-http R NAME` (from
     stores holding the image, imported untimed) vs `skopeo copy oci:LAYOUT:TAG docker://R`
-    (from the archive's layout, unpacked untimed); each run into a fresh registry."""
+    (from the archive's layout, unpacked untimed) vs the registry's own floor (``bench.floor``:
+    the blobs and the manifest PUT by curl, nothing else); each run into a fresh registry."""
     fx = ctx.fixture("real-oci")
     name, tag = fx.names[0], tag_of(fx.names[0])
     res.notes.append(fx.describe())
@@ -302,6 +303,9 @@ def push_case(ctx: Context, res: CaseResult) -> None:
                                lambda r: ctr(daemon, "images", "push", "--plain-http", r, name), daemon.pid)),
             ("skopeo", _push_step(ctx, "bench/real", tag, lambda r: [
                 *SKOPEO, "copy", "--dest-tls-verify=false", f"oci:{layout}:{tag}", f"docker://{r}"])),
+            ("curl", _push_step(ctx, "bench/real", tag, lambda r: [
+                sys.executable, str(Path(__file__).with_name("floor.py")), r,
+                str(root / "content" / "blobs" / "sha256"), fx.digests[0]])),
         ])
 
 
