@@ -238,6 +238,10 @@ class TarReader:
             n -= step
 
     def _skip(self, n: int) -> None:
+        if n <= len(self._buf) - self._pos:  # buffered (an entry's padding, usually): no walk
+            self._pos += n
+            self.offset += n
+            return
         for _ in self._spans(n):
             pass
 
