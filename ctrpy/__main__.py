@@ -1,3 +1,3 @@
-from ctrpy.cli.main import main
+from ctrpy.cli.main import run
 
-main()
+run()

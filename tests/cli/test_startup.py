@@ -1,5 +1,7 @@
-"""Start-up: a command loads the code it runs, not the whole program (see DESIGN.md,
-"Start-up"); ``images push`` needs neither the archive formats nor the snapshotters."""
+"""Start-up and exit: a command loads the code it runs, not the whole program (see
+DESIGN.md, "Start-up"); ``images push`` needs neither the archive formats nor the
+snapshotters; the program leaves without tearing the interpreter down, but after its
+atexit handlers and with everything it wrote flushed."""
 
 from __future__ import annotations
 
@@ -65,3 +67,46 @@ def test_an_import_loads_the_formats_it_reads_with(tmp_path: Path, run: Cli) -> 
     loaded = loaded_by(tmp_path, "--root", str(run.root), "images", "import", "--no-unpack", archive)
     assert {"ctrpy.formats", "ctrpy.formats.oci"} <= loaded
     assert not HTTP & loaded
+
+
+PROGRAM = """
+import atexit, sys
+atexit.register(lambda: print("atexit ran"))
+from ctrpy.cli.main import run
+run()
+"""
+
+
+def program(*args: str) -> subprocess.CompletedProcess[str]:
+    """``ctrpy ARGS`` as the installed program runs it (``run``), plus an atexit handler."""
+    env = {k: v for k, v in {**os.environ, **CLEAN_ENV}.items() if v is not None}
+    return subprocess.run([sys.executable, "-c", PROGRAM, *args], capture_output=True, text=True, env=env,
+                          check=False)
+
+
+def test_the_program_runs_its_atexit_handlers_after_the_command() -> None:
+    import ctrpy
+
+    r = program("--version")
+    assert (r.returncode, r.stdout) == (0, f"ctrpy version {ctrpy.__version__}\natexit ran\n")
+
+
+def test_the_program_flushes_all_it_wrote_before_it_exits() -> None:
+    torn_down = subprocess.run([sys.executable, "-c", "from ctrpy.cli.main import main; main()", "--help"],
+                               capture_output=True, text=True, check=False)  # the interpreter's own exit
+    r = program("--help")
+    assert r.returncode == torn_down.returncode == 0
+    assert r.stdout == torn_down.stdout + "atexit ran\n"
+
+
+def test_the_program_exits_with_a_usage_errors_code() -> None:
+    r = program("images", "no-such-command")
+    assert r.returncode == 2
+    assert "No such command 'no-such-command'" in r.stderr
+
+
+def test_the_program_exits_with_an_errors_code_and_its_one_line(tmp_path: Path) -> None:
+    r = program("--root", str(tmp_path / "missing" / "root"), "images", "ls")
+    assert r.returncode == 1
+    assert r.stderr.startswith("ctrpy: error: ")
+    assert len(r.stderr.splitlines()) == 1
