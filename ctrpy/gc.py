@@ -10,11 +10,15 @@ of its namespace, ``containerd.io/gc.ref.snapshot.<snapshotter>[/...]`` a snapsh
 snapshot holds its parent (and its own reference labels).  Import, unpack and pull write
 these labels as ctr does (see :func:`ctrpy.images.walk.reference_labels`).
 
-**Sweep**, in one write transaction, so no writer interleaves: unmarked content rows and
-snapshot rows go; blob files no remaining row (of any namespace) and no live lease holds
-are unlinked; snapshot directories that no row names (committed, active, or left by an
-interrupted run) are moved to ``ROOT/tmp`` and deleted after the commit; partial writes
-whose lease is gone (and older than ``grace``) are deleted.  Writers add what they write
+**Sweep**, in two write transactions, so no writer interleaves with either: the first
+deletes the rows (unmarked content and snapshot rows, dead leases) and changes nothing on
+disk; the second, once those deletions are committed, changes no row and removes what no
+row holds any more: blob files no row (of any namespace) and no lease holds are unlinked,
+snapshot directories that no row names (committed, active, or left by an interrupted run)
+are moved to ``ROOT/tmp`` and deleted after it, partial writes whose lease is gone (and
+older than ``grace``) are deleted.  A collection killed at any point leaves no row naming
+something whose bytes are gone (the first transaction rolls back whole; the second has
+nothing to roll back), and the next one removes what it did not.  Writers add what they write
 to their lease *before* it becomes visible (a blob before its rename, a snapshot in the
 transaction that creates its row), so a collection running at the same moment in another
 process never takes what an operation in flight has written.
@@ -103,9 +107,6 @@ class _Mark:
         self.at = at
         self.content: set[ContentNode] = set()
         self.snapshots: set[SnapshotNode] = set()
-        self.leased_digests: set[str] = set()
-        self.leased_ingests: set[str] = set()
-        self.live_leases: set[str] = set()
         self.content_labels: dict[ContentNode, dict[str, str]] = {}
         self.snapshot_rows: dict[SnapshotNode, tuple[str, dict[str, str], str]] = {}  # -> parent, labels, dir
         self._todo_content: list[ContentNode] = []
@@ -125,8 +126,6 @@ class _Mark:
             lease = Lease(lid, loads_map(labels), owner=owner)
             if not lease.alive(self.at):
                 dead.append((ns, lid))
-            else:
-                self.live_leases.add(lid)
         for ns, lid in dead:
             self.conn.execute("DELETE FROM leases WHERE namespace = ? AND id = ?", (ns, lid))
             self.conn.execute("DELETE FROM lease_resources WHERE namespace = ? AND lease = ?", (ns, lid))
@@ -138,13 +137,10 @@ class _Mark:
                 self.add_content(ns, dgst)
         for ns, kind, key in self.conn.execute("SELECT namespace, kind, key FROM lease_resources"):
             if kind == CONTENT:
-                self.leased_digests.add(key)
                 self.add_content(ns, key)
             elif kind == SNAPSHOT:
                 sn, _, skey = key.partition("/")
                 self.add_snapshot(ns, sn, skey)
-            elif kind == INGEST:
-                self.leased_ingests.add(key)
         for (ns, dgst), labels in self.content_labels.items():
             if LABEL_ROOT in labels:
                 self.add_content(ns, dgst)
@@ -196,7 +192,7 @@ def collect(root: Root, *, grace: float = 0.0) -> Collected:
     db = root.db
     trash = root.path / "tmp" / f"trash-{secrets.token_hex(6)}"
     moved: list[Path] = []
-    with db.transaction() as conn:
+    with db.transaction() as conn:  # the rows; nothing on disk changes here
         mark = _Mark(conn, datetime.now(UTC))
         out.leases = mark.drop_dead_leases()
         mark.load()
@@ -210,17 +206,40 @@ def collect(root: Root, *, grace: float = 0.0) -> Collected:
             "DELETE FROM snapshots WHERE namespace = ? AND snapshotter = ? AND key = ?", gone_snaps
         )
         out.snapshots = len(gone_snaps)
-        kept_digests = {d for (_ns, d) in mark.content_labels if (_ns, d) in mark.content} | mark.leased_digests
-        _sweep_blobs(root, kept_digests, out)
-        kept_dirs = {(sn, row[2]) for (ns, sn, key), row in mark.snapshot_rows.items() if (ns, sn, key) in mark.snapshots}
-        moved = _move_snapshot_dirs(root, kept_dirs, trash)
-        _sweep_partials(root, mark.live_leases, mark.leased_ingests, grace, out)
-        stale = _stale_tmp(root, mark.live_leases, trash)  # decided while no lease can start
+    with db.transaction() as conn:  # the files no row holds now (rows written meanwhile included)
+        held = _Held.read(conn)
+        _sweep_blobs(root, held.digests, out)
+        moved = _move_snapshot_dirs(root, held.dirs, trash)
+        _sweep_partials(root, held.leases, held.ingests, grace, out)
+        stale = _stale_tmp(root, held.leases, trash)  # decided while no lease can start
     for path in moved:
         out.snapshot_bytes += _usage(path)
     for path in (trash, *stale):
         remove_tree(path, best_effort=True)
     return out
+
+
+@dataclass
+class _Held:
+    """What the rows hold, read under the write lock after the rows were collected: every
+    blob a content row (of any namespace) or a lease names, every snapshot directory a row
+    names, every lease and the partial writes leases name."""
+
+    digests: set[str]
+    dirs: set[tuple[str, str]]  # (snapshotter, directory)
+    leases: set[str]
+    ingests: set[str]
+
+    @classmethod
+    def read(cls, conn: sqlite3.Connection) -> _Held:
+        resources = conn.execute("SELECT kind, key FROM lease_resources").fetchall()
+        return cls(
+            {d for (d,) in conn.execute("SELECT DISTINCT digest FROM content")}
+            | {key for kind, key in resources if kind == CONTENT},
+            {(sn, d) for sn, d in conn.execute("SELECT snapshotter, dir FROM snapshots")},
+            {lid for (lid,) in conn.execute("SELECT id FROM leases")},
+            {key for kind, key in resources if kind == INGEST},
+        )
 
 
 def _sweep_blobs(root: Root, kept: set[str], out: Collected) -> None:

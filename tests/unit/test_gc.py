@@ -351,6 +351,52 @@ def test_a_flatten_scratch_tree_of_a_lease_that_is_gone_is_removed(client: Clien
     assert [p.name for p in (root / "tmp").iterdir()] == [live.name]
 
 
+class Stopped(BaseException):
+    """The process dying where a collection removes files (SIGKILL, as far as the store sees)."""
+
+
+def stop_after_first(monkeypatch: pytest.MonkeyPatch, obj: object, name: str) -> None:
+    """``obj.name`` does its work once, then the collection is stopped."""
+    real = getattr(obj, name)
+
+    def once_then_stop(*args: Any, **kwargs: Any) -> Any:
+        real(*args, **kwargs)
+        raise Stopped
+
+    monkeypatch.setattr(obj, name, once_then_stop)
+
+
+def test_a_collection_stopped_while_unlinking_blobs_leaves_no_row_naming_an_unlinked_blob(
+    client: Client, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    imported(client, built(b"app"))
+    client.images.delete(APP)
+    with monkeypatch.context() as m:
+        stop_after_first(m, type(client.root.blobs), "delete")
+        with pytest.raises(Stopped):
+            client.collect()
+    assert {i.digest for i in client.content.list()} <= blob_names(root)  # every listed blob has its bytes
+    assert client.verify().clean
+    client.collect()
+    assert blob_names(root) == set() and client.content.list() == []
+
+
+def test_a_collection_stopped_while_taking_snapshot_trees_leaves_no_row_naming_a_taken_tree(
+    client: Client, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    imported(client, built(b"app"))
+    client.images.delete(APP)
+    with monkeypatch.context() as m:
+        stop_after_first(m, gc, "_move_snapshot_dirs")
+        with pytest.raises(Stopped):
+            client.collect()
+    assert native(client).list() == []  # the rows went first
+    assert client.verify().clean
+    client.collect()
+    assert snapshot_dirs(root) == set()
+    assert list((root / "tmp").iterdir()) == []
+
+
 def test_the_trash_of_a_killed_collection_is_removed(client: Client, root: Path) -> None:
     client.root.ensure()
     trash = root / "tmp" / "trash-0123456789ab" / "native-0123456789abcdef" / "fs"
