@@ -5,7 +5,7 @@ loads neither the snapshot commands nor the archive formats; see DESIGN.md, "Sta
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import click
@@ -20,10 +20,12 @@ class AliasedGroup(click.Group):
         self._lazy: dict[str, _Lazy] = {}
         self.on_load: Callable[[click.Command], None] | None = None  # given each command loaded
 
-    def add_lazy(self, name: str, where: str, aliases: tuple[str, ...] = (), more: Sequence[str] = ()) -> None:
-        """Register the command ``name`` as ``"module:attribute"``, with ``aliases``; ``more``
-        (``"module:attribute"``, a command or a tuple of them) are added to it when it loads."""
-        self._lazy[name] = _Lazy(where, aliases, tuple(more))
+    def add_lazy(self, name: str, where: str, aliases: tuple[str, ...] = (),
+                 more: Mapping[str, str] | None = None) -> None:
+        """Register the command ``name`` as ``"module:attribute"``, with ``aliases``.  A group
+        gets the commands ``more`` names (name -> ``"module:attribute"``) registered the same
+        way when it loads, each imported when it is first named in turn."""
+        self._lazy[name] = _Lazy(where, aliases, dict(more or {}))
         self._aliases.update(dict.fromkeys(aliases, name))
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -42,14 +44,16 @@ class AliasedGroup(click.Group):
 
     def _load(self, name: str) -> None:
         lazy = self._lazy.pop(name)
-        (cmd,) = _located(lazy.where)
+        cmd = _located(lazy.where)
         if cmd.name != name:
             raise RuntimeError(f"{lazy.where} is the command {cmd.name!r}, registered as {name!r}")
         cmd.aliases = lazy.aliases  # type: ignore[attr-defined]
-        if isinstance(cmd, click.Group):
-            for where in lazy.more:
-                for sub in _located(where):
-                    cmd.add_command(sub)
+        if lazy.more:
+            if not isinstance(cmd, AliasedGroup):
+                raise RuntimeError(f"{lazy.where} is not a group of commands, so it cannot take more")
+            cmd.on_load = self.on_load
+            for sub, where in lazy.more.items():
+                cmd.add_lazy(sub, where)
         self.add_command(cmd)
         if self.on_load is not None:
             self.on_load(cmd)
@@ -104,11 +108,13 @@ def aliased_group(name: str) -> Callable[[Callable[..., Any]], AliasedGroup]:
 class _Lazy(NamedTuple):
     where: str
     aliases: tuple[str, ...]
-    more: tuple[str, ...]
+    more: dict[str, str]
 
 
-def _located(where: str) -> tuple[click.Command, ...]:
-    """The command(s) at ``"module:attribute"``."""
+def _located(where: str) -> click.Command:
+    """The command at ``"module:attribute"``."""
     module, _, attribute = where.partition(":")
     found = getattr(importlib.import_module(module), attribute)
-    return tuple(found) if isinstance(found, (tuple, list)) else (found,)
+    if not isinstance(found, click.Command):
+        raise RuntimeError(f"{where} is not a command")
+    return found

@@ -282,13 +282,15 @@ def _register() -> None:
     """Every command group, registered here and only here, by where it lives: a group's
     module is imported when the group is first named (see DESIGN.md, "Start-up")."""
     cli.on_load = _with_quiet
-    cli.add_lazy("images", "ctrpy.cli.images:images", aliases=("image", "i"), more=(
-        "ctrpy.cli.rootfs:COMMANDS", "ctrpy.cli.convert:convert", "ctrpy.cli.pull:pull", "ctrpy.cli.push:push"))
-    cli.add_lazy("content", "ctrpy.cli.content:content", more=("ctrpy.cli.pull:fetch",))
+    rootfs = {name: f"ctrpy.cli.rootfs:{name}" for name in ("unpack", "extract", "flatten", "mount", "unmount",
+                                                           "check", "usage")}
+    cli.add_lazy("images", "ctrpy.cli.images:images", aliases=("image", "i"), more={
+        **rootfs, "convert": "ctrpy.cli.convert:convert", "pull": "ctrpy.cli.pull:pull", "push": "ctrpy.cli.push:push"})
+    cli.add_lazy("content", "ctrpy.cli.content:content", more={"fetch": "ctrpy.cli.pull:fetch"})
     cli.add_lazy("leases", "ctrpy.cli.leases:leases", aliases=("lease",))
     cli.add_lazy("namespaces", "ctrpy.cli.namespaces_cmd:namespaces", aliases=("namespace", "ns"))
-    cli.add_lazy("snapshots", "ctrpy.cli.snapshots:snapshots", aliases=("snapshot",),
-                 more=("ctrpy.cli.snapshots_edit:COMMANDS",))
+    cli.add_lazy("snapshots", "ctrpy.cli.snapshots:snapshots", aliases=("snapshot",), more={
+        name: f"ctrpy.cli.snapshots_edit:{name}" for name in ("prepare", "view", "commit", "mounts", "label", "diff")})
     cli.add_lazy("completion", "ctrpy.cli.completion:completion")
     for cmd in (version_cmd, help_cmd):
         _with_quiet(cmd)

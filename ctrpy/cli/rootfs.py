@@ -1,7 +1,7 @@
 """``ctrpy images unpack|extract|flatten|mount|unmount|check|usage``: images as root filesystems.
 
-The commands are plain click commands; ``ctrpy.cli.main`` adds them to the ``images``
-group (see :data:`COMMANDS`).
+The commands are plain click commands; ``ctrpy.cli.main`` registers them in the ``images``
+group by name, each loaded when first named.
 """
 
 from __future__ import annotations
@@ -168,5 +168,3 @@ def usage(app: App, platforms: tuple[str, ...], snapshotter: str | None, ref: st
     cells.append(["TOTAL", human_size(total), str(inodes)])
     table(sys.stdout, ["SNAPSHOT", "SIZE", "INODES"], cells)
 
-
-COMMANDS = (unpack, extract, flatten, mount, unmount, check, usage)

@@ -1,6 +1,6 @@
 """``ctrpy snapshots prepare|view|commit|mounts|label|diff``: snapshots made by hand, and
-layers made from them, as with ctr (``ctrpy.cli.main`` adds them to the ``snapshots``
-group; see :mod:`ctrpy.handmade` for why they survive garbage collection)."""
+layers made from them, as with ctr (``ctrpy.cli.main`` registers them in the ``snapshots``
+group by name; see :mod:`ctrpy.handmade` for why they survive garbage collection)."""
 
 from __future__ import annotations
 
@@ -131,5 +131,3 @@ def diff(app: App, media_type: str, labels: tuple[str, ...], keep: bool, key: st
     layer = _hand(app).diff(key, parent, media_type, parse_labels(labels))
     click.echo(layer.digest)
 
-
-COMMANDS = (prepare, view, commit, mounts, label, diff)

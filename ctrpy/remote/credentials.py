@@ -24,7 +24,6 @@ import base64
 import binascii
 import json
 import os
-import subprocess
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -86,6 +85,8 @@ HelperRunner = Callable[[str, str, Mapping[str, str]], "tuple[int, str, str]"]
 
 def run_helper(name: str, server: str, env: Mapping[str, str]) -> tuple[int, str, str]:
     """Run ``docker-credential-<name> get``; returns (exit status, stdout, stderr)."""
+    import subprocess  # only where a credential helper is configured
+
     try:
         proc = subprocess.run(
             [f"docker-credential-{name}", "get"],

@@ -28,7 +28,6 @@ from __future__ import annotations
 import enum
 import ipaddress
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,6 +236,8 @@ def _client_pairs(value: Any, base: Path, where: str) -> list[tuple[str, str]]:
 def parse_hosts_toml(text: str, base_dir: str | os.PathLike[str], where: str = "hosts.toml") -> list[_Entry]:
     """The endpoints of one hosts.toml: the ``[host."..."]`` mirrors in file order, then the
     server (``host`` empty when the file names none)."""
+    import tomllib  # only where a hosts.toml is read (see DESIGN.md, "Start-up")
+
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -88,8 +88,35 @@ def test_listing_the_commands_imports_nothing(module: str) -> None:
 
 def test_more_commands_join_a_lazy_group_when_it_loads(module: str) -> None:
     cli = root()
-    cli.add_lazy("tools", "lazy_cmds:tools", more=("lazy_cmds:PAIR",))
+    cli.add_lazy("tools", "lazy_cmds:tools", more={"extra": "lazy_cmds:extra"})
     assert CliRunner().invoke(cli, ["tools", "extra"]).output == "extra\n"
+
+
+def test_more_commands_are_loaded_by_the_group_as_they_are_named(module: str) -> None:
+    cli = root()
+    seen: list[str | None] = []
+    cli.on_load = lambda cmd: seen.append(cmd.name)
+    cli.add_lazy("tools", "lazy_cmds:tools", more={"extra": "lazy_cmds:extra"})
+    tools = cli.get_command(click.Context(cli), "tools")
+    assert isinstance(tools, AliasedGroup)
+    assert tools.list_commands(click.Context(tools)) == ["extra"]
+    assert "extra" not in tools.commands
+    CliRunner().invoke(cli, ["tools", "extra"])
+    assert seen == ["tools", "extra"]  # the group passes its on_load on
+
+
+def test_more_commands_for_a_command_that_is_no_group_are_an_error(module: str) -> None:
+    cli = root()
+    cli.add_lazy("hello", "lazy_cmds:hello", more={"extra": "lazy_cmds:extra"})
+    with pytest.raises(RuntimeError, match="lazy_cmds:hello is not a group of commands"):
+        cli.get_command(click.Context(cli), "hello")
+
+
+def test_a_lazy_name_that_is_no_command_is_an_error(module: str) -> None:
+    cli = root()
+    cli.add_lazy("pair", "lazy_cmds:PAIR")
+    with pytest.raises(RuntimeError, match="lazy_cmds:PAIR is not a command"):
+        cli.get_command(click.Context(cli), "pair")
 
 
 def test_on_load_is_given_each_command_as_it_loads(module: str) -> None:
