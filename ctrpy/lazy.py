@@ -23,9 +23,17 @@ def exports(
 
     def __getattr__(name: str) -> Any:
         module = table.get(name)
-        if module is None:
+        if module is not None:
+            value = getattr(importlib.import_module(module), name)
+        elif name.startswith("__"):  # what tools probe for (__path__, __wrapped__...): not a submodule
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
+        else:  # a submodule, as `import ctrpy.archive; ctrpy.archive.tar` found it when all loaded
+            try:
+                value = importlib.import_module(f"{package}.{name}")
+            except ModuleNotFoundError as e:
+                if e.name != f"{package}.{name}":
+                    raise  # the submodule exists and needs something that does not
+                raise AttributeError(f"module {package!r} has no attribute {name!r}") from None
         setattr(sys.modules[package], name, value)
         return value
 

@@ -18,6 +18,7 @@ from isal import igzip, isal_zlib
 
 from ctrpy.errors import InvalidArchive, InvalidArgument
 from ctrpy.streams import CHUNK, RawReader, read_exactly_or_eof
+from ctrpy.streams import HashingReader as HashingReader  # where it lived before streams.py
 
 __all__ = [
     "Compression",

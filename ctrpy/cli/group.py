@@ -61,7 +61,14 @@ class AliasedGroup(click.Group):
     def resolve_command(
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
-        _name, cmd, rest = super().resolve_command(ctx, args)
+        try:
+            _name, cmd, rest = super().resolve_command(ctx, args)
+        except click.UsageError as e:
+            no_such = getattr(click.exceptions, "NoSuchCommand", None)  # click 8.4+: "Did you mean"
+            if no_such is None or not isinstance(e, no_such):
+                raise
+            # click suggests from the commands loaded so far; the lazy ones count as well
+            raise no_such(e.command_name, possibilities=self.list_commands(ctx), ctx=e.ctx) from None
         return (cmd.name if cmd else None), cmd, rest
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

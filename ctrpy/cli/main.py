@@ -333,10 +333,13 @@ def run() -> NoReturn:
     if code is None:
         code = 0
     elif not isinstance(code, int):
-        print(code, file=sys.stderr)
+        if sys.stderr is not None:
+            print(code, file=sys.stderr)
         code = 1
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:  # started with the descriptor closed (`2>&-`)
+            continue
         try:
             stream.flush()
         except (OSError, ValueError):

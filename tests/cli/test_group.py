@@ -135,3 +135,14 @@ def test_a_lazy_command_registered_under_another_name_is_an_error(module: str) -
     cli.add_lazy("greet", "lazy_cmds:hello")
     with pytest.raises(RuntimeError, match=r"lazy_cmds:hello is the command 'hello', registered as 'greet'"):
         cli.get_command(click.Context(cli), "greet")
+
+
+def test_an_unknown_name_suggests_the_lazy_commands_close_to_it(module: str) -> None:
+    if not hasattr(click.exceptions, "NoSuchCommand"):
+        pytest.skip("click before 8.4 suggests no command")
+    cli = root()
+    cli.add_lazy("hello", "lazy_cmds:hello")
+    r = CliRunner().invoke(cli, ["helo"])
+    assert r.exit_code == 2
+    assert "Did you mean 'hello'?" in r.output
+    assert module not in sys.modules  # suggesting loads nothing

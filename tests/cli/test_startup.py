@@ -110,3 +110,11 @@ def test_the_program_exits_with_an_errors_code_and_its_one_line(tmp_path: Path) 
     assert r.returncode == 1
     assert r.stderr.startswith("ctrpy: error: ")
     assert len(r.stderr.splitlines()) == 1
+
+
+def test_the_program_started_without_stderr_exits_with_the_commands_code() -> None:
+    env = {k: v for k, v in {**os.environ, **CLEAN_ENV}.items() if v is not None}
+    r = subprocess.run([sys.executable, "-c", PROGRAM, "--version"], stdout=subprocess.PIPE, text=True, env=env,
+                       preexec_fn=lambda: os.close(2), check=False)  # `ctrpy --version 2>&-`
+    assert r.returncode == 0
+    assert r.stdout.startswith("ctrpy version ")

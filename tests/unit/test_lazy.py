@@ -75,3 +75,24 @@ def test_the_registry_errors_load_without_the_http_client() -> None:
     loaded = loaded_after("from ctrpy.remote.errors import RemoteError")
     assert "urllib3" not in loaded
     assert "ctrpy.remote.registry" not in loaded
+
+
+def test_a_submodule_is_an_attribute_of_its_lazy_package() -> None:
+    code = "import ctrpy.archive, ctrpy.archive.tar as t; assert ctrpy.archive.tar is t"
+    loaded = loaded_after("import ctrpy.archive\nassert ctrpy.archive.tar.__name__ == 'ctrpy.archive.tar'")
+    assert "ctrpy.archive.tar" in loaded
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_hashing_reader_is_still_found_where_it_was() -> None:
+    from ctrpy.archive.compression import HashingReader as Old
+    from ctrpy.streams import HashingReader
+
+    assert Old is HashingReader
+
+
+def test_a_dunder_a_tool_probes_for_is_no_attribute_and_no_import() -> None:
+    import ctrpy.archive
+
+    assert not hasattr(ctrpy.archive, "__wrapped__")
+    assert "ctrpy.archive.__wrapped__" not in sys.modules
