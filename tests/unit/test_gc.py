@@ -355,26 +355,27 @@ class Stopped(BaseException):
     """The process dying where a collection removes files (SIGKILL, as far as the store sees)."""
 
 
-def stop_after_first(monkeypatch: pytest.MonkeyPatch, obj: object, name: str) -> None:
-    """``obj.name`` does its work once, then the collection is stopped."""
+def collection_stopped_after_first(client: Client, monkeypatch: pytest.MonkeyPatch, obj: object, name: str) -> None:
+    """A collection of an image no longer named, stopped (as SIGKILL would) once ``obj.name``
+    has done its work once."""
+    imported(client, built(b"app"))
+    client.images.delete(APP)
     real = getattr(obj, name)
 
     def once_then_stop(*args: Any, **kwargs: Any) -> Any:
         real(*args, **kwargs)
         raise Stopped
 
-    monkeypatch.setattr(obj, name, once_then_stop)
+    with monkeypatch.context() as m:
+        m.setattr(obj, name, once_then_stop)
+        with pytest.raises(Stopped):
+            client.collect()
 
 
 def test_a_collection_stopped_while_unlinking_blobs_leaves_no_row_naming_an_unlinked_blob(
     client: Client, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    imported(client, built(b"app"))
-    client.images.delete(APP)
-    with monkeypatch.context() as m:
-        stop_after_first(m, type(client.root.blobs), "delete")
-        with pytest.raises(Stopped):
-            client.collect()
+    collection_stopped_after_first(client, monkeypatch, type(client.root.blobs), "delete")
     assert {i.digest for i in client.content.list()} <= blob_names(root)  # every listed blob has its bytes
     assert client.verify().clean
     client.collect()
@@ -384,12 +385,7 @@ def test_a_collection_stopped_while_unlinking_blobs_leaves_no_row_naming_an_unli
 def test_a_collection_stopped_while_taking_snapshot_trees_leaves_no_row_naming_a_taken_tree(
     client: Client, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    imported(client, built(b"app"))
-    client.images.delete(APP)
-    with monkeypatch.context() as m:
-        stop_after_first(m, gc, "_move_snapshot_dirs")
-        with pytest.raises(Stopped):
-            client.collect()
+    collection_stopped_after_first(client, monkeypatch, gc, "_move_snapshot_dirs")
     assert native(client).list() == []  # the rows went first
     assert client.verify().clean
     client.collect()
