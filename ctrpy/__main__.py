@@ -1,3 +1,3 @@
-from ctrpy.cli.main import run
+from ctrpy.cli import run
 
 run()

@@ -72,13 +72,13 @@ def test_an_import_loads_the_formats_it_reads_with(tmp_path: Path, run: Cli) -> 
 PROGRAM = """
 import atexit, sys
 atexit.register(lambda: print("atexit ran"))
-from ctrpy.cli.main import run
+from ctrpy.cli import run
 run()
 """
 
 
 def program(*args: str) -> subprocess.CompletedProcess[str]:
-    """``ctrpy ARGS`` as the installed program runs it (``run``), plus an atexit handler."""
+    """``ctrpy ARGS`` as the installed program runs it (``ctrpy.cli.run``), plus an atexit handler."""
     env = {k: v for k, v in {**os.environ, **CLEAN_ENV}.items() if v is not None}
     return subprocess.run([sys.executable, "-c", PROGRAM, *args], capture_output=True, text=True, env=env,
                           check=False)
@@ -118,3 +118,25 @@ def test_the_program_started_without_stderr_exits_with_the_commands_code() -> No
                        preexec_fn=lambda: os.close(2), check=False)  # `ctrpy --version 2>&-`
     assert r.returncode == 0
     assert r.stdout.startswith("ctrpy version ")
+
+
+INTERRUPTED_WHILE_IMPORTING = """
+import sys
+
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "ctrpy.cli.main":
+            raise KeyboardInterrupt  # what Ctrl-C is while Python imports the command line
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+from ctrpy.cli import run
+run()
+"""
+
+
+def test_ctrl_c_while_the_program_imports_is_one_line_and_exit_130() -> None:
+    env = {k: v for k, v in {**os.environ, **CLEAN_ENV}.items() if v is not None}
+    r = subprocess.run([sys.executable, "-c", INTERRUPTED_WHILE_IMPORTING, "--version"], capture_output=True,
+                       text=True, env=env, check=False)
+    assert (r.returncode, r.stdout, r.stderr) == (130, "", "ctrpy: interrupted\n")
