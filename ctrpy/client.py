@@ -9,7 +9,6 @@ archive or a tar takes a stream or a path (a path is written atomically).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -17,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ctrpy.content import ContentStore, Info, RawContent
-from ctrpy.errors import CtrpyError, FailedPrecondition, ImageNotFound, InvalidArgument, NotFound
+from ctrpy.errors import CtrpyError, ImageNotFound, InvalidArgument, NotFound
+from ctrpy.filesystems import RootFilesystems
 from ctrpy.images import Image, ImageStore, Walker
 from ctrpy.images.store import validate as validate_image
 from ctrpy.images.summary import ImageCheck, ImageSummary
@@ -26,7 +26,7 @@ from ctrpy.metadata.leases import Held, LeaseStore, abandon, new_id, this_proces
 from ctrpy.oci import Descriptor, Matcher, Platform, digest, mediatypes
 from ctrpy.progress import Sink, null_sink
 from ctrpy.root import Root
-from ctrpy.util import output_file
+from ctrpy.util import Output, writable
 
 # Each subsystem is imported by the methods that use it, not here: a command loads only the
 # code it runs (`images push` needs neither the archive formats nor the snapshotters), which
@@ -53,10 +53,9 @@ if TYPE_CHECKING:
     from ctrpy.verify import VerifyReport
 
 ImageRef = str | Image
-Output = BinaryIO | str | os.PathLike[str]
 
 
-class Client:
+class Client(RootFilesystems):
     def __init__(
         self,
         root: str | os.PathLike[str] | Root | None = None,
@@ -445,93 +444,6 @@ class Client:
         sn = self.snapshotter(snapshotter)
         return [(cid, sn.usage(cid) if sn.exists(cid) else None) for cid in info.chain_ids]
 
-    # root filesystems -------------------------------------------------------------
-    def extract(self, image: ImageRef, dest: str | os.PathLike[str], matcher: Matcher | None = None) -> ImageLayers:
-        """Write the image's flattened root filesystem into ``dest`` (new or empty)."""
-        from ctrpy.archive.treeops import empty_tree, remove_tree
-        from ctrpy.unpack import extract as extract_layers
-
-        img = self.image(image)
-        path = Path(dest)
-        existed = path.exists()
-        if existed and (not path.is_dir() or any(path.iterdir())):
-            raise FailedPrecondition(f"{path} exists and is not an empty directory")
-        try:
-            return extract_layers(self.content, img.name, img.target, matcher or Matcher.default(), path, self.progress)
-        except BaseException:  # failed or interrupted: no half tree is left behind
-            if existed:
-                empty_tree(path)
-            else:
-                remove_tree(path, best_effort=True)
-            raise
-
-    def flatten(self, image: ImageRef, out: Output, matcher: Matcher | None = None) -> None:
-        """The image's flattened root filesystem as one tar, to a stream or a path.
-
-        The layers are extracted (the same safe apply as ``extract``) into a private
-        directory under ``ROOT/tmp``, which is then written as a deterministic tar and
-        removed: the tar is exactly the tree ``extract`` makes, so it can never name a path
-        through a symlink or a hardlink outside itself."""
-        from ctrpy.archive.tree import write_tree_tar
-        from ctrpy.archive.treeops import remove_tree
-        from ctrpy.unpack import extract as extract_layers
-        from ctrpy.unpack import require_layers
-
-        img = self.image(image)
-        require_layers(self.content, img.name, img.target, matcher or Matcher.default())
-        self.root.ensure()
-        scratch = self.root.path / "tmp"
-        scratch.mkdir(mode=0o700, exist_ok=True)
-        with self.lease("flatten") as held, _writable(out) as f:  # OUT checked first, written last
-            work = Path(tempfile.mkdtemp(dir=scratch, prefix=f"{held.tag}flatten-"))
-            try:
-                rootfs = work / "rootfs"
-                extract_layers(self.content, img.name, img.target, matcher or Matcher.default(), rootfs, self.progress)
-                write_tree_tar(rootfs, f)
-            finally:
-                remove_tree(work, best_effort=True)
-
-    def mount(
-        self,
-        image: ImageRef,
-        target: str | os.PathLike[str],
-        *,
-        rw: bool = False,
-        matcher: Matcher | None = None,
-        snapshotter: str | None = None,
-    ) -> str:
-        """Mount the image's root filesystem on ``target`` (unpacking first if needed)."""
-        from ctrpy.snapshots.mounts import mount_snapshot, require_root
-        from ctrpy.unpack import require_layers
-
-        require_root("mounting")
-        where = Path(os.path.abspath(target))  # the mount runs from another directory
-        if not where.is_dir():
-            raise NotFound(f"mount target {target} is not a directory")
-        sn = self.snapshotter(snapshotter)
-        img = self.image(image)
-        require_layers(self.content, img.name, img.target, matcher or Matcher.default())
-        top = self.unpack(img, matcher, sn.name)
-        mount_snapshot(sn, top, where, rw=rw)
-        return str(target)
-
-    def unmount(self, target: str | os.PathLike[str], *, remove: bool = False, snapshotter: str | None = None) -> None:
-        from ctrpy import snapshots as _snapshots
-        from ctrpy.snapshots.mounts import mount_key, require_root, unmount_snapshot
-
-        require_root("unmounting")
-        where = Path(os.path.abspath(target))
-        key = mount_key(where)
-        candidates = [snapshotter] if snapshotter else _snapshots.names()
-        base = self.root.path / "snapshots"
-        owner = None
-        for name in candidates:  # the snapshotter that holds this target's mount snapshot
-            sn = _snapshots.get(name, base, self.root.db, self.namespace)
-            if sn.find(key) is not None:
-                owner = sn
-                break
-        unmount_snapshot(owner, where, remove=remove)
-
     # export -------------------------------------------------------------------
     def export_targets(
         self,
@@ -574,7 +486,7 @@ class Client:
         with self.lease("export") as held:
             for t in targets:  # nothing exported can be collected while it is written
                 held.contents(item.descriptor.digest for item in walker.content(t.descriptor, opts.selected()))
-            with _writable(out) as f:
+            with writable(out) as f:
                 exp.export(self.content, targets, f, opts, self.progress)
 
 
@@ -603,14 +515,3 @@ class Client:
 def _add_labels(into: dict[str, dict[str, str]], more: dict[str, dict[str, str]]) -> None:
     for dgst, labels in more.items():
         into.setdefault(dgst, {}).update(labels)
-
-
-@contextmanager
-def _writable(out: Output) -> Iterator[BinaryIO]:
-    """A stream as it is; a path through :func:`ctrpy.util.output_file` (atomic)."""
-    if isinstance(out, (str, os.PathLike)):
-        with output_file(Path(out)) as f:
-            yield f
-    else:
-        yield out
-        out.flush()

@@ -12,6 +12,8 @@ from typing import BinaryIO
 
 from ctrpy.errors import InvalidArgument
 
+Output = BinaryIO | str | os.PathLike[str]  # where an export or a flatten writes
+
 
 def umask() -> int:
     mask = os.umask(0)
@@ -54,3 +56,14 @@ def output_file(dest: Path) -> Iterator[BinaryIO]:
         except OSError:
             pass
         raise
+
+
+@contextmanager
+def writable(out: Output) -> Iterator[BinaryIO]:
+    """A stream as it is (flushed after the block); a path through :func:`output_file` (atomic)."""
+    if isinstance(out, (str, os.PathLike)):
+        with output_file(Path(out)) as f:
+            yield f
+    else:
+        yield out
+        out.flush()
