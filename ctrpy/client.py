@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from ctrpy.content import ContentStore, Info, RawContent
 from ctrpy.errors import CtrpyError, ImageNotFound, InvalidArgument, NotFound
 from ctrpy.filesystems import RootFilesystems
-from ctrpy.images import Image, ImageStore, Walker
+from ctrpy.images import Image, ImageRef, ImageStore, Walker
 from ctrpy.images.store import validate as validate_image
 from ctrpy.images.summary import ImageCheck, ImageSummary
 from ctrpy.metadata import NamespaceStore, namespaces
@@ -51,8 +51,6 @@ if TYPE_CHECKING:
     from ctrpy.snapshots.base import Usage
     from ctrpy.unpack import ImageLayers, Unpacker
     from ctrpy.verify import VerifyReport
-
-ImageRef = str | Image
 
 
 class Client(RootFilesystems):

@@ -14,9 +14,8 @@ from ctrpy.oci import Matcher
 from ctrpy.util import Output, writable
 
 if TYPE_CHECKING:
-    from ctrpy.client import ImageRef
     from ctrpy.content import ContentStore
-    from ctrpy.images import Image
+    from ctrpy.images import Image, ImageRef
     from ctrpy.metadata.leases import Held
     from ctrpy.progress import Sink
     from ctrpy.root import Root

@@ -37,6 +37,9 @@ class Image:
         }
 
 
+ImageRef = str | Image  # what every operation on an image takes: a name (looked up) or the record
+
+
 def validate(image: Image) -> None:
     """containerd's checks: a name, and a target with media type, valid digest, size > 0."""
     if not image.name or image.name != image.name.strip() or "\n" in image.name:
