@@ -26,6 +26,7 @@ from click.shell_completion import (
     split_arg_string,
 )
 
+from ctrpy.cli.group import examples
 from ctrpy.metadata import namespaces as ns_rules
 from ctrpy.root import Root
 
@@ -128,6 +129,7 @@ def completion_source(shell: str, cli: click.Command) -> str:
 @click.command("completion")
 @click.argument("shell", metavar="SHELL", type=click.Choice(SHELLS))
 @click.pass_context
+@examples("ctrpy completion bash > ~/.local/share/bash-completion/completions/ctrpy")
 def completion(ctx: click.Context, shell: str) -> None:
     """Print the shell completion script for SHELL (bash, zsh or fish).
 
@@ -137,12 +139,7 @@ def completion(ctx: click.Context, shell: str) -> None:
     \b
       bash: ctrpy completion bash > ~/.local/share/bash-completion/completions/ctrpy
       zsh:  ctrpy completion zsh > "${fpath[1]}/_ctrpy"
-      fish: ctrpy completion fish > ~/.config/fish/completions/ctrpy.fish
-
-    \b
-    Example:
-      $ ctrpy completion bash > ~/.local/share/bash-completion/completions/ctrpy
-    """
+      fish: ctrpy completion fish > ~/.config/fish/completions/ctrpy.fish"""
     click.echo(completion_source(shell, ctx.find_root().command), nl=False)
 
 

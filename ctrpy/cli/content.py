@@ -6,7 +6,7 @@ import click
 
 from ctrpy import filters
 from ctrpy.cli.context import App, pass_app
-from ctrpy.cli.group import aliased_group
+from ctrpy.cli.group import aliased_group, examples
 from ctrpy.cli.labelcmd import label_command
 from ctrpy.cli.options import filter_argument, list_options
 from ctrpy.cli.params import Duration, parse_labels, stdin_binary, stdout_binary
@@ -17,32 +17,23 @@ from ctrpy.streams import CHUNK
 
 
 @aliased_group("content")
+@examples("ctrpy content ls")
 def content() -> None:
-    """Manage the content store: list, get, ingest, label and remove blobs.
-
-    \b
-    Example:
-      $ ctrpy content ls
-    """
+    """Manage the content store: list, get, ingest, label and remove blobs."""
 
 
 @content.command("ls", aliases=("list",))
 @list_options("the digests")
 @filter_argument
 @pass_app
+@examples("ctrpy content ls -q", "ctrpy content ls 'labels.\"containerd.io/uncompressed\"'")
 def ls(app: App, quiet: bool, as_json: bool, where: tuple[filters.Filter, ...]) -> None:
     """List blobs: DIGEST SIZE AGE LABELS, as ctr prints them (tab-separated, sizes as
     63.37MB); --json for exact sizes and times.
 
     FILTERs are containerd's: digest and labels.KEY, with == != or ~= (a regular
     expression); a comma joins selectors that must all match, and a blob is listed when
-    any FILTER matches.
-
-    \b
-    Examples:
-      $ ctrpy content ls -q
-      $ ctrpy content ls 'labels."containerd.io/uncompressed"'
-    """
+    any FILTER matches."""
     listing(
         app.client.content.list(filters.any_of(where)), lambda i: i, quiet=quiet, as_json=as_json,
         kind="ContentList", name=lambda i: i.digest, header=["DIGEST", "SIZE", "AGE", "LABELS"],
@@ -54,13 +45,9 @@ def ls(app: App, quiet: bool, as_json: bool, where: tuple[filters.Filter, ...]) 
 @content.command("get")
 @click.argument("digest")
 @pass_app
+@examples("ctrpy content get sha256:... | jq .")
 def get(app: App, digest: str) -> None:
-    """Write a blob's raw bytes to stdout (verified while read).
-
-    \b
-    Example:
-      $ ctrpy content get sha256:... | jq .
-    """
+    """Write a blob's raw bytes to stdout (verified while read)."""
     _digest.validate(digest)
     out = stdout_binary()
     with app.client.content.open(digest) as f:
@@ -75,13 +62,9 @@ def get(app: App, digest: str) -> None:
 @click.option("--label", "labels", multiple=True, metavar="K=V", help="Label the blob (repeatable).")
 @click.argument("ref")
 @pass_app
+@examples("echo hello | ctrpy content ingest hello")
 def ingest(app: App, expected_digest: str | None, expected_size: int | None, labels: tuple[str, ...], ref: str) -> None:
-    """Store the bytes on stdin as a blob and print its digest (REF names the ingest, as in ctr).
-
-    \b
-    Example:
-      $ echo hello | ctrpy content ingest hello
-    """
+    """Store the bytes on stdin as a blob and print its digest (REF names the ingest, as in ctr)."""
     if expected_digest is not None:
         _digest.validate(expected_digest)
     label_map = parse_labels(labels)
@@ -92,13 +75,9 @@ def ingest(app: App, expected_digest: str | None, expected_size: int | None, lab
 @content.command("rm", aliases=("remove", "delete", "del"))
 @click.argument("digests", nargs=-1, required=True)
 @pass_app
+@examples("ctrpy content rm sha256:...")
 def rm(app: App, digests: tuple[str, ...]) -> None:
-    """Remove blobs from this namespace, then free their bytes when no namespace has them.
-
-    \b
-    Example:
-      $ ctrpy content rm sha256:...
-    """
+    """Remove blobs from this namespace, then free their bytes when no namespace has them."""
     freed = app.client.remove_content(digests)  # all must exist before any is removed
     for d in digests:
         click.echo(d)
@@ -110,17 +89,13 @@ def rm(app: App, digests: tuple[str, ...]) -> None:
 @click.option("--fix", is_flag=True, help="Delete corrupt blobs and forget snapshots whose tree is gone.")
 @click.argument("digests", nargs=-1)
 @pass_app
+@examples("ctrpy content verify --all")
 def verify(app: App, all_blobs: bool, fix: bool, digests: tuple[str, ...]) -> None:
     """Re-hash stored blobs and report those whose bytes no longer match their digest.
 
     Prints one line per problem: `DIGEST corrupt (hashes to DIGEST)`, `DIGEST missing`,
     `snapshot SNAPSHOTTER/KEY (namespace NS) has no tree`. Exit 1 when problems remain
-    (none with --fix: the next import or pull brings the blobs back).
-
-    \b
-    Example:
-      $ ctrpy content verify --all
-    """
+    (none with --fix: the next import or pull brings the blobs back)."""
     if all_blobs == bool(digests):
         raise click.UsageError("name the DIGESTs to verify, or --all")
     report = app.client.verify(None if all_blobs else digests, fix=fix)
@@ -150,16 +125,12 @@ content.add_command(label_command(
     help="Keep partial writes nothing holds until they are this old (0s: remove them all).",
 )
 @pass_app
+@examples("ctrpy content prune --older-than 0s")
 def prune(app: App, older_than: float) -> None:
     """Collect garbage in every namespace: blobs and snapshots no image, lease or gc.root
     label holds, partial writes of operations that are gone, and snapshot directories an
     interrupted run left.  Prints each removed digest; says on stderr what was freed
-    (not with -q).
-
-    \b
-    Example:
-      $ ctrpy content prune --older-than 0s
-    """
+    (not with -q)."""
     result = app.client.collect(grace=older_than)
     for dgst in result.digests:
         click.echo(dgst)

@@ -7,6 +7,7 @@ import click
 
 from ctrpy.cli.completion import complete_images
 from ctrpy.cli.context import App, pass_app
+from ctrpy.cli.group import examples
 from ctrpy.cli.options import platform_option
 from ctrpy.errors import InvalidArgument
 from ctrpy.oci import Matcher
@@ -24,6 +25,10 @@ from ctrpy.oci import Matcher
 @click.argument("source", metavar="SRC", shell_complete=complete_images)
 @click.argument("target", metavar="DST")
 @pass_app
+@examples(
+    "ctrpy images convert --oci --uncompress docker.io/library/busybox:latest busybox:oci",
+    "ctrpy images convert --zstd --level 9 --all-platforms app:v1 app:v1-zstd",
+)
 def convert(
     app: App,
     oci: bool,
@@ -40,13 +45,7 @@ def convert(
     digest of DST's new target (as ctr does). DST is replaced if it exists.
 
     Without --platform or --all-platforms only the host's platform of an index is kept.
-    DiffIDs never change: DST has SRC's snapshots, and its config is SRC's.
-
-    \b
-    Examples:
-      $ ctrpy images convert --oci --uncompress docker.io/library/busybox:latest busybox:oci
-      $ ctrpy images convert --zstd --level 9 --all-platforms app:v1 app:v1-zstd
-    """
+    DiffIDs never change: DST has SRC's snapshots, and its config is SRC's."""
     from ctrpy.archive.compression import Compression
     from ctrpy.convert import ConvertOptions
     from ctrpy.layers import check_level

@@ -1,12 +1,14 @@
 """A click Group whose commands have ctr's aliases (``ls|list``, ``rm|remove|delete|del``),
 and may be registered by where they live: imported when first named (``ctrpy images push``
-loads neither the snapshot commands nor the archive formats; see DESIGN.md, "Start-up")."""
+loads neither the snapshot commands nor the archive formats; see DESIGN.md, "Start-up"),
+and the one shape of the example block every command's help ends with (:func:`examples`)."""
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import click
 
@@ -125,3 +127,26 @@ def _located(where: str) -> click.Command:
     if not isinstance(found, click.Command):
         raise RuntimeError(f"{where} is not a command")
     return found
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def example_block(commands: tuple[str, ...]) -> str:
+    """The block every command's help ends with: ``Example:`` (``Examples:`` for more
+    than one) and the command lines, each after ``$``, kept as written (``\\b``)."""
+    heading = "Example:" if len(commands) == 1 else "Examples:"
+    return "\b\n" + heading + "".join(f"\n  $ {c}" for c in commands)
+
+
+def examples(*commands: str) -> Callable[[F], F]:
+    """Ends the help of the command defined below with :func:`example_block`; it goes
+    right above the ``def``, under the ``command`` decorator that reads the help."""
+    if not commands:
+        raise ValueError("examples() needs at least one command line")
+
+    def wrap(f: F) -> F:
+        f.__doc__ = f"{inspect.cleandoc(f.__doc__ or '')}\n\n{example_block(commands)}"
+        return f
+
+    return wrap

@@ -10,7 +10,7 @@ import click
 from ctrpy import filters
 from ctrpy.cli.completion import complete_images, complete_import_formats
 from ctrpy.cli.context import App, pass_app
-from ctrpy.cli.group import aliased_group
+from ctrpy.cli.group import aliased_group, examples
 from ctrpy.cli.labelcmd import label_command
 from ctrpy.cli.options import filter_argument, list_options, platform_option, snapshotter_option
 from ctrpy.cli.params import open_input, parse_labels, stdout_binary
@@ -20,13 +20,9 @@ from ctrpy.oci import Matcher, Platform, mediatypes
 
 
 @aliased_group("images")
+@examples("ctrpy images ls")
 def images() -> None:
-    """Manage images: list, import, export, tag, label and remove them.
-
-    \b
-    Example:
-      $ ctrpy images ls
-    """
+    """Manage images: list, import, export, tag, label and remove them."""
 
 
 
@@ -34,18 +30,13 @@ def images() -> None:
 @list_options("the image names")
 @filter_argument
 @pass_app
+@examples("ctrpy images ls -q", "ctrpy images ls 'name~=busybox' 'labels.\"team\"==infra'")
 def ls(app: App, quiet: bool, as_json: bool, where: tuple[filters.Filter, ...]) -> None:
     """List images: REF TYPE DIGEST SIZE PLATFORMS LABELS.
 
     FILTERs are containerd's: name, target.digest, target.mediatype, labels.KEY and
     annotations.KEY, with == != or ~= (a regular expression); a comma joins selectors
-    that must all match, and an image is listed when any FILTER matches.
-
-    \b
-    Examples:
-      $ ctrpy images ls -q
-      $ ctrpy images ls 'name~=busybox' 'labels."team"==infra'
-    """
+    that must all match, and an image is listed when any FILTER matches."""
     client = app.client
     listing(
         client.images.list(filters.any_of(where)), client.summarize, quiet=quiet, as_json=as_json, kind="ImageList",
@@ -64,13 +55,9 @@ def ls(app: App, quiet: bool, as_json: bool, where: tuple[filters.Filter, ...]) 
 @click.argument("source", shell_complete=complete_images)
 @click.argument("targets", nargs=-1, required=True)
 @pass_app
+@examples("ctrpy images tag docker.io/library/busybox:latest busybox:mine")
 def tag(app: App, source: str, targets: tuple[str, ...], force: bool) -> None:
-    """Give an existing image more names.
-
-    \b
-    Example:
-      $ ctrpy images tag docker.io/library/busybox:latest busybox:mine
-    """
+    """Give an existing image more names."""
     for img in app.client.images.tag(source, list(targets), force=force):
         click.echo(img.name)
 
@@ -79,14 +66,10 @@ def tag(app: App, source: str, targets: tuple[str, ...], force: bool) -> None:
 @click.option("--sync", is_flag=True, help="Accepted for ctr: the content and snapshots are always freed before returning.")
 @click.argument("refs", nargs=-1, required=True, shell_complete=complete_images)
 @pass_app
+@examples("ctrpy images rm docker.io/library/busybox:latest")
 def rm(app: App, refs: tuple[str, ...], sync: bool) -> None:
     """Remove images by name, then free what no other image holds (a missing name is a
-    warning, as in ctr).
-
-    \b
-    Example:
-      $ ctrpy images rm docker.io/library/busybox:latest
-    """
+    warning, as in ctr)."""
     from ctrpy.cli.main import with_hint  # main imports this module
 
     del sync  # there is no daemon to do it later: rm always collects before it returns
@@ -107,13 +90,9 @@ images.add_command(label_command(
 @images.command("inspect")
 @click.argument("ref", shell_complete=complete_images)
 @pass_app
+@examples("ctrpy images inspect busybox:latest")
 def inspect(app: App, ref: str) -> None:
-    """Print an image's record, manifest and config as JSON.
-
-    \b
-    Example:
-      $ ctrpy images inspect busybox:latest
-    """
+    """Print an image's record, manifest and config as JSON."""
     click.echo(json.dumps(app.client.inspect(ref), indent=2))
 
 
@@ -148,6 +127,12 @@ def inspect(app: App, ref: str) -> None:
 )
 @click.argument("archive", metavar="IN")
 @pass_app
+@examples(
+    "ctrpy images import --platform linux/amd64 busybox.tar",
+    "zcat busybox.tar.gz | ctrpy images import -",
+    "ctrpy images import ./busybox-oci-layout",
+    "tar -C rootfs -c . | ctrpy images import --rootfs me/base:1 -",
+)
 def import_cmd(
     app: App,
     fmt: str,
@@ -164,15 +149,7 @@ def import_cmd(
     rootfs_name: str | None,
     archive: str,
 ) -> None:
-    """Import images from an archive file, an OCI image-layout directory, or stdin with '-'.
-
-    \b
-    Example:
-      $ ctrpy images import --platform linux/amd64 busybox.tar
-      $ zcat busybox.tar.gz | ctrpy images import -
-      $ ctrpy images import ./busybox-oci-layout
-      $ tar -C rootfs -c . | ctrpy images import --rootfs me/base:1 -
-    """
+    """Import images from an archive file, an OCI image-layout directory, or stdin with '-'."""
     if base_name is not None and not base_name.strip():
         raise click.BadParameter("must not be empty", param_hint="--oci-name/--base-name")
     layout = archive != "-" and os.path.isdir(archive)
@@ -245,6 +222,10 @@ def _check_rootfs(fmt: str, base_name: str | None, digests: bool, index_name: st
 @click.argument("out", metavar="OUT")
 @click.argument("names", nargs=-1, metavar="IMAGE...", shell_complete=complete_images)
 @pass_app
+@examples(
+    "ctrpy images export busybox.tar docker.io/library/busybox:latest",
+    "ctrpy images export - busybox:latest | gzip > busybox.tar.gz",
+)
 def export_cmd(
     app: App,
     skip_manifest_json: bool,
@@ -257,13 +238,7 @@ def export_cmd(
     out: str,
     names: tuple[str, ...],
 ) -> None:
-    """Export images as an OCI archive to a file, or to stdout with '-'.
-
-    \b
-    Example:
-      $ ctrpy images export busybox.tar docker.io/library/busybox:latest
-      $ ctrpy images export - busybox:latest | gzip > busybox.tar.gz
-    """
+    """Export images as an OCI archive to a file, or to stdout with '-'."""
     from ctrpy.formats import ExportOptions
 
     if not names and manifest is None:

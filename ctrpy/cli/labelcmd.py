@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from ctrpy.cli.context import App, pass_app
+from ctrpy.cli.group import example_block
 from ctrpy.cli.params import parse_labels
 from ctrpy.cli.render import labels_cell
 
@@ -25,7 +26,7 @@ def label_command(
     applies the changes and returns the resulting labels."""
 
     @click.command("label", help=f"Set (k=v) or remove (k=) labels on {noun}; prints the resulting labels.\n\n"
-                                 f"\b\nExample:\n  $ {example}")
+                                 + example_block((example,)))
     @click.argument("target", metavar=metavar, shell_complete=complete)
     @click.argument("labels", nargs=-1)
     @pass_app

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import click
 
 from ctrpy.cli.context import App, pass_app
-from ctrpy.cli.group import aliased_group
+from ctrpy.cli.group import aliased_group, examples
 from ctrpy.cli.options import list_options
 from ctrpy.cli.params import Duration, parse_labels
 from ctrpy.cli.render import labels_cell, listing
@@ -15,13 +15,9 @@ from ctrpy.metadata.leases import LABEL_EXPIRE, Lease, expiry_label
 
 
 @aliased_group("leases")
+@examples("ctrpy leases create --expires 1h")
 def leases() -> None:
-    """Manage leases: content and snapshots held without an image (for a while).
-
-    \b
-    Example:
-      $ ctrpy leases create --expires 1h
-    """
+    """Manage leases: content and snapshots held without an image (for a while)."""
 
 
 
@@ -42,13 +38,9 @@ def _created(lease: Lease) -> str:
 )
 @click.argument("labels", nargs=-1, metavar="[K=V...]")
 @pass_app
+@examples("ctrpy leases create --id keep-build --expires 2h team=ci")
 def create(app: App, lease_id: str | None, expires: float, labels: tuple[str, ...]) -> None:
-    """Create a lease and print its id.
-
-    \b
-    Example:
-      $ ctrpy leases create --id keep-build --expires 2h team=ci
-    """
+    """Create a lease and print its id."""
     label_map = parse_labels(labels, param="LABELS")
     if expires > 0:
         label_map[LABEL_EXPIRE] = expiry_label(expires)
@@ -58,13 +50,9 @@ def create(app: App, lease_id: str | None, expires: float, labels: tuple[str, ..
 @leases.command("ls", aliases=("list",))
 @list_options("the ids")
 @pass_app
+@examples("ctrpy leases ls")
 def ls(app: App, quiet: bool, as_json: bool) -> None:
-    """List leases: ID CREATED AT LABELS.
-
-    \b
-    Example:
-      $ ctrpy leases ls
-    """
+    """List leases: ID CREATED AT LABELS."""
     listing(
         app.client.leases.list(), lambda lease: lease, quiet=quiet, as_json=as_json, kind="LeaseList",
         name=lambda lease: lease.id, header=["ID", "CREATED AT", "LABELS"],
@@ -77,13 +65,9 @@ def ls(app: App, quiet: bool, as_json: bool) -> None:
 @click.option("--sync", is_flag=True, help="Accepted for ctr: what the leases held is always freed before returning.")
 @click.argument("ids", nargs=-1, required=True)
 @pass_app
+@examples("ctrpy leases rm keep-build")
 def rm(app: App, ids: tuple[str, ...], sync: bool) -> None:
-    """Remove leases, then free what only they held.
-
-    \b
-    Example:
-      $ ctrpy leases rm keep-build
-    """
+    """Remove leases, then free what only they held."""
     del sync
     store = app.client.leases
     for lease_id in ids:

@@ -23,7 +23,7 @@ import click
 import ctrpy
 from ctrpy.cli.completion import complete_namespaces
 from ctrpy.cli.context import App
-from ctrpy.cli.group import AliasedGroup
+from ctrpy.cli.group import AliasedGroup, examples
 from ctrpy.cli.progress import MODES
 from ctrpy.cli.render import message_line
 from ctrpy.errors import (
@@ -196,16 +196,12 @@ class RootGroup(AliasedGroup):
 )
 @click.version_option(ctrpy.__version__, "--version", "-v", prog_name="ctrpy", message="%(prog)s version %(version)s")
 @click.pass_context
+@examples("ctrpy images import busybox.tar")
 def cli(ctx: click.Context, root: str | None, namespace: str, debug: bool, progress: str, quiet: bool) -> None:
     """ctrpy: a daemonless, ctr-compatible container image tool.
 
     Imports and exports image archives (OCI and docker save), keeps them in an embedded
-    store under one root directory, and unpacks them into snapshots. No daemon.
-
-    \b
-    Example:
-      $ ctrpy images import busybox.tar
-    """
+    store under one root directory, and unpacks them into snapshots. No daemon."""
     namespaces.validate(namespace)
     debug = debug or bool(os.environ.get("CTRPY_DEBUG"))
     # a resource, not a close callback: it learns whether the command failed (see App.__exit__)
@@ -213,13 +209,9 @@ def cli(ctx: click.Context, root: str | None, namespace: str, debug: bool, progr
 
 
 @cli.command("version")
+@examples("ctrpy version")
 def version_cmd() -> None:
-    """Print the version of ctrpy and of what it runs on.
-
-    \b
-    Example:
-      $ ctrpy version
-    """
+    """Print the version of ctrpy and of what it runs on."""
     import platform
 
     from ctrpy.oci import Platform
@@ -232,14 +224,9 @@ def version_cmd() -> None:
 @click.option("--man", "as_man", is_flag=True, help="Show the command's man page (man -l on the page installed with ctrpy).")
 @click.argument("names", nargs=-1, metavar="[COMMAND]...")
 @click.pass_context
+@examples("ctrpy help images import", "ctrpy help --man images import")
 def help_cmd(ctx: click.Context, as_man: bool, names: tuple[str, ...]) -> None:
-    """Show the help of a command: `ctrpy help images ls` is `ctrpy images ls --help`.
-
-    \b
-    Examples:
-      $ ctrpy help images import
-      $ ctrpy help --man images import
-    """
+    """Show the help of a command: `ctrpy help images ls` is `ctrpy images ls --help`."""
     parent = ctx.parent
     assert parent is not None
     cmd: click.Command = parent.command

@@ -6,7 +6,7 @@ import click
 
 from ctrpy.cli.completion import complete_namespaces
 from ctrpy.cli.context import App, pass_app
-from ctrpy.cli.group import aliased_group
+from ctrpy.cli.group import aliased_group, examples
 from ctrpy.cli.labelcmd import label_command
 from ctrpy.cli.options import list_options
 from ctrpy.cli.params import parse_labels
@@ -15,26 +15,18 @@ from ctrpy.metadata import namespaces as ns_rules
 
 
 @aliased_group("namespaces")
+@examples("ctrpy namespaces ls")
 def namespaces() -> None:
-    """Manage namespaces (images and content are kept per namespace).
-
-    \b
-    Example:
-      $ ctrpy namespaces ls
-    """
+    """Manage namespaces (images and content are kept per namespace)."""
 
 
 
 @namespaces.command("ls", aliases=("list",))
 @list_options("the names")
 @pass_app
+@examples("ctrpy ns ls")
 def ls(app: App, quiet: bool, as_json: bool) -> None:
-    """List namespaces: NAME LABELS.
-
-    \b
-    Example:
-      $ ctrpy ns ls
-    """
+    """List namespaces: NAME LABELS."""
     listing(
         app.client.namespaces.list(), lambda item: item, quiet=quiet, as_json=as_json, kind="NamespaceList",
         name=lambda item: item[0], header=["NAME", "LABELS"], row=lambda item: [item[0], labels_cell(item[1])],
@@ -46,13 +38,9 @@ def ls(app: App, quiet: bool, as_json: bool) -> None:
 @click.argument("name")
 @click.argument("labels", nargs=-1)
 @pass_app
+@examples("ctrpy ns create ci team=infra")
 def create(app: App, name: str, labels: tuple[str, ...]) -> None:
-    """Create a namespace, optionally with k=v labels.
-
-    \b
-    Example:
-      $ ctrpy ns create ci team=infra
-    """
+    """Create a namespace, optionally with k=v labels."""
     ns_rules.validate(name)
     app.client.namespaces.create(name, parse_labels(labels, param="LABELS"))
 
@@ -66,13 +54,9 @@ namespaces.add_command(label_command(
 @namespaces.command("rm", aliases=("remove", "delete", "del"))
 @click.argument("names", nargs=-1, required=True, shell_complete=complete_namespaces)
 @pass_app
+@examples("ctrpy ns rm ci")
 def rm(app: App, names: tuple[str, ...]) -> None:
-    """Remove namespaces; refuses one that still holds images or snapshots.
-
-    \b
-    Example:
-      $ ctrpy ns rm ci
-    """
+    """Remove namespaces; refuses one that still holds images or snapshots."""
     for name in names:
         app.freed(app.client.remove_namespace(name))
         click.echo(name)

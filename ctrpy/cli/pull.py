@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ctrpy.cli.context import App, pass_app
+from ctrpy.cli.group import examples
 from ctrpy.cli.options import PLATFORM_HELP, snapshotter_option
 from ctrpy.cli.params import parse_labels
 from ctrpy.cli.registry_flags import registry_options
@@ -40,6 +41,10 @@ def _matcher(platforms: tuple[str, ...], all_platforms: bool) -> Matcher:
 @registry_options
 @click.argument("ref", metavar="REF")
 @pass_app
+@examples(
+    "ctrpy images pull 127.0.0.1:5000/app:1",
+    "ctrpy images pull --platform linux/arm64 --print-chainid registry.example/app:1",
+)
 def pull(
     app: App,
     remote: RemoteOptions,
@@ -58,13 +63,7 @@ def pull(
 
     Downloads run in parallel (largest first) and resume where an interrupted pull of the
     same blob stopped; the image is recorded only once everything is stored and unpacked.
-    Credentials come from -u, else docker's config.json, else containers' auth.json.
-
-    \b
-    Examples:
-      $ ctrpy images pull 127.0.0.1:5000/app:1
-      $ ctrpy images pull --platform linux/arm64 --print-chainid registry.example/app:1
-    """
+    Credentials come from -u, else docker's config.json, else containers' auth.json."""
     from ctrpy.pull import PullOptions
 
     del local  # there is no daemon to pull for us
@@ -95,6 +94,7 @@ def pull(
 @registry_options
 @click.argument("ref", metavar="REF")
 @pass_app
+@examples("ctrpy content fetch --all-platforms 127.0.0.1:5000/app:1")
 def fetch(
     app: App,
     remote: RemoteOptions,
@@ -107,12 +107,7 @@ def fetch(
 ) -> None:
     """Fetch an image from a registry into the content store and record it, without unpacking.
 
-    Prints the image's name.
-
-    \b
-    Example:
-      $ ctrpy content fetch --all-platforms 127.0.0.1:5000/app:1
-    """
+    Prints the image's name."""
     from ctrpy.pull import PullOptions
 
     opts = PullOptions(

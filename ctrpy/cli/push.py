@@ -7,6 +7,7 @@ import click
 
 from ctrpy.cli.completion import complete_images
 from ctrpy.cli.context import App, pass_app
+from ctrpy.cli.group import examples
 from ctrpy.cli.options import platform_option
 from ctrpy.cli.registry_flags import registry_options
 from ctrpy.cli.render import tabwriter
@@ -30,6 +31,10 @@ from ctrpy.remote import RemoteOptions
 @click.argument("reference", metavar="REMOTE")
 @click.argument("local", metavar="[LOCAL]", required=False, shell_complete=complete_images)
 @pass_app
+@examples(
+    "ctrpy images push 127.0.0.1:5000/busybox:latest docker.io/library/busybox:latest",
+    "ctrpy images push -u alice registry.example.com/team/app:1 app:1",
+)
 def push(
     app: App,
     remote: RemoteOptions,
@@ -48,13 +53,7 @@ def push(
     has (a distribution.source label, written by pull) is mounted from it; the tag is
     written last, so a failed push leaves no tag.  With one --platform, that platform's
     manifest is pushed (as ctr does); with several, an index of just their entries.
-    Prints ctr's final status of every object (REF: STATUS) on stdout.
-
-    \b
-    Examples:
-      $ ctrpy images push 127.0.0.1:5000/busybox:latest docker.io/library/busybox:latest
-      $ ctrpy images push -u alice registry.example.com/team/app:1 app:1
-    """
+    Prints ctr's final status of every object (REF: STATUS) on stdout."""
     options = PushOptions(
         platforms=tuple(Platform.parse(p) for p in platforms),
         max_concurrent=max_concurrent,

@@ -13,6 +13,7 @@ import click
 
 from ctrpy import filters
 from ctrpy.cli.context import App, pass_app
+from ctrpy.cli.group import examples
 from ctrpy.cli.options import (
     filter_argument,
     image_argument,
@@ -35,13 +36,9 @@ def _matcher(platforms: tuple[str, ...]) -> Matcher:
 @snapshotter_option
 @image_argument
 @pass_app
+@examples("ctrpy images unpack --snapshotter native busybox:latest")
 def unpack(app: App, platforms: tuple[str, ...], snapshotter: str | None, ref: str) -> None:
-    """Unpack an image's layers into snapshots (skipping layers already unpacked).
-
-    \b
-    Example:
-      $ ctrpy images unpack --snapshotter native busybox:latest
-    """
+    """Unpack an image's layers into snapshots (skipping layers already unpacked)."""
     app.progress_for("unpack")
     app.client.unpack(ref, _matcher(platforms), snapshotter)
 
@@ -51,13 +48,9 @@ def unpack(app: App, platforms: tuple[str, ...], snapshotter: str | None, ref: s
 @image_argument
 @click.argument("dest", metavar="DIR", type=click.Path(path_type=Path))
 @pass_app
+@examples("ctrpy images extract busybox:latest ./rootfs")
 def extract(app: App, platforms: tuple[str, ...], ref: str, dest: Path) -> None:
-    """Write an image's flattened root filesystem into DIR (new or empty); works rootless.
-
-    \b
-    Example:
-      $ ctrpy images extract busybox:latest ./rootfs
-    """
+    """Write an image's flattened root filesystem into DIR (new or empty); works rootless."""
     app.progress_for("extract")
     app.client.extract(ref, dest, _matcher(platforms))
 
@@ -67,13 +60,9 @@ def extract(app: App, platforms: tuple[str, ...], ref: str, dest: Path) -> None:
 @image_argument
 @click.argument("out", metavar="OUT")
 @pass_app
+@examples("ctrpy images flatten busybox:latest - | tar -t | head")
 def flatten(app: App, platforms: tuple[str, ...], ref: str, out: str) -> None:
-    """Write an image's flattened root filesystem as one tar to OUT, or stdout with '-'.
-
-    \b
-    Example:
-      $ ctrpy images flatten busybox:latest - | tar -t | head
-    """
+    """Write an image's flattened root filesystem as one tar to OUT, or stdout with '-'."""
     app.progress_for("flatten")
     app.client.flatten(ref, stdout_binary() if out == "-" else out, _matcher(platforms))
 
@@ -85,13 +74,9 @@ def flatten(app: App, platforms: tuple[str, ...], ref: str, out: str) -> None:
 @image_argument
 @click.argument("target", metavar="TARGET", type=click.Path(path_type=Path))
 @pass_app
+@examples("ctrpy images mount busybox:latest /mnt/busybox")
 def mount(app: App, rw: bool, platforms: tuple[str, ...], snapshotter: str | None, ref: str, target: Path) -> None:
-    """Mount an image's root filesystem on TARGET (root only; unpacks first if needed).
-
-    \b
-    Example:
-      $ ctrpy images mount busybox:latest /mnt/busybox
-    """
+    """Mount an image's root filesystem on TARGET (root only; unpacks first if needed)."""
     app.progress_for("mount")
     click.echo(app.client.mount(ref, target, rw=rw, matcher=_matcher(platforms), snapshotter=snapshotter))
 
@@ -101,13 +86,9 @@ def mount(app: App, rw: bool, platforms: tuple[str, ...], snapshotter: str | Non
 @snapshotter_option
 @click.argument("target", metavar="TARGET", type=click.Path(path_type=Path))
 @pass_app
+@examples("ctrpy images unmount --rm /mnt/busybox")
 def unmount(app: App, remove: bool, snapshotter: str | None, target: Path) -> None:
-    """Unmount TARGET (mounted by `images mount`).
-
-    \b
-    Example:
-      $ ctrpy images unmount --rm /mnt/busybox
-    """
+    """Unmount TARGET (mounted by `images mount`)."""
     app.client.unmount(target, remove=remove, snapshotter=snapshotter)
     click.echo(str(target))
 
@@ -117,17 +98,12 @@ def unmount(app: App, remove: bool, snapshotter: str | None, target: Path) -> No
 @snapshotter_option
 @filter_argument
 @pass_app
+@examples("ctrpy images check", "ctrpy images check 'name~=^docker.io/library/'")
 def check(app: App, quiet: bool, as_json: bool, snapshotter: str | None, where: tuple[filters.Filter, ...]) -> None:
     """Check that images have all their content, and whether they are unpacked.
 
     FILTERs select the images as for `images ls`.  With no image to check, the table
-    is not printed at all (as ctr).
-
-    \b
-    Examples:
-      $ ctrpy images check
-      $ ctrpy images check 'name~=^docker.io/library/'
-    """
+    is not printed at all (as ctr)."""
     client = app.client
     found = client.images.list(filters.any_of(where))
     if not found and not as_json:
@@ -152,13 +128,9 @@ def check(app: App, quiet: bool, as_json: bool, snapshotter: str | None, where: 
 @snapshotter_option
 @image_argument
 @pass_app
+@examples("ctrpy images usage busybox:latest")
 def usage(app: App, platforms: tuple[str, ...], snapshotter: str | None, ref: str) -> None:
-    """Show the disk usage of an image's unpacked snapshots, layer by layer.
-
-    \b
-    Example:
-      $ ctrpy images usage busybox:latest
-    """
+    """Show the disk usage of an image's unpacked snapshots, layer by layer."""
     rows = app.client.usage(ref, _matcher(platforms), snapshotter)
     total = sum(u.size for _c, u in rows if u is not None)
     inodes = sum(u.inodes for _c, u in rows if u is not None)

@@ -8,7 +8,7 @@ import sys
 import click
 
 from ctrpy.cli.context import App, pass_app
-from ctrpy.cli.group import aliased_group
+from ctrpy.cli.group import aliased_group, examples
 from ctrpy.cli.options import list_options, snapshotter_option
 from ctrpy.cli.render import human_size, listing, table
 from ctrpy.snapshots import Snapshot, Snapshotter
@@ -17,13 +17,9 @@ from ctrpy.snapshots import Snapshot, Snapshotter
 @aliased_group("snapshots")
 @snapshotter_option
 @pass_app
+@examples("ctrpy snapshots --snapshotter native ls")
 def snapshots(app: App, snapshotter: str | None) -> None:
-    """Manage snapshots: the unpacked layers of images.
-
-    \b
-    Example:
-      $ ctrpy snapshots --snapshotter native ls
-    """
+    """Manage snapshots: the unpacked layers of images."""
     app.snapshotter = snapshotter
 
 
@@ -48,13 +44,9 @@ def _info(s: Snapshot, snapshotter: str) -> dict[str, object]:
 @snapshots.command("ls", aliases=("list",))
 @list_options("the keys")
 @pass_app
+@examples("ctrpy snapshots ls")
 def ls(app: App, quiet: bool, as_json: bool) -> None:
-    """List snapshots: KEY PARENT KIND.
-
-    \b
-    Example:
-      $ ctrpy snapshots ls
-    """
+    """List snapshots: KEY PARENT KIND."""
     sn = _sn(app)
     listing(
         sn.list(), lambda s: s, quiet=quiet, as_json=as_json, kind="SnapshotList", name=lambda s: s.key,
@@ -66,13 +58,9 @@ def ls(app: App, quiet: bool, as_json: bool) -> None:
 @snapshots.command("info")
 @click.argument("key")
 @pass_app
+@examples("ctrpy snapshots info sha256:...")
 def info(app: App, key: str) -> None:
-    """Print a snapshot's metadata as JSON.
-
-    \b
-    Example:
-      $ ctrpy snapshots info sha256:...
-    """
+    """Print a snapshot's metadata as JSON."""
     sn = _sn(app)
     click.echo(json.dumps(_info(sn.stat(key), sn.name), indent=2))
 
@@ -80,13 +68,9 @@ def info(app: App, key: str) -> None:
 @snapshots.command("rm", aliases=("remove", "delete", "del"))
 @click.argument("keys", nargs=-1, required=True)
 @pass_app
+@examples("ctrpy snapshots rm sha256:...")
 def rm(app: App, keys: tuple[str, ...]) -> None:
-    """Remove snapshots (children first: a snapshot with children is refused).
-
-    \b
-    Example:
-      $ ctrpy snapshots rm sha256:...
-    """
+    """Remove snapshots (children first: a snapshot with children is refused)."""
     freed = app.client.remove_snapshots(keys, app.snapshotter)
     for key in keys:
         click.echo(key)
@@ -95,13 +79,9 @@ def rm(app: App, keys: tuple[str, ...]) -> None:
 
 @snapshots.command("tree")
 @pass_app
+@examples("ctrpy snapshots tree")
 def tree(app: App) -> None:
-    """Show snapshots as a tree of parents and children, indented as ctr does.
-
-    \b
-    Example:
-      $ ctrpy snapshots tree
-    """
+    """Show snapshots as a tree of parents and children, indented as ctr does."""
     # ctr's snapshotTree: nodes in the order they are first seen walking the keys in byte
     # order, a parent not seen yet added as a placeholder root until its own key comes
     nodes: list[str] = []
@@ -134,13 +114,9 @@ def tree(app: App) -> None:
 @snapshots.command("usage")
 @click.argument("keys", nargs=-1)
 @pass_app
+@examples("ctrpy snapshots usage")
 def usage(app: App, keys: tuple[str, ...]) -> None:
-    """Show disk usage of snapshots (all when no KEY is given): KEY SIZE INODES.
-
-    \b
-    Example:
-      $ ctrpy snapshots usage
-    """
+    """Show disk usage of snapshots (all when no KEY is given): KEY SIZE INODES."""
     sn = _sn(app)
     names = list(keys) or [s.key for s in sn.list()]
     rows = []

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import click
 
 from ctrpy.cli.context import App, pass_app
+from ctrpy.cli.group import examples
 from ctrpy.cli.labelcmd import label_command
 from ctrpy.cli.params import parse_labels
 from ctrpy.handmade import DIFF_MEDIA_TYPES, HandSnapshots
@@ -44,15 +45,11 @@ def _made(app: App, target: str | None, make: Callable[[HandSnapshots], Snapshot
 @click.argument("key")
 @click.argument("parent", default="")
 @pass_app
+@examples("ctrpy snapshots prepare --target /mnt/work work sha256:...")
 def prepare(app: App, target: str | None, key: str, parent: str) -> None:
     """Make an active snapshot KEY on top of committed PARENT (none: an empty tree), to
     change by hand and then commit or diff. It is labelled containerd.io/gc.root, so
-    collections keep it until `snapshots rm`.
-
-    \b
-    Example:
-      $ ctrpy snapshots prepare --target /mnt/work work sha256:...
-    """
+    collections keep it until `snapshots rm`."""
     _made(app, target, lambda hand: hand.prepare(key, parent))
 
 
@@ -61,13 +58,9 @@ def prepare(app: App, target: str | None, key: str, parent: str) -> None:
 @click.argument("key")
 @click.argument("parent")
 @pass_app
+@examples("ctrpy snapshots view --target /mnt/look look sha256:...")
 def view(app: App, target: str | None, key: str, parent: str) -> None:
-    """Make a read-only view KEY of committed snapshot PARENT (labelled containerd.io/gc.root).
-
-    \b
-    Example:
-      $ ctrpy snapshots view --target /mnt/look look sha256:...
-    """
+    """Make a read-only view KEY of committed snapshot PARENT (labelled containerd.io/gc.root)."""
     _made(app, target, lambda hand: hand.view(key, parent))
 
 
@@ -75,13 +68,9 @@ def view(app: App, target: str | None, key: str, parent: str) -> None:
 @click.argument("name")
 @click.argument("key")
 @pass_app
+@examples("ctrpy snapshots commit work-done work")
 def commit(app: App, name: str, key: str) -> None:
-    """Commit active snapshot KEY as NAME (its labels are kept).
-
-    \b
-    Example:
-      $ ctrpy snapshots commit work-done work
-    """
+    """Commit active snapshot KEY as NAME (its labels are kept)."""
     _hand(app).commit(name, key)
 
 
@@ -89,15 +78,11 @@ def commit(app: App, name: str, key: str) -> None:
 @click.argument("target", metavar="TARGET")
 @click.argument("key")
 @pass_app
+@examples("ctrpy snapshots mounts /mnt/work work | sh")
 def mounts(app: App, target: str, key: str) -> None:
     """Print the mount(8) commands that mount active or view snapshot KEY on TARGET (pipe
     them to sh as root; without root, change the bind source directory of a native
-    snapshot directly).
-
-    \b
-    Example:
-      $ ctrpy snapshots mounts /mnt/work work | sh
-    """
+    snapshot directly)."""
     _print_mounts(_hand(app).mounts(key), target)
 
 
@@ -118,15 +103,11 @@ label = label_command(
 @click.argument("key")
 @click.argument("parent", required=False)
 @pass_app
+@examples("ctrpy snapshots diff work")
 def diff(app: App, media_type: str, labels: tuple[str, ...], keep: bool, key: str, parent: str | None) -> None:
     """Store the changes of snapshot KEY against PARENT (default: KEY's parent) as a layer
     blob, with whiteouts for what was deleted; prints its digest. The blob is labelled
-    containerd.io/uncompressed (its diffID) and containerd.io/gc.root.
-
-    \b
-    Example:
-      $ ctrpy snapshots diff work
-    """
+    containerd.io/uncompressed (its diffID) and containerd.io/gc.root."""
     del keep  # the blob always stays until `content rm`
     layer = _hand(app).diff(key, parent, media_type, parse_labels(labels))
     click.echo(layer.digest)

@@ -52,7 +52,7 @@ def test_the_root_page_says_the_exit_status() -> None:
 
 def test_example_blocks_are_kept_line_for_line() -> None:
     text = manpages.pages()["ctrpy-images-import.1"]
-    assert ".nf\nExample:\n  $ ctrpy images import \\-\\-platform linux/amd64 busybox.tar\n" in text
+    assert ".nf\nExamples:\n  $ ctrpy images import \\-\\-platform linux/amd64 busybox.tar\n" in text
 
 
 def test_generating_twice_gives_the_same_pages() -> None:
