@@ -6,7 +6,7 @@ import click
 
 from ctrpy import filters
 from ctrpy.cli.context import App, pass_app
-from ctrpy.cli.group import aliased_group, examples
+from ctrpy.cli.group import examples, plain_group
 from ctrpy.cli.labelcmd import label_command
 from ctrpy.cli.options import filter_argument, list_options
 from ctrpy.cli.params import Duration, parse_labels, stdin_binary, stdout_binary
@@ -15,11 +15,9 @@ from ctrpy.content import Info
 from ctrpy.oci import digest as _digest
 from ctrpy.streams import CHUNK
 
-
-@aliased_group("content")
-@examples("ctrpy content ls")
-def content() -> None:
-    """Manage the content store: list, get, ingest, label and remove blobs."""
+content = plain_group(
+    "content", "Manage the content store: list, get, ingest, label and remove blobs.", "ctrpy content ls"
+)
 
 
 @content.command("ls", aliases=("list",))

@@ -114,6 +114,12 @@ def aliased_group(name: str) -> Callable[[Callable[..., Any]], AliasedGroup]:
     return click.group(name, cls=AliasedGroup)  # type: ignore[return-value]
 
 
+def plain_group(name: str, summary: str, *example_lines: str) -> AliasedGroup:
+    """A top-level group that only holds commands (no options, nothing to run): its help
+    is ``summary`` and its examples (:func:`example_block`)."""
+    return AliasedGroup(name, help=f"{summary}\n\n{example_block(example_lines)}")
+
+
 class _Lazy(NamedTuple):
     where: str
     aliases: tuple[str, ...]

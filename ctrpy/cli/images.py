@@ -10,7 +10,7 @@ import click
 from ctrpy import filters
 from ctrpy.cli.completion import complete_images, complete_import_formats
 from ctrpy.cli.context import App, pass_app
-from ctrpy.cli.group import aliased_group, examples
+from ctrpy.cli.group import examples, plain_group
 from ctrpy.cli.labelcmd import label_command
 from ctrpy.cli.options import filter_argument, list_options, platform_option, snapshotter_option
 from ctrpy.cli.params import open_input, parse_labels, stdout_binary
@@ -18,12 +18,7 @@ from ctrpy.cli.render import human_size, labels_cell, listing
 from ctrpy.images.summary import ImageSummary
 from ctrpy.oci import Matcher, Platform, mediatypes
 
-
-@aliased_group("images")
-@examples("ctrpy images ls")
-def images() -> None:
-    """Manage images: list, import, export, tag, label and remove them."""
-
+images = plain_group("images", "Manage images: list, import, export, tag, label and remove them.", "ctrpy images ls")
 
 
 @images.command("ls", aliases=("list",))

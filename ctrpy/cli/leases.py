@@ -7,18 +7,15 @@ from datetime import UTC, datetime
 import click
 
 from ctrpy.cli.context import App, pass_app
-from ctrpy.cli.group import aliased_group, examples
+from ctrpy.cli.group import examples, plain_group
 from ctrpy.cli.options import list_options
 from ctrpy.cli.params import Duration, parse_labels
 from ctrpy.cli.render import labels_cell, listing
 from ctrpy.metadata.leases import LABEL_EXPIRE, Lease, expiry_label
 
-
-@aliased_group("leases")
-@examples("ctrpy leases create --expires 1h")
-def leases() -> None:
-    """Manage leases: content and snapshots held without an image (for a while)."""
-
+leases = plain_group(
+    "leases", "Manage leases: content and snapshots held without an image (for a while).", "ctrpy leases create --expires 1h"
+)
 
 
 def _created(lease: Lease) -> str:

@@ -6,19 +6,16 @@ import click
 
 from ctrpy.cli.completion import complete_namespaces
 from ctrpy.cli.context import App, pass_app
-from ctrpy.cli.group import aliased_group, examples
+from ctrpy.cli.group import examples, plain_group
 from ctrpy.cli.labelcmd import label_command
 from ctrpy.cli.options import list_options
 from ctrpy.cli.params import parse_labels
 from ctrpy.cli.render import labels_cell, listing
 from ctrpy.metadata import namespaces as ns_rules
 
-
-@aliased_group("namespaces")
-@examples("ctrpy namespaces ls")
-def namespaces() -> None:
-    """Manage namespaces (images and content are kept per namespace)."""
-
+namespaces = plain_group(
+    "namespaces", "Manage namespaces (images and content are kept per namespace).", "ctrpy namespaces ls"
+)
 
 
 @namespaces.command("ls", aliases=("list",))

@@ -11,7 +11,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from ctrpy.cli.group import AliasedGroup
+from ctrpy.cli.group import AliasedGroup, example_block, examples, plain_group
 
 MODULE = """
 import click
@@ -146,3 +146,38 @@ def test_an_unknown_name_suggests_the_lazy_commands_close_to_it(module: str) -> 
     assert r.exit_code == 2
     assert "Did you mean 'hello'?" in r.output
     assert module not in sys.modules  # suggesting loads nothing
+
+
+def test_an_example_block_is_named_for_how_many_lines_it_has() -> None:
+    assert example_block(("ctrpy images ls",)) == "\b\nExample:\n  $ ctrpy images ls"
+    assert example_block(("ctrpy a", "ctrpy b")) == "\b\nExamples:\n  $ ctrpy a\n  $ ctrpy b"
+
+
+def test_examples_end_the_help_of_the_command_below_them() -> None:
+    @click.command("demo")
+    @examples("ctrpy demo --now")
+    def demo() -> None:
+        """Do a thing.
+
+        More about it."""
+
+    assert demo.help == "Do a thing.\n\nMore about it.\n\n\b\nExample:\n  $ ctrpy demo --now"
+
+
+def test_examples_without_a_command_line_are_refused() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        examples()
+
+
+def test_a_plain_group_shows_its_summary_and_examples_and_lists_its_commands() -> None:
+    tools = plain_group("tools", "Manage tools.", "ctrpy tools ls")
+
+    @tools.command("ls", aliases=("list",))
+    def ls() -> None:
+        click.echo("a hammer")
+
+    help_text = CliRunner().invoke(tools, ["--help"]).output
+    assert "Manage tools." in help_text
+    assert "  Example:\n    $ ctrpy tools ls\n" in help_text
+    assert "ls, list" in help_text
+    assert CliRunner().invoke(tools, ["list"]).output == "a hammer\n"

@@ -9,7 +9,6 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from ctrpy.cli.group import example_block, examples
 from ctrpy.cli.main import cli
 from tests.helpers import COMMAND_IDS, COMMAND_TREE
 
@@ -111,23 +110,3 @@ def test_help_of_an_unknown_command_is_a_usage_error_naming_it() -> None:
     assert out.exit_code == 2
     assert "'images nope'" in out.stderr
 
-
-def test_an_example_block_is_named_for_how_many_lines_it_has() -> None:
-    assert example_block(("ctrpy images ls",)) == "\b\nExample:\n  $ ctrpy images ls"
-    assert example_block(("ctrpy a", "ctrpy b")) == "\b\nExamples:\n  $ ctrpy a\n  $ ctrpy b"
-
-
-def test_examples_end_the_help_of_the_command_below_them() -> None:
-    @click.command("demo")
-    @examples("ctrpy demo --now")
-    def demo() -> None:
-        """Do a thing.
-
-        More about it."""
-
-    assert demo.help == "Do a thing.\n\nMore about it.\n\n\b\nExample:\n  $ ctrpy demo --now"
-
-
-def test_examples_without_a_command_line_are_refused() -> None:
-    with pytest.raises(ValueError, match="at least one"):
-        examples()

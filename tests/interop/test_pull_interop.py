@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,23 +23,11 @@ from tests.treecmp import diff, feature_layers, tree
 pytestmark = pytest.mark.interop
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DistributionRegistry]:
-    require("docker-registry", "skopeo")
-    reg = DistributionRegistry(tmp_path_factory.mktemp("pull-interop")).start()
-    try:
-        yield reg
-    finally:
-        reg.stop()
-
-
 @pytest.fixture
-def proxy(registry: DistributionRegistry) -> Iterator[FaultProxy]:
-    p = FaultProxy(registry.host).start()
-    try:
-        yield p
-    finally:
-        p.stop()
+def registry(plain_registry: DistributionRegistry) -> DistributionRegistry:
+    """The session's plain registry; these tests push to it with skopeo."""
+    require("skopeo")
+    return plain_registry
 
 
 def test_the_pulled_image_has_the_digests_skopeo_reports(registry: DistributionRegistry, ctrpy: Ctrpy,
@@ -73,15 +60,15 @@ def test_the_pulled_tree_is_the_one_umoci_unpacks_from_the_source(registry: Dist
 
 
 def test_a_multi_arch_index_pulled_for_this_platform_fetches_only_its_blobs(
-    registry: DistributionRegistry, proxy: FaultProxy, ctrpy: Ctrpy, tmp_path: Path
+    registry: DistributionRegistry, fault_proxy: FaultProxy, ctrpy: Ctrpy, tmp_path: Path
 ) -> None:
     other = "arm64" if HOST.architecture != "arm64" else "amd64"
     mine = host_image([file("arch", HOST.architecture.encode())])
     theirs = host_image([file("arch", other.encode() * 100)], architecture=other, variant=None)
     pushed = skopeo_push(registry, index_of([mine, theirs]), "interop/multi", "v1", tmp_path)
-    ref = f"{proxy.host}/{pushed.repo}:{pushed.tag}"
+    ref = f"{fault_proxy.host}/{pushed.repo}:{pushed.tag}"
     ctrpy("images", "pull", "-q", ref)
-    fetched = {r.path.rsplit("/", 1)[-1] for r in proxy.requests if r.method == "GET"}
+    fetched = {r.path.rsplit("/", 1)[-1] for r in fault_proxy.requests if r.method == "GET"}
     want, skip = pushed.images
     assert {b.digest for b in [want.manifest, want.config, *want.layers]} <= fetched
     assert not {b.digest for b in [skip.manifest, skip.config, *skip.layers]} & fetched

@@ -93,14 +93,10 @@ class ContentStoreAdapter:
     def open_writer(self, expected: str | None = None, expected_size: int | None = None) -> Any:
         return self.blobs.writer(expected, expected_size)
 
-    def write(
-        self,
-        data: bytes,
-        expected: str | None = None,
-        expected_size: int | None = None,
-        labels: dict[str, str] | None = None,
-    ) -> str:
-        return self.store.ingest(io.BytesIO(data), expected, expected_size, labels).digest
+    def write(self, data: bytes, expected: str | None = None, expected_size: int | None = None,
+              **store_options: Any) -> str:
+        """As the suite writes, and with what the namespaced store takes besides (``labels``)."""
+        return self.store.ingest(io.BytesIO(data), expected, expected_size, **store_options).digest
 
     def open(self, dgst: str) -> Any:
         return self.store.open(dgst)
