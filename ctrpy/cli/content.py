@@ -8,7 +8,7 @@ from ctrpy import filters
 from ctrpy.cli.context import App, pass_app
 from ctrpy.cli.group import examples, plain_group
 from ctrpy.cli.labelcmd import label_command
-from ctrpy.cli.options import filter_argument, list_options
+from ctrpy.cli.options import list_command
 from ctrpy.cli.params import Duration, parse_labels, stdin_binary, stdout_binary
 from ctrpy.cli.render import age, go_human_size, human_size, labels_cell, listing
 from ctrpy.content import Info
@@ -20,11 +20,8 @@ content = plain_group(
 )
 
 
-@content.command("ls", aliases=("list",))
-@list_options("the digests")
-@filter_argument
-@pass_app
-@examples("ctrpy content ls -q", "ctrpy content ls 'labels.\"containerd.io/uncompressed\"'")
+@list_command(content, "the digests", "ctrpy content ls -q",
+              "ctrpy content ls 'labels.\"containerd.io/uncompressed\"'", filtered=True)
 def ls(app: App, quiet: bool, as_json: bool, where: tuple[filters.Filter, ...]) -> None:
     """List blobs: DIGEST SIZE AGE LABELS, as ctr prints them (tab-separated, sizes as
     63.37MB); --json for exact sizes and times.

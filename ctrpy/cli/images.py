@@ -12,7 +12,7 @@ from ctrpy.cli.completion import complete_images, complete_import_formats
 from ctrpy.cli.context import App, pass_app
 from ctrpy.cli.group import examples, plain_group
 from ctrpy.cli.labelcmd import label_command
-from ctrpy.cli.options import filter_argument, list_options, platform_option, snapshotter_option
+from ctrpy.cli.options import list_command, platform_option, snapshotter_option
 from ctrpy.cli.params import open_input, parse_labels, stdout_binary
 from ctrpy.cli.render import human_size, labels_cell, listing
 from ctrpy.images.summary import ImageSummary
@@ -21,11 +21,8 @@ from ctrpy.oci import Matcher, Platform, mediatypes
 images = plain_group("images", "Manage images: list, import, export, tag, label and remove them.", "ctrpy images ls")
 
 
-@images.command("ls", aliases=("list",))
-@list_options("the image names")
-@filter_argument
-@pass_app
-@examples("ctrpy images ls -q", "ctrpy images ls 'name~=busybox' 'labels.\"team\"==infra'")
+@list_command(images, "the image names", "ctrpy images ls -q",
+              "ctrpy images ls 'name~=busybox' 'labels.\"team\"==infra'", filtered=True)
 def ls(app: App, quiet: bool, as_json: bool, where: tuple[filters.Filter, ...]) -> None:
     """List images: REF TYPE DIGEST SIZE PLATFORMS LABELS.
 

@@ -8,7 +8,7 @@ import click
 
 from ctrpy.cli.context import App, pass_app
 from ctrpy.cli.group import examples, plain_group
-from ctrpy.cli.options import list_options
+from ctrpy.cli.options import list_command
 from ctrpy.cli.params import Duration, parse_labels
 from ctrpy.cli.render import labels_cell, listing
 from ctrpy.metadata.leases import LABEL_EXPIRE, Lease, expiry_label
@@ -44,10 +44,7 @@ def create(app: App, lease_id: str | None, expires: float, labels: tuple[str, ..
     click.echo(app.client.leases.create(lease_id, label_map).id)
 
 
-@leases.command("ls", aliases=("list",))
-@list_options("the ids")
-@pass_app
-@examples("ctrpy leases ls")
+@list_command(leases, "the ids", "ctrpy leases ls")
 def ls(app: App, quiet: bool, as_json: bool) -> None:
     """List leases: ID CREATED AT LABELS."""
     listing(

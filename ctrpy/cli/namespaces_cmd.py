@@ -8,7 +8,7 @@ from ctrpy.cli.completion import complete_namespaces
 from ctrpy.cli.context import App, pass_app
 from ctrpy.cli.group import examples, plain_group
 from ctrpy.cli.labelcmd import label_command
-from ctrpy.cli.options import list_options
+from ctrpy.cli.options import list_command
 from ctrpy.cli.params import parse_labels
 from ctrpy.cli.render import labels_cell, listing
 from ctrpy.metadata import namespaces as ns_rules
@@ -18,10 +18,7 @@ namespaces = plain_group(
 )
 
 
-@namespaces.command("ls", aliases=("list",))
-@list_options("the names")
-@pass_app
-@examples("ctrpy ns ls")
+@list_command(namespaces, "the names", "ctrpy ns ls")
 def ls(app: App, quiet: bool, as_json: bool) -> None:
     """List namespaces: NAME LABELS."""
     listing(

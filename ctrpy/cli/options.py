@@ -9,7 +9,8 @@ import click
 
 from ctrpy import filters
 from ctrpy.cli.completion import complete_images, complete_snapshotters
-from ctrpy.cli.context import App
+from ctrpy.cli.context import App, pass_app
+from ctrpy.cli.group import AliasedGroup, examples
 from ctrpy.errors import FilterError
 
 PLATFORM_HELP = "Platform to use, e.g. linux/arm64 (repeatable; strict match)."
@@ -65,5 +66,21 @@ def list_options(what: str) -> Callable[[F], F]:
     def wrap(f: F) -> F:
         f = click.option("--json", "as_json", is_flag=True, help="Print a JSON envelope instead of a table.")(f)
         return click.option("-q", "--quiet", is_flag=True, help=f"Print only {what}.")(f)
+
+    return wrap
+
+
+def list_command(
+    group: AliasedGroup, what: str, *example_lines: str, filtered: bool = False
+) -> Callable[[Callable[..., Any]], click.Command]:
+    """A group's ``ls`` (alias ``list``) command: :func:`list_options` for ``what``, the
+    ``[FILTER]...`` argument when ``filtered``, the :class:`App`, and its examples.  The
+    function below gets ``app, quiet, as_json`` (and ``where``)."""
+
+    def wrap(f: Callable[..., Any]) -> click.Command:
+        f = pass_app(examples(*example_lines)(f))
+        if filtered:
+            f = filter_argument(f)
+        return group.command("ls", aliases=("list",))(list_options(what)(f))
 
     return wrap

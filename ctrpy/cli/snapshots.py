@@ -9,7 +9,7 @@ import click
 
 from ctrpy.cli.context import App, pass_app
 from ctrpy.cli.group import aliased_group, examples
-from ctrpy.cli.options import list_options, snapshotter_option
+from ctrpy.cli.options import list_command, snapshotter_option
 from ctrpy.cli.render import human_size, listing, table
 from ctrpy.snapshots import Snapshot, Snapshotter
 
@@ -41,10 +41,7 @@ def _info(s: Snapshot, snapshotter: str) -> dict[str, object]:
     }
 
 
-@snapshots.command("ls", aliases=("list",))
-@list_options("the keys")
-@pass_app
-@examples("ctrpy snapshots ls")
+@list_command(snapshots, "the keys", "ctrpy snapshots ls")
 def ls(app: App, quiet: bool, as_json: bool) -> None:
     """List snapshots: KEY PARENT KIND."""
     sn = _sn(app)
