@@ -288,7 +288,7 @@ class Client(RootFilesystems):
             result = read(ctx)
             wanted = {k: v for k, v in (labels or {}).items() if v}  # `k=` sets nothing on import
             for imported in result.images:  # refuse bad names and labels before unpacking anything
-                validate_image(Image(imported.name, imported.target, wanted))
+                validate_image(Image(imported.name, imported.target, labels=wanted))
             unpacker: Unpacker | None = None
             try:
                 walker = ctx.walker()
@@ -323,7 +323,7 @@ class Client(RootFilesystems):
             converted = converter.convert(img.name, img.target)
             t = converted.target
             new = Descriptor(t.media_type, t.digest, t.size, dict(img.target.annotations))
-            validate_image(Image(target, new, dict(img.labels)))
+            validate_image(Image(target, new, labels=dict(img.labels)))
             (recorded,) = self._record(converted.blobs, converted.labels, [(target, new)], dict(img.labels),
                                        replace=True)
         return recorded
@@ -357,7 +357,7 @@ class Client(RootFilesystems):
             for dgst, extra in blob_labels.items():
                 size = blobs.get(dgst)
                 content.record(conn, [(dgst, size if size is not None else self.root.blobs.size(dgst))], extra)
-            return [store.put(conn, Image(name, target, labels), merge=None if replace else labels)
+            return [store.put(conn, Image(name, target, labels=labels), merge=None if replace else labels)
                     for name, target in images]
 
     # registries -----------------------------------------------------------------
@@ -373,7 +373,7 @@ class Client(RootFilesystems):
             pulled = pull_image(ref, remote, opts, self.root.blobs, self.content, held, sn, self.progress)
             try:
                 wanted = {k: v for k, v in opts.labels.items() if v}
-                validate_image(Image(pulled.name, pulled.target, wanted))
+                validate_image(Image(pulled.name, pulled.target, labels=wanted))
                 (image,) = self._record(pulled.blobs, pulled.labels, [(pulled.name, pulled.target)], wanted)
             except BaseException:
                 pulled.rollback()

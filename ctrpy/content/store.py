@@ -7,7 +7,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from ctrpy import filters
@@ -15,6 +15,7 @@ from ctrpy.content.blobs import MAX_JSON, BlobStore
 from ctrpy.errors import ContentNotFound, DigestMismatch, InvalidArchive
 from ctrpy.metadata import namespaces
 from ctrpy.metadata.db import Database, dumps, loads_map, now
+from ctrpy.metadata.labels import Labelled, stored
 from ctrpy.metadata.labels import merge as merge_labels
 from ctrpy.metadata.labels import validate as validate_labels
 from ctrpy.metadata.leases import CONTENT, Held
@@ -23,16 +24,12 @@ from ctrpy.streams import CHUNK, RawReader
 
 
 @dataclass
-class Info:
+class Info(Labelled):
     digest: str
     size: int
-    labels: dict[str, str] = field(default_factory=dict)
-    created_at: str = ""
-    updated_at: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"digest": self.digest, "size": self.size, "labels": self.labels,
-                "createdAt": self.created_at, "updatedAt": self.updated_at}
+        return {"digest": self.digest, "size": self.size, **self.labelled_json()}
 
 
 def fields(info: Info) -> filters.Adaptor:
@@ -135,7 +132,7 @@ class ContentStore:
         if not rows or not self.blobs.exists(dgst):
             raise ContentNotFound(dgst)
         r = rows[0]
-        return Info(r["digest"], r["size"], loads_map(r["labels"]), r["created_at"], r["updated_at"])
+        return Info(r["digest"], r["size"], **stored(r))
 
     def exists(self, dgst: str) -> bool:
         try:
@@ -151,7 +148,7 @@ class ContentStore:
             "WHERE namespace = ? ORDER BY digest",
             (self.namespace,),
         )
-        infos = (Info(r["digest"], r["size"], loads_map(r["labels"]), r["created_at"], r["updated_at"]) for r in rows)
+        infos = (Info(r["digest"], r["size"], **stored(r)) for r in rows)
         return [i for i in infos if self.blobs.exists(i.digest) and where.match(fields(i))]
 
     def open(self, dgst: str) -> VerifyingReader:

@@ -6,35 +6,27 @@ import builtins
 import difflib
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ctrpy import filters
 from ctrpy.errors import ImageExists, ImageNotFound, InvalidArgument
 from ctrpy.metadata import namespaces
 from ctrpy.metadata.db import Database, dumps, loads_map, now
+from ctrpy.metadata.labels import Labelled, stored
 from ctrpy.metadata.labels import merge as merge_labels
 from ctrpy.metadata.labels import validate as validate_labels
 from ctrpy.oci import Descriptor, digest, reference
 
 
 @dataclass
-class Image:
+class Image(Labelled):
     name: str
     target: Descriptor
-    labels: dict[str, str] = field(default_factory=dict)
-    created_at: str = ""
-    updated_at: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """The record as ``--json`` and ``images inspect`` show it."""
-        return {
-            "name": self.name,
-            "target": self.target.to_json(),
-            "labels": self.labels,
-            "createdAt": self.created_at,
-            "updatedAt": self.updated_at,
-        }
+        return {"name": self.name, "target": self.target.to_json(), **self.labelled_json()}
 
 
 ImageRef = str | Image  # what every operation on an image takes: a name (looked up) or the record
@@ -87,7 +79,7 @@ def _forms(name: str) -> set[str]:
 
 def _row_to_image(r: sqlite3.Row) -> Image:
     target = Descriptor(r["media_type"], r["digest"], r["size"], loads_map(r["annotations"]))
-    return Image(r["name"], target, loads_map(r["labels"]), r["created_at"], r["updated_at"])
+    return Image(r["name"], target, **stored(r))
 
 
 _COLUMNS = "name, media_type, digest, size, annotations, labels, created_at, updated_at"
@@ -192,7 +184,7 @@ class ImageStore:
                 ).fetchone()
                 if exists and not force:
                     raise ImageExists(name)
-                out.append(self.put(conn, Image(name, src.target, dict(src.labels))))
+                out.append(self.put(conn, Image(name, src.target, labels=dict(src.labels))))
         return out
 
     def set_labels(self, name: str, labels: dict[str, str]) -> Image:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from ctrpy.errors import InvalidArgument
+from ctrpy.metadata.db import loads_map
 
 MAX_LABEL = 4096
 
@@ -28,3 +32,24 @@ def merge(existing: Mapping[str, str], changes: Mapping[str, str]) -> dict[str, 
             out.pop(k, None)
     validate(out)
     return out
+
+
+@dataclass(kw_only=True)
+class Labelled:
+    """What every record of the metadata database carries after the fields that name it
+    (an image, a blob, a snapshot): its labels, and when it was made and last changed
+    (RFC 3339, UTC).  The fields are keyword-only: ``Image(name, target, labels=...)``."""
+
+    labels: dict[str, str] = field(default_factory=dict)
+    created_at: str = ""
+    updated_at: str = ""
+
+    def labelled_json(self) -> dict[str, Any]:
+        """``labels``, ``createdAt`` and ``updatedAt``, as ``--json`` shows them."""
+        return {"labels": self.labels, "createdAt": self.created_at, "updatedAt": self.updated_at}
+
+
+def stored(row: sqlite3.Row) -> dict[str, Any]:
+    """A row's ``labels``, ``created_at`` and ``updated_at`` columns, as :class:`Labelled`
+    takes them (``Info(r["digest"], r["size"], **stored(r))``)."""
+    return {"labels": loads_map(row["labels"]), "created_at": row["created_at"], "updated_at": row["updated_at"]}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import builtins
 import secrets
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -20,6 +20,7 @@ from ctrpy.archive.treeops import remove_tree, tree_usage
 from ctrpy.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from ctrpy.metadata import namespaces
 from ctrpy.metadata.db import Database, dumps, loads_map, now
+from ctrpy.metadata.labels import Labelled, stored
 from ctrpy.metadata.labels import merge as merge_labels
 from ctrpy.metadata.leases import Held, rename_snapshot
 
@@ -27,26 +28,16 @@ Kind = Literal["active", "committed", "view"]
 
 
 @dataclass
-class Snapshot:
+class Snapshot(Labelled):
     key: str
     parent: str
     kind: Kind
-    labels: dict[str, str] = field(default_factory=dict)
     dir: str = ""  # the snapshot's directory name under snapshots/
-    created_at: str = ""
-    updated_at: str = ""
 
     def to_json(self, snapshotter: str) -> dict[str, Any]:
         """One ``snapshots ls --json`` item (the envelope's lower camel case keys)."""
-        return {
-            "key": self.key,
-            "parent": self.parent,
-            "kind": self.kind,
-            "labels": self.labels,
-            "createdAt": self.created_at,
-            "updatedAt": self.updated_at,
-            "snapshotter": snapshotter,
-        }
+        return {"key": self.key, "parent": self.parent, "kind": self.kind, **self.labelled_json(),
+                "snapshotter": snapshotter}
 
 
 @dataclass
@@ -92,8 +83,7 @@ class Snapshotter:
         if not rows:
             return None
         r = rows[0]
-        return Snapshot(r["key"], r["parent"], r["kind"], loads_map(r["labels"]), r["dir"],
-                        r["created_at"], r["updated_at"])
+        return Snapshot(r["key"], r["parent"], r["kind"], r["dir"], **stored(r))
 
     def stat(self, key: str) -> Snapshot:
         snap = self._row(key)
@@ -127,8 +117,7 @@ class Snapshotter:
             "WHERE snapshotter = ? AND namespace = ? ORDER BY key",
             (self.name, self.namespace),
         )
-        return [Snapshot(r["key"], r["parent"], r["kind"], loads_map(r["labels"]), r["dir"],
-                         r["created_at"], r["updated_at"]) for r in rows]
+        return [Snapshot(r["key"], r["parent"], r["kind"], r["dir"], **stored(r)) for r in rows]
 
     def chain(self, key: str) -> builtins.list[Snapshot]:
         """The snapshot and its ancestors, topmost first."""
@@ -166,7 +155,7 @@ class Snapshotter:
             if p.kind != "committed":
                 raise FailedPrecondition(f"parent snapshot {parent!r} is not committed")
         dirname = secrets.token_hex(8)
-        snap = Snapshot(key, parent, kind, dict(labels or {}), dirname)
+        snap = Snapshot(key, parent, kind, dirname, labels=dict(labels or {}))
         with self.db.transaction() as conn:
             if self._exists_in(conn, key):
                 raise AlreadyExists(f"snapshot {key!r} already exists")

@@ -20,7 +20,7 @@ BUSYBOX = "docker.io/library/busybox:latest"
 
 
 def img(name: str = BUSYBOX, dgst: str = D1, labels: dict[str, str] | None = None, size: int = 100) -> Image:
-    return Image(name, Descriptor(MANIFEST, dgst, size), dict(labels or {}))
+    return Image(name, Descriptor(MANIFEST, dgst, size), labels=dict(labels or {}))
 
 
 @pytest.fixture
