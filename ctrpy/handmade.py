@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
 from ctrpy import gc
 from ctrpy.content import ContentStore
@@ -35,14 +36,14 @@ DIFF_MEDIA_TYPES = (mediatypes.OCI_LAYER_GZIP, mediatypes.OCI_LAYER_ZSTD, mediat
 LeaseFactory = Callable[[str], AbstractContextManager[Held]]
 
 
+@dataclass(eq=False)
 class HandSnapshots:
     """The snapshots of one snapshotter, as a user handles them."""
 
-    def __init__(self, sn: Snapshotter, blobs: BlobStore, content: ContentStore, lease: LeaseFactory):
-        self.sn = sn
-        self.blobs = blobs
-        self.content = content
-        self.lease = lease
+    sn: Snapshotter
+    blobs: BlobStore
+    content: ContentStore
+    lease: LeaseFactory
 
     def _made(self, key: str, parent: str, labels: dict[str, str] | None, kind: str) -> Snapshot:
         wanted = {**gc.root_label(), **(labels or {})}

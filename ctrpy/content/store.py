@@ -115,11 +115,14 @@ class RawContent:
         return parse_json(self.blobs.read_small(dgst), f"content {dgst}")
 
 
+@dataclass(eq=False)
 class ContentStore:
-    def __init__(self, blobs: BlobStore, db: Database, namespace: str):
-        self.blobs = blobs
-        self.db = db
-        self.namespace = namespace
+    """The blobs of one namespace: the shared bytes of ``blobs``, this namespace's rows
+    (visibility, labels) in ``db``."""
+
+    blobs: BlobStore
+    db: Database
+    namespace: str
 
     # reading -------------------------------------------------------------
     def info(self, dgst: str) -> Info:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ctrpy.content.blobs import MAX_JSON
@@ -60,13 +61,13 @@ def _read_metadata(root: Path, rel: str) -> bytes | None:
     return data
 
 
+@dataclass(eq=False)
 class _Copier:
     """Copies the blobs the walk reaches from the layout into the store."""
 
-    def __init__(self, root: Path, ctx: ImportContext, contents: ArchiveContents):
-        self.root = root
-        self.ctx = ctx
-        self.contents = contents
+    root: Path
+    ctx: ImportContext
+    contents: ArchiveContents
 
     def copy(self, desc: Descriptor) -> None:
         dgst = desc.digest
