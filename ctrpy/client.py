@@ -170,6 +170,7 @@ class Client(RootFilesystems):
     def ingest(
         self,
         stream: BinaryIO,
+        *,
         expected: str | None = None,
         expected_size: int | None = None,
         labels: dict[str, str] | None = None,
@@ -182,7 +183,8 @@ class Client(RootFilesystems):
 
         wanted = {**root_label(), **(labels or {})}
         with self.lease("ingest") as held:
-            return self.content.ingest(stream, expected, expected_size, wanted, held)
+            return self.content.ingest(stream, expected=expected, expected_size=expected_size, labels=wanted,
+                                       lease=held)
 
     # images -------------------------------------------------------------------
     def image(self, image: ImageRef) -> Image:

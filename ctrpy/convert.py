@@ -121,32 +121,29 @@ def _rewritten(doc: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _default_workers() -> int:
+    return min(2, os.cpu_count() or 1)
+
+
+@dataclass(eq=False)
 class Converter:
     """Converts one image; reads through ``content`` (this namespace), writes raw blobs
-    held by ``lease``."""
+    held by ``lease``; ``workers`` layers at a time."""
 
-    def __init__(
-        self,
-        content: ContentStore,
-        blobs: BlobStore,
-        lease: Held,
-        options: ConvertOptions,
-        progress: Sink = null_sink,
-        find_labelled: LabelLookup | None = None,
-        workers: int | None = None,
-    ):
-        options.check()
-        self.content = content
-        self.blobs = blobs
-        self.lease = lease
-        self.options = options
-        self.progress = progress
-        self.find_labelled = find_labelled
-        self.workers = workers or min(2, os.cpu_count() or 1)
-        self.walker = Walker(content.read_json, content.exists)
-        self.written = Walker(RawContent(blobs).read_json, blobs.exists)  # reads what this wrote
-        self.result = Converted(Descriptor("", "", 0))
-        self._layers: dict[str, LayerBlob | None] = {}
+    content: ContentStore
+    blobs: BlobStore
+    lease: Held
+    options: ConvertOptions
+    progress: Sink = null_sink
+    find_labelled: LabelLookup | None = None
+    workers: int = field(default_factory=_default_workers)
+    result: Converted = field(init=False, default_factory=lambda: Converted(Descriptor("", "", 0)))
+    _layers: dict[str, LayerBlob | None] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.options.check()
+        self.walker = Walker(self.content.read_json, self.content.exists)
+        self.written = Walker(RawContent(self.blobs).read_json, self.blobs.exists)  # reads what this wrote
 
     # -- the whole image ----------------------------------------------------------------------
     def convert(self, name: str, target: Descriptor) -> Converted:

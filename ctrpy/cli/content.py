@@ -63,7 +63,7 @@ def ingest(app: App, expected_digest: str | None, expected_size: int | None, lab
     if expected_digest is not None:
         _digest.validate(expected_digest)
     label_map = parse_labels(labels)
-    info = app.client.ingest(stdin_binary(), expected_digest, expected_size, label_map)
+    info = app.client.ingest(stdin_binary(), expected=expected_digest, expected_size=expected_size, labels=label_map)
     click.echo(info.digest)
 
 

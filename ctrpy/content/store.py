@@ -170,6 +170,7 @@ class ContentStore:
     def ingest(
         self,
         stream: BinaryIO,
+        *,
         expected: str | None = None,
         expected_size: int | None = None,
         labels: dict[str, str] | None = None,

@@ -96,7 +96,7 @@ class ContentStoreAdapter:
     def write(self, data: bytes, expected: str | None = None, expected_size: int | None = None,
               **store_options: Any) -> str:
         """As the suite writes, and with what the namespaced store takes besides (``labels``)."""
-        return self.store.ingest(io.BytesIO(data), expected, expected_size, **store_options).digest
+        return self.store.ingest(io.BytesIO(data), expected=expected, expected_size=expected_size, **store_options).digest
 
     def open(self, dgst: str) -> Any:
         return self.store.open(dgst)
