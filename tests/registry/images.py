@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,7 +23,7 @@ from tests.registry.distribution import DistributionRegistry
 PushItem = Image | BuiltImage | IndexBlob
 
 
-@dataclass
+@dataclass(frozen=True)
 class Pushed:
     """What a push put where: ``ref`` is ``host/repo:tag``."""
 
@@ -31,7 +31,7 @@ class Pushed:
     repo: str
     tag: str
     manifest: Blob
-    images: list[BuiltImage] = field(default_factory=list)
+    images: tuple[BuiltImage, ...]  # the index's images in order, or the one image
 
     @property
     def ref(self) -> str:
@@ -93,8 +93,8 @@ def skopeo_push(
     run(*args, env={**os.environ, "HOME": str(workdir)}, timeout=300)
     archive.unlink(missing_ok=True)
     if isinstance(built, IndexBlob):
-        return Pushed(registry.host, repo, tag, built, list(built.images))
-    return Pushed(registry.host, repo, tag, built.manifest, [built])
+        return Pushed(registry.host, repo, tag, built, tuple(built.images))
+    return Pushed(registry.host, repo, tag, built.manifest, (built,))
 
 
 # ---------------------------------------------------------------------------------------------
