@@ -50,8 +50,11 @@ class CtrpyError(Exception):
 
     def within(self, where: str) -> Self:
         """Say where the error happened (added by each layer it passes, outermost last,
-        printed first).  Returns the error itself: ``raise err.within("...")``."""
-        if where and (not self.context or self.context[0] != where):
+        printed first).  Returns the error itself: ``raise err.within("...")``.  A place
+        already said, just inside or at the start of the message, is not said again."""
+        if where and (not self.context or self.context[0] != where) and not (
+            not self.context and self.message.startswith(where + " ")
+        ):
             self.context.insert(0, where)
         return self
 

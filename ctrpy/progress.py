@@ -70,12 +70,16 @@ class BytesWritten:
     total: int | None = None
 
 
+FINISHED_STATES = frozenset({"done", "exists", "mounted"})
+
+
 @dataclass(frozen=True)
 class Transfer:
     """One blob moving to or from a registry (pull, push, content fetch).
 
     ``state`` is ctr's word for it: ``resolving``, ``waiting``, ``downloading`` or
-    ``uploading``, ``exists`` (already there: nothing moved), ``done``, ``failed``.
+    ``uploading``, ``exists`` (already there: nothing moved), ``mounted`` (a push: the
+    registry took it from another of its repositories), ``done``, ``failed``.
     ``ref`` is what ctr shows in its first column (``manifest-sha256:...``,
     ``layer-sha256:...``, ``config-sha256:...``, ``index-sha256:...``)."""
 
@@ -84,6 +88,11 @@ class Transfer:
     state: str
     done: int = 0
     total: int | None = None
+
+    @property
+    def finished(self) -> bool:
+        """It has arrived (or was there already): nothing more will move."""
+        return self.state in FINISHED_STATES
 
 
 @dataclass(frozen=True)

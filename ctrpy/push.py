@@ -284,7 +284,7 @@ class Pusher:
             if source is not None:
                 result = self.registry.mount_blob(d, source)
                 if result.mounted:
-                    self._emit(d, "done", d.size)
+                    self._emit(d, "mounted", d.size)
                     return "mounted"
                 session = result.session
             self._emit(d, "uploading")

@@ -12,6 +12,16 @@ from typing import Any, NamedTuple, TypeVar
 
 import click
 
+COMMAND_KEY = "ctrpy.command"
+"""Where :meth:`AliasedGroup.resolve_command` leaves the command being run, in the
+``meta`` every context of one invocation shares (the error hints read its options)."""
+
+
+def running_command(ctx: click.Context) -> click.Command | None:
+    """The innermost command this invocation resolved (``push`` for ``ctrpy images push``)."""
+    cmd = ctx.meta.get(COMMAND_KEY)
+    return cmd if isinstance(cmd, click.Command) else None
+
 
 class AliasedGroup(click.Group):
     """Commands carry ``aliases``; help lists ``ls, list``; unknown names list the valid ones."""
@@ -71,7 +81,10 @@ class AliasedGroup(click.Group):
                 raise
             # click suggests from the commands loaded so far; the lazy ones count as well
             raise no_such(e.command_name, possibilities=self.list_commands(ctx), ctx=e.ctx) from None
+        if cmd is not None:
+            ctx.meta[COMMAND_KEY] = cmd  # the last one resolved is the command that runs
         return (cmd.name if cmd else None), cmd, rest
+
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []

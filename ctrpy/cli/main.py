@@ -23,7 +23,7 @@ import click
 import ctrpy
 from ctrpy.cli.completion import complete_namespaces
 from ctrpy.cli.context import App
-from ctrpy.cli.group import AliasedGroup, examples
+from ctrpy.cli.group import AliasedGroup, examples, running_command
 from ctrpy.cli.progress import MODES
 from ctrpy.cli.render import message_line
 from ctrpy.errors import (
@@ -59,15 +59,24 @@ REMOTE_HINTS = {
 }
 
 
-def hint(e: CtrpyError) -> str:
+def options_of(cmd: click.Command | None) -> frozenset[str] | None:
+    """The option names ``cmd`` takes (``--platform``, ``-q``...); None when unknown."""
+    if cmd is None:
+        return None
+    return frozenset(o for p in cmd.params if isinstance(p, click.Option) for o in (*p.opts, *p.secondary_opts))
+
+
+def hint(e: CtrpyError, offered: frozenset[str] | None = None) -> str:
     """What the user can do about ``e``, in the CLI's own words (its flags): the library
-    carries the data, this is the one place that names flags."""
+    carries the data, this is the one place that names flags.  ``offered``: the options of
+    the command that failed, when known; a hint names only flags it takes."""
     if isinstance(e, PlatformContentMissing):
         if e.all_platforms:
             return "--all-platforms needs every platform's content"
         return "import or pull it with --platform or --all-platforms"
     if isinstance(e, PlatformNotFound):
-        return "use --platform or --all-platforms"
+        flags = [f for f in ("--platform", "--all-platforms") if offered is None or f in offered]
+        return "use " + " or ".join(flags) if flags else ""
     if isinstance(e, ImageExists):
         return "use --force to replace it"
     if isinstance(e, ImageNotFound) and e.suggestions:
@@ -83,8 +92,8 @@ def hint(e: CtrpyError) -> str:
     return ""
 
 
-def with_hint(e: CtrpyError) -> str:
-    text = hint(e)
+def with_hint(e: CtrpyError, offered: frozenset[str] | None = None) -> str:
+    text = hint(e, offered)
     return f"{e} ({text})" if text else str(e)
 
 
@@ -138,7 +147,7 @@ class RootGroup(AliasedGroup):
             raise
         except CtrpyError as e:
             self._maybe_trace(ctx)
-            raise CommandFailed(with_hint(e)) from e
+            raise CommandFailed(with_hint(e, options_of(running_command(ctx)))) from e
         except BrokenPipeError as e:
             if not _stdout_reader_gone():
                 self._maybe_trace(ctx)

@@ -331,7 +331,7 @@ class _Bars:
                 self._transfers[event.ref] = p.add_task(event.ref, total=event.total, size=text, detail=event.state)
             task = self._transfers[event.ref]
             p.update(task, completed=event.done, total=event.total, size=text, detail=event.state)
-            if event.state in ("done", "exists"):
+            if event.finished:
                 self._complete(task)
         elif isinstance(event, BytesWritten):
             text = _bytes(event.done, event.total)

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import click
 
-from ctrpy.errors import InvalidArgument
+from ctrpy.errors import CtrpyError, InvalidArgument
 from ctrpy.remote.options import RemoteOptions, split_user
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -52,10 +52,21 @@ def _read_password_stdin() -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
+def _on_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
 def _prompt_password(user: str) -> str | None:
-    if not sys.stdin.isatty():
+    """The password typed at a prompt (on a terminal only).  Ctrl-C there is an interrupt
+    like anywhere else (exit 130); Ctrl-D gives no password, which is an error."""
+    if not _on_terminal():
         return None
-    return str(click.prompt(f"Password for {user}", hide_input=True, err=True))
+    try:
+        return str(click.prompt(f"Password for {user}", hide_input=True, err=True))
+    except click.Abort as e:  # click's answer to both keys
+        if isinstance(e.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        raise CtrpyError(f"no password given for {user}") from None  # bad input: exit 1
 
 
 def _headers(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:

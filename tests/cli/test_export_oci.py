@@ -499,6 +499,15 @@ def test_export_for_a_platform_a_single_manifest_image_is_not_for_is_an_error(ru
     assert leftovers(workdir) == []
 
 
+
+def test_a_platform_the_image_lacks_names_the_image_once_and_both_platform_flags(run: Cli) -> None:
+    store(run, host_image([file("a", b"a")]).build(), "docker.io/library/plat:v1")
+    r = run.fails("images", "export", "--platform", f"linux/{OTHER_ARCH}", str(run.workdir / "o.tar"), "plat:v1")
+    line = r.stderr.strip()
+    assert line.count("docker.io/library/plat:v1") == 1, line
+    assert line.endswith("(use --platform or --all-platforms)"), line
+
+
 def test_export_onto_a_directory_names_out_and_not_a_temp_file(run: Cli, busybox: BuiltImage, workdir: Path) -> None:
     out = workdir / "outdir"
     out.mkdir()

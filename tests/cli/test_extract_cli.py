@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helpers import APP, Cli, app_image, lying_image
+from tests.helpers import APP, OTHER_ARCH, Cli, app_image, lying_image
 from tests.treecmp import files
 
 
@@ -48,3 +48,9 @@ def test_extract_of_a_lying_image_fails(run: Cli, tmp_path: Path) -> None:
     run.fails("images", "extract", APP, str(tmp_path / "rootfs"), match="config says diffID")
 
 
+def test_a_platform_the_image_lacks_is_hinted_with_the_flags_extract_takes(run: Cli, tmp_path: Path) -> None:
+    run.imported(app_image())
+    r = run.fails("images", "extract", "--platform", f"linux/{OTHER_ARCH}", APP, str(tmp_path / "out"),
+                  match=f"linux/{OTHER_ARCH}")
+    assert r.stderr.strip().endswith("(use --platform)"), r.stderr  # extract has no --all-platforms
+    assert not (tmp_path / "out").exists()

@@ -3,10 +3,15 @@ RemoteOptions for pull, push and fetch."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import click
 import pytest
 from click.testing import CliRunner
 
+from ctrpy.cli import registry_flags
+from ctrpy.cli.main import cli
 from ctrpy.cli.registry_flags import registry_options
 from ctrpy.remote.options import RemoteOptions
 
@@ -45,6 +50,43 @@ def test_a_user_without_password_off_a_terminal_is_not_prompted() -> None:
     code, output, opts = run("-u", "carol")
     assert code == 0 and "Password" not in output
     assert opts is not None and (opts.user, opts.password) == ("carol", None)
+
+
+
+def _prompt_answering(key: type[BaseException]) -> Callable[..., str]:
+    """click.prompt as it behaves when the user presses Ctrl-C (KeyboardInterrupt) or
+    Ctrl-D (EOFError) at it."""
+
+    def prompt(*args: Any, **kwargs: Any) -> str:
+        try:
+            raise key
+        except key:
+            raise click.Abort() from None
+
+    return prompt
+
+
+def test_the_password_is_asked_for_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry_flags, "_on_terminal", lambda: True)
+    monkeypatch.setattr(click, "prompt", lambda text, **kw: f"typed for {text}")
+    _, _, opts = run("-u", "dave")
+    assert opts is not None and opts.password == "typed for Password for dave"
+
+
+def test_ctrl_c_at_the_password_prompt_is_an_interrupt(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry_flags, "_on_terminal", lambda: True)
+    monkeypatch.setattr(click, "prompt", _prompt_answering(KeyboardInterrupt))
+    r = CliRunner().invoke(cli, ["images", "pull", "-u", "erin", "127.0.0.1:1/x:1"])
+    assert r.exit_code == 130
+    assert r.stderr.strip() == "ctrpy: interrupted"
+
+
+def test_ctrl_d_at_the_password_prompt_is_an_error_naming_the_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry_flags, "_on_terminal", lambda: True)
+    monkeypatch.setattr(click, "prompt", _prompt_answering(EOFError))
+    r = CliRunner().invoke(cli, ["images", "pull", "-u", "frank", "127.0.0.1:1/x:1"])
+    assert r.exit_code == 1
+    assert r.stderr.strip() == "ctrpy: error: no password given for frank"
 
 
 @pytest.mark.parametrize(("args", "names"), [

@@ -26,6 +26,7 @@ from ctrpy.errors import (
 )
 from ctrpy.formats import ImportOptions
 from ctrpy.oci import Matcher, Platform, mediatypes
+from ctrpy.progress import Transfer
 from ctrpy.push import SOURCE_LABEL, PushOptions, mount_candidate, plan, ref_key, select
 from ctrpy.remote import AuthError, ConnectionFailed, RemoteOptions, UploadError
 from tests.builders import BuiltImage, IndexBlob, Layer, OCILayout, file, index_of
@@ -208,6 +209,20 @@ def test_a_blob_labelled_with_another_repository_is_mounted_from_it(
     assert {parse_qs(p.query)["from"][0] for p in posts} == {f"{repo}-source"}
     assert fault_proxy.count("PUT", BLOB_PUT) == 0
     assert result.count("mounted") == 1 + len(img.layers)
+
+
+
+def test_a_mounted_blobs_progress_ends_mounted(client: Client, fault_proxy: FaultProxy, repo: str) -> None:
+    img = app_image(repo)
+    imported(client, img)
+    client.push(f"{fault_proxy.host}/{repo}-source:v1", APP)
+    client.content.set_labels(img.layers[0].digest, {SOURCE_LABEL + fault_proxy.host: f"{repo}-source"})
+    events: list[object] = []
+    Client(client.root, progress=events.append).push(f"{fault_proxy.host}/{repo}-target:v1", APP)
+    last = {e.digest: e for e in events if isinstance(e, Transfer)}
+    assert last[img.layers[0].digest].state == "mounted"
+    assert last[img.layers[0].digest].finished
+    assert last[img.config.digest].state == "done"  # not labelled with a source: uploaded
 
 
 def test_a_mount_the_registry_answers_with_a_session_uploads_into_it(
