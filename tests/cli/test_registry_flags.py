@@ -73,20 +73,17 @@ def test_the_password_is_asked_for_on_a_terminal(monkeypatch: pytest.MonkeyPatch
     assert opts is not None and opts.password == "typed for Password for dave"
 
 
-def test_ctrl_c_at_the_password_prompt_is_an_interrupt(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("key", "user", "code", "line"), [
+    (KeyboardInterrupt, "erin", 130, "ctrpy: interrupted"),  # Ctrl-C: an interrupt, as anywhere else
+    (EOFError, "frank", 1, "ctrpy: error: no password given for frank"),  # Ctrl-D: no password
+])
+def test_a_key_that_closes_the_password_prompt_ends_the_pull(
+    monkeypatch: pytest.MonkeyPatch, key: type[BaseException], user: str, code: int, line: str
+) -> None:
     monkeypatch.setattr(registry_flags, "_on_terminal", lambda: True)
-    monkeypatch.setattr(click, "prompt", _prompt_answering(KeyboardInterrupt))
-    r = CliRunner().invoke(cli, ["images", "pull", "-u", "erin", "127.0.0.1:1/x:1"])
-    assert r.exit_code == 130
-    assert r.stderr.strip() == "ctrpy: interrupted"
-
-
-def test_ctrl_d_at_the_password_prompt_is_an_error_naming_the_user(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(registry_flags, "_on_terminal", lambda: True)
-    monkeypatch.setattr(click, "prompt", _prompt_answering(EOFError))
-    r = CliRunner().invoke(cli, ["images", "pull", "-u", "frank", "127.0.0.1:1/x:1"])
-    assert r.exit_code == 1
-    assert r.stderr.strip() == "ctrpy: error: no password given for frank"
+    monkeypatch.setattr(click, "prompt", _prompt_answering(key))
+    r = CliRunner().invoke(cli, ["images", "pull", "-u", user, "127.0.0.1:1/x:1"])
+    assert (r.exit_code, r.stderr.strip()) == (code, line)
 
 
 @pytest.mark.parametrize(("args", "names"), [
